@@ -1,0 +1,1 @@
+"""Plumbing shared by every aduan processor: settings, topic catalog, Kafka, codecs, metrics."""

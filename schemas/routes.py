@@ -1,0 +1,33 @@
+"""``aduan.routes.v1``: a complaint handed to the agency responsible for it."""
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from schemas.base import Event, UtcDatetime
+from schemas.sla import Clock
+
+
+class RouteEventType(StrEnum):
+    routed = "routed"
+    rerouted = "rerouted"
+
+
+class RouteEvent(Event):
+    event_id: str = Field(description="deterministic id; consumers may dedup on it")
+    event_type: RouteEventType
+    complaint_id: str = Field(description="message_id of the complaint")
+    thread_key: str
+    agency_id: str
+    agency_kind: str
+    region_code: str
+    category: str
+    subcategory: str | None = None
+    urgency: str
+    text_excerpt: str = Field(description="masked text, truncated")
+    due: dict[Clock, UtcDatetime] = Field(description="due time of every running clock")
+    policy: str
+    channels: list[str] = Field(default_factory=list, description="agency notification channels")
+    routed_at: UtcDatetime
+    previous_agency_id: str | None = None
+    reason: str | None = None
