@@ -1,0 +1,147 @@
+"""Every Prometheus metric aduan exports, declared once.
+
+Base units (seconds, bytes), ``aduan_`` prefix, ``_total`` counters. Labels are bounded:
+platform, outcome, processor, reason, topic, partition, kind, category, agency_kind and agency
+ids from the registry; never a message, complaint or user id. ``docs/metrics.md`` is generated
+from this module (``python -m common.metrics``) and a test keeps it in sync."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+PIPELINE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+BUSINESS_HOURS_BUCKETS = (0.25, 0.5, 1, 2, 4, 8, 16, 24, 40, 80, 120)
+
+# --- ingest -------------------------------------------------------------------------------
+WEBHOOK_REQUESTS = Counter(
+    "aduan_webhook_requests_total",
+    "Webhook HTTP requests by platform and outcome (accepted, verified, forged, too_large, "
+    "malformed, unsupported_media_type, unknown_account, broker_unavailable, replayed, "
+    "bad_verify_token).",
+    ["platform", "outcome"],
+)
+WEBHOOK_ENTRIES = Counter(
+    "aduan_webhook_entries_total",
+    "Entries inside accepted deliveries by platform and outcome (message, duplicate, skipped, "
+    "rejected).",
+    ["platform", "outcome"],
+)
+WEBHOOK_LATENCY = Histogram(
+    "aduan_webhook_request_duration_seconds",
+    "Time from request received to response sent.",
+    ["platform"],
+    buckets=LATENCY_BUCKETS,
+)
+PRODUCE_LATENCY = Histogram(
+    "aduan_produce_duration_seconds",
+    "Time for Kafka to acknowledge a produced record (acks=all).",
+    ["topic"],
+    buckets=LATENCY_BUCKETS,
+)
+
+# --- every processor ----------------------------------------------------------------------
+MESSAGES_IN = Counter(
+    "aduan_messages_in_total", "Records consumed by a processor.", ["processor", "topic"]
+)
+MESSAGES_OUT = Counter(
+    "aduan_messages_out_total", "Records produced by a processor.", ["processor", "topic"]
+)
+DEAD_LETTERS = Counter(
+    "aduan_dead_letters_total",
+    "Records sent to aduan.deadletter.v1, by stage and reason.",
+    ["processor", "reason"],
+)
+PROCESSING_LATENCY = Histogram(
+    "aduan_pipeline_latency_seconds",
+    "Age of a message when a processor wrote its output, measured from the platform's time "
+    "(since='platform') and from ingest's receipt (since='received').",
+    ["processor", "since"],
+    buckets=PIPELINE_BUCKETS,
+)
+BATCH_DURATION = Histogram(
+    "aduan_batch_duration_seconds",
+    "Time to process and durably write one consumed batch.",
+    ["processor"],
+    buckets=LATENCY_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "aduan_consumer_lag_messages",
+    "High watermark minus committed position, per input topic and partition.",
+    ["processor", "topic", "partition"],
+)
+
+# --- classify -----------------------------------------------------------------------------
+CLASSIFIED = Counter(
+    "aduan_classified_total",
+    "Classified messages by kind, category and agency kind.",
+    ["kind", "category", "agency_kind"],
+)
+LOW_CONFIDENCE = Counter(
+    "aduan_classified_low_confidence_total",
+    "Classified messages whose confidence was below the review threshold.",
+    ["agency_kind"],
+)
+
+# --- route --------------------------------------------------------------------------------
+ROUTED = Counter("aduan_routed_total", "Complaints routed, by agency.", ["agency_id", "agency_kind"])
+OPEN_COMPLAINTS = Gauge(
+    "aduan_open_complaints", "Complaints with a running clock, by agency.", ["agency_id"]
+)
+SLA_EVENTS = Counter(
+    "aduan_sla_events_total",
+    "SLA events emitted (warning, overdue, escalated, responded, ...), by agency and clock.",
+    ["agency_id", "event_type", "clock"],
+)
+RESPONSE_BUSINESS_HOURS = Histogram(
+    "aduan_response_business_hours",
+    "Agency response time in business hours (office hours of its calendar).",
+    ["agency_id", "clock"],
+    buckets=BUSINESS_HOURS_BUCKETS,
+)
+TIMER_LAG = Histogram(
+    "aduan_timer_lag_seconds",
+    "How late a deadline event fired after its due time.",
+    buckets=LATENCY_BUCKETS,
+)
+
+ALL = (
+    WEBHOOK_REQUESTS,
+    WEBHOOK_ENTRIES,
+    WEBHOOK_LATENCY,
+    PRODUCE_LATENCY,
+    MESSAGES_IN,
+    MESSAGES_OUT,
+    DEAD_LETTERS,
+    PROCESSING_LATENCY,
+    BATCH_DURATION,
+    CONSUMER_LAG,
+    CLASSIFIED,
+    LOW_CONFIDENCE,
+    ROUTED,
+    OPEN_COMPLAINTS,
+    SLA_EVENTS,
+    RESPONSE_BUSINESS_HOURS,
+    TIMER_LAG,
+)
+
+
+def render_markdown() -> str:
+    lines = [
+        "# Metrics",
+        "",
+        "Generated from `common/metrics.py` by `python -m common.metrics > docs/metrics.md`; "
+        "a test fails when this file drifts. Every service serves them on `/metrics`.",
+        "",
+        "| metric | type | labels | meaning |",
+        "|---|---|---|---|",
+    ]
+    for m in ALL:
+        name = m._name + ("_total" if m._type == "counter" else "")
+        labels = ", ".join(f"`{label}`" for label in m._labelnames) or "–"
+        lines.append(f"| `{name}` | {m._type} | {labels} | {m._documentation} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")
