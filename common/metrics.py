@@ -11,7 +11,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 PIPELINE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
-BUSINESS_HOURS_BUCKETS = (0.25, 0.5, 1, 2, 4, 8, 16, 24, 40, 80, 120)
+HOUR = 3600.0
+BUSINESS_TIME_BUCKETS = tuple(h * HOUR for h in (0.25, 0.5, 1, 2, 4, 8, 16, 24, 40, 80, 120))
 
 # --- ingest -------------------------------------------------------------------------------
 WEBHOOK_REQUESTS = Counter(
@@ -93,11 +94,11 @@ SLA_EVENTS = Counter(
     "SLA events emitted (warning, overdue, escalated, responded, ...), by agency and clock.",
     ["agency_id", "event_type", "clock"],
 )
-RESPONSE_BUSINESS_HOURS = Histogram(
-    "aduan_response_business_hours",
-    "Agency response time in business hours (office hours of its calendar).",
+RESPONSE_BUSINESS_TIME = Histogram(
+    "aduan_response_business_time_seconds",
+    "Agency response time counted in its business calendar's open hours (seconds).",
     ["agency_id", "clock"],
-    buckets=BUSINESS_HOURS_BUCKETS,
+    buckets=BUSINESS_TIME_BUCKETS,
 )
 TIMER_LAG = Histogram(
     "aduan_timer_lag_seconds",
@@ -121,7 +122,7 @@ ALL = (
     ROUTED,
     OPEN_COMPLAINTS,
     SLA_EVENTS,
-    RESPONSE_BUSINESS_HOURS,
+    RESPONSE_BUSINESS_TIME,
     TIMER_LAG,
 )
 

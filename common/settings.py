@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ADUAN_", env_file=None, secrets_dir=None, extra="ignore"
+        env_prefix="ADUAN_", env_file=None, extra="ignore", populate_by_name=True
     )
 
     bootstrap_servers: str = Field(
@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     produce_timeout_s: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=3 * 1024 * 1024, gt=0)
 
+    rebalance_timeout_s: float = Field(
+        default=10.0, gt=0, description="faust broker_rebalance_timeout; first join takes ~half"
+    )
     demo_rate: float = Field(default=2.0, gt=0, description="demo webhooks per second")
 
 

@@ -1,0 +1,40 @@
+"""Operational HTTP endpoints every service serves: ``/metrics``, ``/healthz``, ``/readyz``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+Readiness = Callable[[], tuple[bool, str]]
+
+
+def add_ops_routes(app: web.Application, readiness: Readiness) -> None:
+    async def metrics_view(_: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ready, detail = readiness()
+        return web.json_response(
+            {"status": "ready" if ready else "not_ready", "detail": detail},
+            status=200 if ready else 503,
+        )
+
+    app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+
+async def start_ops_server(host: str, port: int, readiness: Readiness) -> web.AppRunner:
+    """Serve the ops endpoints alone (for processors that have no HTTP API of their own)."""
+    app = web.Application()
+    add_ops_routes(app, readiness)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -1,0 +1,164 @@
+"""``python -m services.demo`` (what ``make run`` starts): the whole pipeline with demo traffic.
+
+Starts the embedded broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set, the three processors as
+child processes, a generator posting signed webhooks, and a live tail of routed and SLA events.
+Ctrl-C stops everything; children are also bound to die with this process (PR_SET_PDEATHSIG),
+so no orphan survives even a hard kill of the parent."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from common.broker import EmbeddedBroker, free_port
+from common.kafka import ensure_topics, topic_name
+from common.registry import load_registry
+from common.runtime import configure_logging
+from common.settings import Settings
+from common.topics import ROUTES, SLA
+from services.demo.generator import run_generator
+from services.demo.tail import run_tail
+
+log = logging.getLogger("aduan.demo")
+SERVICES = ("ingest", "classify", "route")
+DEMO_SECRETS = (
+    "ADUAN_META_APP_SECRET",
+    "ADUAN_META_VERIFY_TOKEN",
+    "ADUAN_X_CONSUMER_SECRET",
+    "ADUAN_PSEUDONYM_KEY",
+)
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_service(name: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    log_file = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen(
+        [sys.executable, "-m", f"services.{name}"],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for p in procs.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+async def wait_ready(url: str, procs: dict[str, subprocess.Popen[bytes]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            for name, p in procs.items():
+                if p.poll() is not None:
+                    raise SystemExit(f"{name} exited with status {p.returncode}; see its log")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as r:
+                    if r.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"{url} not ready within {timeout:.0f}s")
+
+
+async def main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    broker: EmbeddedBroker | None = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        broker = EmbeddedBroker(log_path=log_dir / "broker.log").start()
+        bootstrap = broker.bootstrap_servers
+        print(f"embedded Tansu broker on {bootstrap} (memory only: data is gone when it stops)")
+    else:
+        print(f"using Kafka cluster at {bootstrap}")
+
+    env = dict(os.environ)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    for name in DEMO_SECRETS:  # demo-only secrets, random per run, never stored in the repo
+        env.setdefault(name, secrets.token_hex(16))
+    ingest_port = args.port or free_port()
+    env["ADUAN_HTTP_PORT"] = str(ingest_port)
+    settings = Settings(bootstrap_servers=bootstrap, topic_prefix=env.get("ADUAN_TOPIC_PREFIX", ""))
+    await ensure_topics(settings)
+
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for i, name in enumerate(SERVICES):
+            child_env = dict(env)
+            if name != "ingest":
+                child_env["ADUAN_METRICS_PORT"] = str(9101 + i - 1 if args.port else free_port())
+            procs[name] = start_service(name, child_env, log_dir)
+        base = f"http://127.0.0.1:{ingest_port}"
+        await wait_ready(f"{base}/readyz", procs, timeout=60)
+        print(f"ingest on {base}/webhooks/{{platform}}; logs in {log_dir}/")
+        print(f"posting {args.rate:g} signed demo webhooks/s; routed and SLA events below. Ctrl-C stops.")
+        registry = load_registry(settings.registry_file)
+        topics = [topic_name(ROUTES, settings), topic_name(SLA, settings)]
+        tail = asyncio.create_task(run_tail(bootstrap, topics, stop, registry))
+        gen = asyncio.create_task(
+            run_generator(base, env["ADUAN_META_APP_SECRET"], args.rate, stop)
+        )
+        while not stop.is_set():
+            for name, p in procs.items():
+                if p.poll() is not None:
+                    print(f"{name} exited with status {p.returncode}; see {log_dir}/{name}.log")
+                    stop.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+        await asyncio.gather(tail, gen, return_exceptions=True)
+    finally:
+        print("stopping…")
+        stop_all(procs)
+        if broker is not None:
+            broker.stop()
+        print("stopped.")
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.demo", description=__doc__)
+    parser.add_argument(
+        "--rate", type=float, default=float(os.environ.get("ADUAN_DEMO_RATE", "2")),
+        help="demo webhooks per second (default 2, or ADUAN_DEMO_RATE)",
+    )
+    parser.add_argument("--port", type=int, default=0, help="ingest port (default: a free one)")
+    parser.add_argument("--log-dir", default="var/log", help="where service logs go")
+    args = parser.parse_args()
+    if args.rate <= 0:
+        parser.error("--rate must be positive")
+    configure_logging("demo")
+    asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,29 @@
+"""``python -m services.route``: the route processor."""
+
+import asyncio
+
+from common.http import start_ops_server
+from common.kafka import ensure_topics
+from common.runtime import configure_logging, run_until_signalled
+from common.settings import get_settings
+from services.route.app import create_app
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = get_settings()
+    await ensure_topics(settings)
+    app = create_app(settings)
+    if settings.metrics_port is not None:
+        await start_ops_server(
+            settings.http_host,
+            settings.metrics_port,
+            lambda: (not app.rebalancing, "rebalancing" if app.rebalancing else "assigned"),
+        )
+    await app.start()
+    await stop.wait()
+    await app.stop()
+
+
+if __name__ == "__main__":
+    configure_logging("route")
+    run_until_signalled(main)

@@ -1,0 +1,43 @@
+"""Generated artefacts stay in sync with the code that defines them."""
+
+from pathlib import Path
+
+from common import metrics, topics
+from schemas.generate import JSON_DIR, rendered
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_json_schemas_match_models() -> None:
+    files = rendered()
+    on_disk = {p.name for p in JSON_DIR.glob("*.json")}
+    assert on_disk == set(files), "run: python -m schemas.generate"
+    for name, text in files.items():
+        assert (JSON_DIR / name).read_text() == text, f"{name} drifted: python -m schemas.generate"
+
+
+def test_topics_doc_matches_catalog() -> None:
+    assert (ROOT / "docs/topics.md").read_text() == topics.render_markdown(), (
+        "run: python -m common.topics > docs/topics.md"
+    )
+
+
+def test_metrics_doc_matches_catalog() -> None:
+    assert (ROOT / "docs/metrics.md").read_text() == metrics.render_markdown(), (
+        "run: python -m common.metrics > docs/metrics.md"
+    )
+
+
+def test_every_topic_is_versioned_and_unique() -> None:
+    names = [t.name for t in topics.CATALOG]
+    assert len(names) == len(set(names))
+    assert all(n.startswith("aduan.") and n.rsplit(".", 1)[-1].startswith("v") for n in names)
+
+
+def test_metric_names_follow_conventions() -> None:
+    for m in metrics.ALL:
+        assert m._name.startswith("aduan_")
+        if m._type == "histogram":
+            assert m._name.endswith(("_seconds", "_bytes")), m._name
+        for label in m._labelnames:
+            assert label not in {"message_id", "complaint_id", "user_id", "author"}, label
