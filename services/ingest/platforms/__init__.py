@@ -4,8 +4,12 @@ from collections.abc import Callable
 
 from schemas.messages import Platform
 from services.ingest.parsing import DeliveryContext, ParseResult
-from services.ingest.platforms import meta
+from services.ingest.platforms import facebook, generic, instagram, whatsapp, x
 
 PARSERS: dict[Platform, Callable[[bytes, DeliveryContext], ParseResult]] = {
-    Platform.instagram: meta.parse,
+    Platform.instagram: instagram.parse,
+    Platform.facebook: facebook.parse,
+    Platform.whatsapp: whatsapp.parse,
+    Platform.x: x.parse,
+    Platform.generic: generic.parse,
 }

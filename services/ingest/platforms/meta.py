@@ -1,70 +1,197 @@
-"""Meta webhooks (Instagram, Facebook Page, WhatsApp Cloud API).
+"""What Instagram, Facebook Page and WhatsApp webhooks share: the ``{object, entry[]}``
+envelope and (Instagram, Messenger) the ``messaging[]`` direct-message events.
 
-Walking-skeleton scope: Instagram ``comments``. Other fields are rejected per entry."""
+Meta batches up to 1000 updates per POST, so every ``changes[]`` and ``messaging[]`` item is
+parsed on its own: one bad item is rejected alone (see ``parsing.run_items``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import orjson
+from schemas.messages import Action, Attachment, EventKind, Message, Platform
+from services.ingest.parsing import (
+    DeliveryContext,
+    Draft,
+    EntryError,
+    MalformedDelivery,
+    ParseResult,
+    build,
+    from_epoch,
+    ident,
+    is_account_id,
+    load_json_object,
+    lookup_account,
+    lst,
+    obj,
+    opt_ident,
+    opt_obj,
+    opt_text,
+    run_items,
+)
 
-from schemas.messages import EventKind, Message, Platform
-from services.ingest.parsing import DeliveryContext, MalformedDelivery, ParseResult, Rejected
-from services.ingest.privacy import mask_text
+Item = tuple[int, str, Callable[[], list[Message] | None]]
+ChangeParser = Callable[
+    [dict[str, Any], dict[str, Any], str, DeliveryContext], list[Message] | None
+]
+MessagingParser = Callable[
+    [dict[str, Any], dict[str, Any], str, DeliveryContext], list[Message] | None
+]
 
 
-def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedDelivery("malformed_json", f"body is not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("object") != "instagram":
-        raise MalformedDelivery("unknown_object", "expected object 'instagram'")
-    entries = doc.get("entry")
-    if not isinstance(entries, list):
-        raise MalformedDelivery("malformed_entry", "'entry' must be a list")
-    result = ParseResult()
-    for index, entry in enumerate(entries):
-        try:
-            result.messages.extend(_entry(entry, ctx))
-        except (KeyError, TypeError, ValueError) as exc:
-            result.rejected.append(Rejected("malformed_entry", f"{type(exc).__name__}: {exc}", index))
-    return result
-
-
-def _entry(entry: dict[str, Any], ctx: DeliveryContext) -> list[Message]:
-    account_id = str(entry["id"])
-    account = ctx.registry.account(Platform.instagram, account_id)
-    if account is None:
-        raise ValueError(f"unknown instagram account {account_id}")
-    out = []
-    for change in entry.get("changes", []):
-        if change.get("field") != "comments":
-            raise ValueError(f"unsupported field {change.get('field')!r}")
-        value = change["value"]
-        comment_id = str(value["id"])
-        media_id = str(value["media"]["id"])
-        author_id = str(value["from"]["id"])
-        parent = value.get("parent_id")
-        ts = entry.get("time")
-        out.append(
-            Message(
-                message_id=f"instagram:{comment_id}",
-                platform=Platform.instagram,
-                kind=EventKind.reply if parent else EventKind.comment,
-                platform_message_id=comment_id,
-                thread_key=f"instagram:{media_id}:{parent or comment_id}",
-                account_id=account_id,
-                agency_id=account.agency_id,
-                region_code=ctx.registry.account_region(account),
-                author_pseudonym=ctx.pseudonymize("instagram", author_id),
-                text=mask_text(str(value.get("text", ""))),
-                platform_time=datetime.fromtimestamp(int(ts), UTC) if ts else ctx.received_at,
-                received_at=ctx.received_at,
-                is_agency_reply=author_id == account_id,
-                in_reply_to=f"instagram:{parent}" if parent else None,
-                delivery_id=ctx.delivery_id,
-            )
+def entries(body: bytes, expected_object: str) -> list[Any]:
+    """Validate the envelope: a JSON object whose ``object`` is ours and ``entry`` a list."""
+    doc = load_json_object(body)
+    got = doc.get("object")
+    if got != expected_object:
+        raise MalformedDelivery(
+            "unknown_object", f"expected object {expected_object!r}, got {str(got)[:60]!r}"
         )
-    return out
+    items = doc.get("entry")
+    if not isinstance(items, list):
+        raise MalformedDelivery("malformed_entry", "'entry' must be a list")
+    return items
+
+
+def parse_envelope(
+    body: bytes,
+    ctx: DeliveryContext,
+    expected_object: str,
+    changes: Mapping[str, ChangeParser],
+    messaging: MessagingParser | None = None,
+) -> ParseResult:
+    """Walk ``entry[].changes[]`` (dispatching on ``field``) and ``entry[].messaging[]``.
+
+    Unknown ``field`` values are skipped and counted: Meta adds fields over time and an app
+    may be subscribed to more than we read."""
+    raw_entries = entries(body, expected_object)
+    return run_items(ParseResult(), _items(raw_entries, ctx, changes, messaging))
+
+
+def _items(
+    raw_entries: list[Any],
+    ctx: DeliveryContext,
+    changes: Mapping[str, ChangeParser],
+    messaging: MessagingParser | None,
+) -> Iterator[Item]:
+    for index, entry in enumerate(raw_entries):
+        path = f"entry[{index}]"
+        if not isinstance(entry, dict):
+            yield index, path, _fail("malformed_entry", "entry must be an object")
+            continue
+        change_list = entry.get("changes")
+        messaging_list = entry.get("messaging")
+        if change_list is None and messaging_list is None:
+            yield index, path, _fail("malformed_entry", "entry has neither changes nor messaging")
+            continue
+        if change_list is not None:
+            if not isinstance(change_list, list):
+                yield index, path, _fail("malformed_entry", "changes must be a list")
+            else:
+                for ci, change in enumerate(change_list):
+                    cpath = f"{path}.changes[{ci}]"
+                    yield index, cpath, _change_thunk(entry, change, cpath, ctx, changes)
+        if messaging_list is not None:
+            if not isinstance(messaging_list, list) or messaging is None:
+                yield index, path, _fail("malformed_entry", "messaging must be a list")
+            else:
+                for mi, event in enumerate(messaging_list):
+                    mpath = f"{path}.messaging[{mi}]"
+                    yield index, mpath, _bind(messaging, entry, event, mpath, ctx)
+
+
+def _fail(reason: str, detail: str) -> Callable[[], list[Message] | None]:
+    def thunk() -> list[Message] | None:
+        raise EntryError(reason, detail)
+
+    return thunk
+
+
+def _bind(
+    fn: MessagingParser, entry: dict[str, Any], item: Any, path: str, ctx: DeliveryContext
+) -> Callable[[], list[Message] | None]:
+    return lambda: fn(entry, obj(item, path), path, ctx)
+
+
+def _change_thunk(
+    entry: dict[str, Any],
+    change: Any,
+    path: str,
+    ctx: DeliveryContext,
+    parsers: Mapping[str, ChangeParser],
+) -> Callable[[], list[Message] | None]:
+    def thunk() -> list[Message] | None:
+        item = obj(change, path)
+        parser = parsers.get(str(item.get("field")))
+        if parser is None:
+            return None  # a field we do not read: skipped and counted
+        value = obj(item.get("value"), f"{path}.value")
+        return parser(entry, value, f"{path}.value", ctx)
+
+    return thunk
+
+
+def parse_messaging(
+    platform: Platform,
+    entry: dict[str, Any],
+    event: dict[str, Any],
+    path: str,
+    ctx: DeliveryContext,
+) -> list[Message] | None:
+    """A Messenger or Instagram DM event (``entry[].messaging[]``).
+
+    ``message.is_echo`` marks the agency's own reply: then the sender is the account and the
+    citizen is the recipient. The thread key is the account plus the citizen's pseudonym, so
+    the citizen's messages and the agency's echoes share it. Deleted messages
+    (``is_deleted``) keep their message id with action ``remove``. Reactions, reads,
+    postbacks and deliveries carry no text for a complaint desk: skipped."""
+    message = opt_obj(event, "message", path)
+    if message is None:
+        return None
+    sender = ident(obj(event.get("sender"), f"{path}.sender"), "id", f"{path}.sender")
+    recipient = ident(obj(event.get("recipient"), f"{path}.recipient"), "id", f"{path}.recipient")
+    mid = ident(message, "mid", f"{path}.message")
+    echo = message.get("is_echo") is True
+    account = lookup_account(ctx, platform, recipient if not echo else sender, entry.get("id"))
+    echo = echo or is_account_id(account, sender)
+    citizen = recipient if echo else sender
+    deleted = message.get("is_deleted") is True
+    reply_to = opt_obj(message, "reply_to", f"{path}.message")
+    reply_mid = opt_ident(reply_to, "mid", f"{path}.message.reply_to") if reply_to else None
+    timestamp = event.get("timestamp", entry.get("time"))
+    p = platform.value
+    return [
+        build(
+            ctx,
+            Draft(
+                platform=platform,
+                kind=EventKind.dm,
+                action=Action.remove if deleted else Action.add,
+                platform_message_id=mid,
+                thread_key=f"{p}:dm:{account.platform_id}:{ctx.pseudonymize(p, citizen)}",
+                account=account,
+                author_id=sender,
+                text=None if deleted else opt_text(message, "text", f"{path}.message"),
+                platform_time=from_epoch(timestamp, f"{path}.timestamp"),
+                attachments=() if deleted else messaging_attachments(message, path),
+                is_agency_reply=echo,
+                in_reply_to=f"{p}:{reply_mid}" if reply_mid else None,
+            ),
+        )
+    ]
+
+
+def messaging_attachments(message: dict[str, Any], path: str) -> tuple[Attachment, ...]:
+    """``message.attachments[]``: ``{type, payload: {url}}``; kept as references only."""
+    raw = message.get("attachments")
+    if raw is None:
+        return ()
+    out = []
+    for i, att in enumerate(lst(raw, f"{path}.message.attachments")):
+        a = obj(att, f"{path}.message.attachments[{i}]")
+        raw_payload = a.get("payload")
+        payload: dict[str, Any] = raw_payload if isinstance(raw_payload, dict) else {}
+        ref = payload.get("url") or payload.get("attachment_id") or payload.get("id")
+        if isinstance(ref, str | int) and ref != "":
+            out.append(Attachment(type=str(a.get("type") or "file"), ref=str(ref)))
+    return tuple(out)
