@@ -14,15 +14,31 @@ REGISTRY = load_registry(Path(__file__).resolve().parents[2] / "deploy/config/re
 def _complaint() -> ClassifiedMessage:
     t = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
     m = Message(
-        message_id="instagram:1", platform=Platform.instagram, kind=EventKind.comment,
-        platform_message_id="1", thread_key="instagram:m:1", account_id="17841400000000001",
-        agency_id="sby-communication", region_code="35.78", author_pseudonym="u_x",
-        text="Jalan rusak", platform_time=t, received_at=t, delivery_id="d1",
+        message_id="instagram:1",
+        platform=Platform.instagram,
+        kind=EventKind.comment,
+        platform_message_id="1",
+        thread_key="instagram:m:1",
+        account_id="17841400000000001",
+        agency_id="sby-communication",
+        region_code="35.78",
+        author_pseudonym="u_x",
+        text="Jalan rusak",
+        platform_time=t,
+        received_at=t,
+        delivery_id="d1",
     )
     return ClassifiedMessage(
-        message=m, kind=MessageKind.complaint, category="roads", agency_kind="public_works",
-        agency_id="sby-public-works", region_code="35.78", region_source=RegionSource.account,
-        urgency=Urgency.normal, confidence=0.9, classifier_version="t",
+        message=m,
+        kind=MessageKind.complaint,
+        category="roads",
+        agency_kind="public_works",
+        agency_id="sby-public-works",
+        region_code="35.78",
+        region_source=RegionSource.account,
+        urgency=Urgency.normal,
+        confidence=0.9,
+        classifier_version="t",
     )
 
 
