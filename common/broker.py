@@ -6,6 +6,7 @@ here keeps everything in memory: data is gone when it stops."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -19,6 +20,12 @@ from pathlib import Path
 
 class BrokerError(RuntimeError):
     pass
+
+
+def die_with_parent() -> None:
+    """In a child before exec: ask Linux to SIGTERM it when the parent dies (no orphans)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def tansu_binary() -> Path:
@@ -80,8 +87,10 @@ class EmbeddedBroker:
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
-            # Die with our process group on Ctrl-C; no orphan broker.
-            start_new_session=False,
+            # Own session: Ctrl-C in the terminal must not kill the broker before the
+            # processors have stopped cleanly; PDEATHSIG still ends it if we die hard.
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         try:
             wait_for_port("127.0.0.1", self.port, timeout)

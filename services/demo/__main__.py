@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import secrets
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from common.broker import EmbeddedBroker, free_port
+from common.broker import EmbeddedBroker, die_with_parent, free_port
 from common.kafka import ensure_topics, topic_name
 from common.registry import load_registry
 from common.runtime import configure_logging
@@ -41,11 +40,6 @@ DEMO_SECRETS = (
 )
 
 
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def start_service(name: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
     log_file = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
     return subprocess.Popen(
@@ -54,7 +48,7 @@ def start_service(name: str, env: dict[str, str], log_dir: Path) -> subprocess.P
         stdout=log_file,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
 
 
