@@ -1,0 +1,175 @@
+"""Per-deployment classification configuration: taxonomy, keyword rules, category → agency kind.
+
+The default ships as ``default_config.yaml`` next to this module. A deployment points
+``ADUAN_CLASSIFY_CONFIG`` at its own copy; :class:`ConfigWatcher` re-reads it when the file's
+modification time changes, so an operator can move street lights from Transportation to
+Public Works without a release. A file that does not validate is refused with the file, the
+entry and the reason, and the previous configuration stays in force.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
+
+AGENCY_KINDS = frozenset(
+    """public_works environment social_affairs subdistrict transportation civil_registry
+    education health water_utility public_order housing manpower communication women_children
+    trade_cooperatives secretariat culture_tourism revenue civil_service hospital licensing
+    disaster_management finance_assets national_unity_politics fire_rescue agriculture_food
+    inspectorate planning""".split()
+)
+"""The generic agency kinds of the product brief; a config naming any other is refused."""
+
+MESSAGE_KINDS = ("praise", "question", "aspiration", "spam", "political", "complaint")
+URGENCY_LEVELS = ("emergency", "high", "low")
+
+Weight = Annotated[float, Field(ge=0.0, le=10.0)]
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file, entry and reason."""
+
+
+def _check_phrase(phrase: str) -> str:
+    body = phrase.removeprefix("=")
+    if not body.strip() or body != body.strip().lower():
+        raise ValueError(f"keyword {phrase!r} must be non-empty, lowercase and trimmed")
+    return phrase
+
+
+class Category(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: str = Field(min_length=1)
+    agency_kind: str
+    keywords: dict[str, Weight] = Field(default_factory=dict)
+    subcategories: dict[Identifier, list[str]] = Field(default_factory=dict)
+
+    @field_validator("agency_kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in AGENCY_KINDS:
+            raise ValueError(f"unknown agency kind {v!r}; expected one of {sorted(AGENCY_KINDS)}")
+        return v
+
+    @field_validator("keywords")
+    @classmethod
+    def _phrases(cls, v: dict[str, float]) -> dict[str, float]:
+        for phrase in v:
+            _check_phrase(phrase)
+        return v
+
+
+class UrgencyRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field(min_length=1)
+    any: list[str] = Field(min_length=1)
+
+    @field_validator("any")
+    @classmethod
+    def _phrases(cls, v: list[str]) -> list[str]:
+        return [_check_phrase(p) for p in v]
+
+
+class ClassifyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = Field(ge=1)
+    fallback_category: Identifier
+    min_score: float = Field(default=1.0, ge=0.0)
+    decay: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="weight of each further keyword of a category"
+    )
+    categories: dict[Identifier, Category] = Field(min_length=1)
+    kinds: dict[str, dict[str, Weight]] = Field(default_factory=dict)
+    urgency: dict[str, list[UrgencyRule]] = Field(default_factory=dict)
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for kind, phrases in v.items():
+            if kind not in MESSAGE_KINDS:
+                raise ValueError(f"unknown message kind {kind!r}; expected {MESSAGE_KINDS}")
+            for phrase in phrases:
+                if phrase != "?":
+                    _check_phrase(phrase)
+        return v
+
+    @field_validator("urgency")
+    @classmethod
+    def _levels(cls, v: dict[str, list[UrgencyRule]]) -> dict[str, list[UrgencyRule]]:
+        for level in v:
+            if level not in URGENCY_LEVELS:
+                raise ValueError(f"unknown urgency level {level!r}; expected {URGENCY_LEVELS}")
+        return v
+
+    @model_validator(mode="after")
+    def _fallback_exists(self) -> ClassifyConfig:
+        if self.fallback_category not in self.categories:
+            raise ValueError(f"fallback_category {self.fallback_category!r} is not a category")
+        return self
+
+    def agency_kind_of(self, category: str) -> str:
+        return self.categories[category].agency_kind
+
+
+def parse_config(raw: object, source: str = "<config>") -> ClassifyConfig:
+    """Validate an already-parsed mapping; errors name ``source`` and the dotted field path."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return ClassifyConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from exc
+
+
+def load_config(path: Path | None = None) -> ClassifyConfig:
+    """Load ``path``, else ``ADUAN_CLASSIFY_CONFIG``, else the shipped default."""
+    if path is None:
+        env = os.environ.get("ADUAN_CLASSIFY_CONFIG")
+        path = Path(env) if env else DEFAULT_CONFIG
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read classify config: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_config(raw, str(path))
+
+
+class ConfigWatcher:
+    """Hands out the current config, re-reading the file when its mtime changes.
+
+    ``poll()`` is cheap (one ``stat``) and is meant to be called once per batch, not per
+    message. A broken edit raises :class:`ConfigError` from ``poll`` but keeps the previous
+    configuration, so the caller can log/count it and carry on classifying."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime = path.stat().st_mtime_ns
+        self.config = load_config(path)
+
+    def poll(self) -> bool:
+        """True when a changed file was loaded."""
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot stat classify config: {exc}") from exc
+        if mtime == self._mtime:
+            return False
+        self._mtime = mtime  # a broken file is reported once, not on every poll
+        self.config = load_config(self.path)
+        return True
