@@ -208,7 +208,7 @@ def test_emergency_runs_on_weekend_nights() -> None:
 
 def test_reroute_mid_clock_restarts_response_clock_for_new_agency() -> None:
     state, _ = R.on_message(None, message("c1", "t1", MON_9))
-    state, events = R.on_tick(state, ts(MON_9 + timedelta(hours=3, minutes=5)))  # type: ignore[arg-type]
+    state, events = R.on_tick(state, ts(MON_9 + timedelta(hours=3, minutes=5)))
     assert kinds(events) == [("warning", "first_response", None)]
     assert state is not None
     res_before = state.clocks["resolution"]
