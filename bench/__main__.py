@@ -1,0 +1,325 @@
+"""``python -m bench`` (``make bench``): one broker, several runs, medians, one table.
+
+(a) ceiling: bare aiokafka consume → orjson → produce loop; (b) each processor on a preloaded
+topic, as a ratio to the ceiling measured in the same run; (c) end-to-end latency from POST to
+``routed`` at a fixed rate. Throughput is taken from the output records' own timestamps
+(first to last), so process start-up and group joins are not counted for anyone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench import corpus
+from common.broker import EmbeddedBroker, die_with_parent, free_port
+from common.kafka import ensure_topics, topic_name
+from common.settings import Settings
+from common.topics import CLASSIFIED, MESSAGES, ROUTES, TopicSpec
+from services.demo.complaints import COMPLAINTS, KELURAHAN
+from services.ingest.signatures import meta_signature
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+def child_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        ADUAN_TOPIC_PREFIX=prefix,
+        ADUAN_CONSUMER_GROUP_PREFIX=prefix.rstrip("."),
+        ADUAN_REBALANCE_TIMEOUT_S="4",
+        ADUAN_META_APP_SECRET=env.get("ADUAN_META_APP_SECRET", secrets.token_hex(8)),
+        ADUAN_META_VERIFY_TOKEN=secrets.token_hex(8),
+        ADUAN_X_CONSUMER_SECRET=secrets.token_hex(8),
+        ADUAN_PSEUDONYM_KEY=secrets.token_hex(8),
+    )
+    env.update(extra)
+    return env
+
+
+def spawn(module: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    out = open(log_dir / f"{module.replace('.', '_')}.log", "ab")  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", module], env=env, stdout=out, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def preload(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, v, key=k) for k, v in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def output_timestamps(
+    bootstrap: str, topic: str, n: int, timeout: float, proc: subprocess.Popen[bytes]
+) -> list[int]:
+    """Read ``topic`` until ``n`` records arrived; return their producer timestamps (ms)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=200,
+    )
+    await consumer.start()
+    stamps: list[int] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(stamps) < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(stamps)}/{n} records on {topic} after {timeout}s")
+            if proc.poll() is not None:
+                raise RuntimeError(f"stage exited with {proc.returncode} after {len(stamps)} records")
+            for recs in (await consumer.getmany(timeout_ms=500, max_records=20000)).values():
+                stamps.extend(r.timestamp for r in recs)
+    finally:
+        await consumer.stop()
+    return stamps
+
+
+async def throughput(
+    name: str, module: str, in_spec: TopicSpec, out_spec: TopicSpec,
+    records: list[tuple[bytes, bytes]], bootstrap: str, log_dir: Path,
+) -> float:
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
+    await ensure_topics(settings)
+    await preload(bootstrap, topic_name(in_spec, settings), records)
+    proc = spawn(module, child_env(bootstrap, prefix), log_dir)
+    try:
+        stamps = await output_timestamps(
+            bootstrap, topic_name(out_spec, settings), len(records), 600, proc
+        )
+    finally:
+        stop(proc)
+    span = (max(stamps) - min(stamps)) / 1000
+    rate = (len(stamps) - 1) / span if span > 0 else float("inf")
+    log(f"{name}: {len(stamps)} records in {span:.2f}s → {rate:,.0f} msg/s")
+    return rate
+
+
+async def e2e_latency(
+    bootstrap: str, rate: float, seconds: float, log_dir: Path
+) -> dict[str, float]:
+    """POST signed complaints at ``rate``/s for ``seconds``; latency until each ``routed``."""
+    prefix = f"e{uuid.uuid4().hex[:8]}."
+    settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
+    await ensure_topics(settings)
+    port = free_port()
+    env = child_env(bootstrap, prefix, ADUAN_HTTP_PORT=str(port))
+    procs = [spawn(f"services.{s}", env, log_dir) for s in ("ingest", "classify", "route")]
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    consumer = AIOKafkaConsumer(
+        topic_name(ROUTES, settings), bootstrap_servers=bootstrap, group_id=f"lat-{prefix}",
+        auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=20,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 60
+            while True:  # wait for ingest
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{base}/readyz") as r:
+                        if r.status == 200:
+                            break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("ingest not ready")
+                await asyncio.sleep(0.2)
+            await consumer.start()
+            reading = asyncio.create_task(_read_routes(consumer, seen))
+            # Warm-up: one complaint through the whole pipeline (group joins happen here).
+            await _post(session, base, env["ADUAN_META_APP_SECRET"], "warmup", 0, sent)
+            await _until(lambda: "instagram:warmup" in seen, 120)
+            sent.clear()
+            seen.clear()
+            n = int(rate * seconds)
+            start = time.monotonic()
+            tasks = []
+            for i in range(n):
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(
+                    _post(session, base, env["ADUAN_META_APP_SECRET"], f"L{i}", i, sent)
+                ))
+            await asyncio.gather(*tasks)
+            expected = {f"instagram:L{i}" for i in range(n)}
+            with contextlib.suppress(AssertionError):
+                await _until(lambda: expected <= seen.keys(), 60)
+            reading.cancel()
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        for p in procs:
+            stop(p)
+    lat = sorted(seen[k] - sent[k] for k in seen if k in sent)
+    if not lat:
+        raise RuntimeError("no routed events observed")
+    q = statistics.quantiles(lat, n=100, method="inclusive")
+    return {"sent": len(sent), "routed": len(lat), "p50_s": q[49], "p95_s": q[94], "p99_s": q[98]}
+
+
+async def _post(
+    session: aiohttp.ClientSession, base: str, secret: str, cid: str, i: int, sent: dict[str, float]
+) -> None:
+    text = COMPLAINTS[i % len(COMPLAINTS)].format(kel=KELURAHAN[i % len(KELURAHAN)])
+    body = orjson.dumps({"object": "instagram", "entry": [{
+        "id": "17841400000000001", "time": int(time.time()),
+        "changes": [{"field": "comments", "value": {
+            "id": cid, "text": text, "from": {"id": f"77{i}", "username": "w"},
+            "media": {"id": f"1801{i % 50}", "media_product_type": "FEED"}}}]}]})
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(secret, body)}
+    sent[f"instagram:{cid}"] = time.monotonic()
+    async with session.post(f"{base}/webhooks/instagram", data=body, headers=headers) as r:
+        if r.status != 200:
+            sent.pop(f"instagram:{cid}", None)
+
+
+async def _read_routes(consumer: AIOKafkaConsumer, seen: dict[str, float]) -> None:
+    while True:
+        for recs in (await consumer.getmany(timeout_ms=100)).values():
+            now = time.monotonic()
+            for r in recs:
+                seen.setdefault(orjson.loads(r.value)["complaint_id"], now)
+
+
+async def _until(cond: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timeout")
+        await asyncio.sleep(0.05)
+
+
+def _optional_bench(module: str) -> Callable[..., dict[str, object]] | None:
+    """Room-owned benches (ingest HTTP, route timers) expose ``run(bootstrap, runs) -> dict``."""
+    try:
+        mod = __import__(f"bench.{module}", fromlist=["run"])
+    except ImportError:
+        return None
+    return getattr(mod, "run", None)
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    log_dir = RESULTS / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    broker: EmbeddedBroker | None = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        broker = EmbeddedBroker(log_path=log_dir / "broker.log").start()
+        bootstrap = broker.bootstrap_servers
+    try:
+        msgs = corpus.messages(args.n)
+        classified = corpus.classified(args.n)
+        runs: dict[str, list[float]] = {"ceiling": [], "classify": [], "route": []}
+        for run in range(args.runs):
+            log(f"run {run + 1}/{args.runs}")
+            runs["ceiling"].append(await throughput(
+                "ceiling", "bench.ceiling", MESSAGES, CLASSIFIED, msgs, bootstrap, log_dir))
+            runs["classify"].append(await throughput(
+                "classify", "services.classify", MESSAGES, CLASSIFIED, msgs, bootstrap, log_dir))
+            runs["route"].append(await throughput(
+                "route", "services.route", CLASSIFIED, ROUTES, classified, bootstrap, log_dir))
+        latencies = []
+        for run in range(args.runs):
+            log(f"latency run {run + 1}/{args.runs}: {args.rate:g}/s for {args.seconds:g}s")
+            latencies.append(await e2e_latency(bootstrap, args.rate, args.seconds, log_dir))
+    finally:
+        if broker is not None:
+            broker.stop()
+    ceiling = statistics.median(runs["ceiling"])
+    result: dict[str, object] = {
+        "when": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "broker": "embedded tansu" if broker else bootstrap,
+        "records_per_run": args.n,
+        "runs": args.runs,
+        "throughput_msgs_per_s": {k: statistics.median(v) for k, v in runs.items()},
+        "throughput_all_runs": runs,
+        "ratio_to_ceiling": {k: statistics.median(v) / ceiling for k, v in runs.items() if k != "ceiling"},
+        "e2e_latency": {
+            "rate_per_s": args.rate, "seconds": args.seconds,
+            **{k: statistics.median([lat[k] for lat in latencies]) for k in latencies[0]},
+        },
+    }
+    for name in ("ingest_http", "route_timers"):
+        extra = _optional_bench(name)
+        if extra is not None and not args.skip_extra:
+            log(f"{name} bench")
+            result[name] = extra(runs=args.runs)
+    return result
+
+
+def print_table(r: dict[str, object]) -> None:
+    tp = r["throughput_msgs_per_s"]
+    ratio = r["ratio_to_ceiling"]
+    assert isinstance(tp, dict) and isinstance(ratio, dict)
+    print(f"\naduan bench — median of {r['runs']} runs, {r['records_per_run']:,} records each")
+    print(f"{'stage':<12}{'msgs/s':>12}{'× ceiling':>12}")
+    for k, v in tp.items():
+        print(f"{k:<12}{v:>12,.0f}{ratio.get(k, 1.0):>12.2f}")
+    lat = r["e2e_latency"]
+    assert isinstance(lat, dict)
+    print(
+        f"\nend-to-end POST → routed at {lat['rate_per_s']:g}/s for {lat['seconds']:g}s: "
+        f"p50 {lat['p50_s'] * 1000:.0f} ms, p95 {lat['p95_s'] * 1000:.0f} ms, "
+        f"p99 {lat['p99_s'] * 1000:.0f} ms ({lat['routed']:.0f}/{lat['sent']:.0f} routed)"
+    )
+    for name in ("ingest_http", "route_timers"):
+        if name in r:
+            print(f"\n{name}: {json.dumps(r[name], indent=None, default=str)}")
+
+
+def cli() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--n", type=int, default=20000, help="records per throughput run")
+    p.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
+    p.add_argument("--rate", type=float, default=200.0, help="e2e POSTs per second")
+    p.add_argument("--seconds", type=float, default=30.0, help="e2e duration")
+    p.add_argument("--skip-extra", action="store_true", help="skip the room-owned benches")
+    args = p.parse_args()
+    result = asyncio.run(main(args))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "latest.json"
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print_table(result)
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    cli()

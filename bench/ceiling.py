@@ -1,0 +1,43 @@
+"""The ceiling: a bare aiokafka consume → orjson decode/encode → produce loop.
+
+Same broker, same input records, same commit-after-produce discipline as the processors,
+but no validation and no work: what the broker and client allow on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import orjson
+from aiokafka import ConsumerRecord
+
+from common.kafka import Output, run_batch_processor, topic_name
+from common.runtime import run_until_signalled
+from common.settings import Settings
+from common.topics import CLASSIFIED, MESSAGES
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = Settings()
+    out_topic = topic_name(CLASSIFIED, settings)
+
+    def handle(records: list[ConsumerRecord]) -> list[Output]:
+        outputs = []
+        for r in records:
+            doc = orjson.loads(r.value)
+            doc["ceiling"] = True
+            outputs.append(Output(out_topic, r.key, orjson.dumps(doc)))
+        return outputs
+
+    await run_batch_processor(
+        name="ceiling",
+        settings=settings,
+        input_topics=[topic_name(MESSAGES, settings)],
+        group_id=os.environ.get("ADUAN_CONSUMER_GROUP_PREFIX", "aduan") + "-ceiling",
+        handle=handle,
+        stop=stop,
+    )
+
+
+if __name__ == "__main__":
+    run_until_signalled(main)
