@@ -1,72 +1,114 @@
-"""route processor: ``aduan.classified.v1`` → ``aduan.routes.v1`` (walking-skeleton cut).
+"""route processor: classified messages and commands in; routing and SLA events out.
 
-A faust app because route is stateful: which complaints were already routed lives in a
-changelog-backed table, so a restarted or rebalanced worker does not route twice."""
+A faust app because route is stateful: each thread's complaint state (its clocks and which
+stages already fired) lives in a changelog-backed table keyed by thread key, the same key as
+``aduan.classified.v1`` and ``aduan.commands.v1``, so one partition owner sees a complaint,
+its replies and its commands. The decisions are made by the pure ``services.route.clocks``;
+this module only moves bytes.
+
+Timers: a faust timer may not modify a table, so it does not fire deadlines itself. It looks
+at an in-memory, time-ordered index per owned partition (``DueIndex``) and, when something
+is due, sends one *tick* record ``{"now": T}`` to that partition of the internal topic
+``aduan.route-ticks.v1``. The agent consuming ticks is inside stream iteration, so it may fire
+the due stages and update the table; a stage's bit in the state makes it fire once. After a
+restart or rebalance the index is rebuilt from the recovered table and the first tick fires
+everything that came due meanwhile (catch-up). Time comes from an injectable ``clock`` so
+tests drive deadlines in simulated time.
+
+Delivery is at-least-once: events are sent before the state that records them is written,
+so a crash in between re-emits them with the same deterministic ``event_id`` rather than
+losing them; consumers dedup on it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
-from datetime import timedelta
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import faust
-from pydantic import ValidationError
+import orjson
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common import codecs, metrics
 from common.codecs import register_faust_codec
-from common.registry import Registry, load_registry
+from common.registry import load_registry
 from common.settings import Settings
-from common.topics import CLASSIFIED, DEADLETTER, ROUTES
-from schemas.classified import ClassifiedMessage, MessageKind, Urgency
-from schemas.routes import RouteEvent, RouteEventType
-from schemas.sla import Clock
+from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTES, SLA
+from schemas.classified import ClassifiedMessage
+from schemas.commands import Command
+from schemas.deadletter import DeadLetter
+from schemas.routes import RouteEvent
+from schemas.sla import SlaEvent
+from services.route.clocks import ComplaintState, Event, Rejected, Router
+from services.route.policy import DEFAULT_SLA_FILE, load_sla_config
+from services.route.timers import DueIndex
 
 log = logging.getLogger("aduan.route")
 NAME = "route"
-EXCERPT_CHARS = 160
-
-# Skeleton policy: first-response targets in wall-clock hours by urgency.
-FIRST_RESPONSE = {
-    Urgency.emergency: timedelta(hours=1),
-    Urgency.high: timedelta(hours=4),
-    Urgency.normal: timedelta(hours=24),
-    Urgency.low: timedelta(hours=72),
-}
+TICKS_TOPIC = "aduan.route-ticks.v1"
+"""Internal: tick records ``{"now": <POSIX seconds>}`` sent to one partition each."""
+TABLE = "route-complaints"
 
 
-def route_event(c: ClassifiedMessage, registry: Registry) -> RouteEvent:
-    """The ``routed`` event for a complaint; deterministic so a replay produces the same id."""
-    message = c.message
-    agency = registry.agency(c.agency_id)
-    due = message.received_at + FIRST_RESPONSE[c.urgency]
-    return RouteEvent(
-        event_id=f"{message.message_id}:routed",
-        event_type=RouteEventType.routed,
-        complaint_id=message.message_id,
-        thread_key=message.thread_key,
-        agency_id=c.agency_id,
-        agency_kind=c.agency_kind,
-        region_code=c.region_code,
-        category=c.category,
-        subcategory=c.subcategory,
-        urgency=c.urgency.value,
-        text_excerpt=(message.text or "")[:EXCERPT_CHARS],
-        due={Clock.first_response: due},
-        policy=f"skeleton-{c.urgency.value}",
-        channels=list(agency.channels) if agency else [],
-        routed_at=message.received_at,
+class RouteSettings(BaseSettings):
+    """Route-only settings (``ADUAN_ROUTE_*``), kept here so the shared settings stay small."""
+
+    model_config = SettingsConfigDict(env_prefix="ADUAN_ROUTE_", extra="ignore")
+
+    sla_file: Path = Field(default=DEFAULT_SLA_FILE, description="SLA policies (YAML)")
+    tick_interval_s: float = Field(
+        default=0.25, gt=0, le=1.0, description="how often due stages are looked for"
+    )
+    tick_batch: int = Field(default=20_000, ge=1, description="max complaints handled per tick")
+    tick_resend_s: float = Field(
+        default=5.0, gt=0, description="re-send a tick that was not consumed within this time"
     )
 
 
-def create_app(settings: Settings) -> faust.App:
+class RouteState:
+    """The worker's in-memory side: due indexes per partition and tick bookkeeping."""
+
+    def __init__(self) -> None:
+        self.indexes: dict[int, DueIndex[bytes]] = {}
+        self.pending: dict[int, float] = {}
+        self.owned: frozenset[int] = frozenset()
+        self.needs_reindex = True
+        self.open_by_agency: Counter[str] = Counter()
+        self.lock = asyncio.Lock()
+
+    def index(self, partition: int) -> DueIndex[bytes]:
+        idx = self.indexes.get(partition)
+        if idx is None:
+            idx = self.indexes[partition] = DueIndex[bytes]()
+        return idx
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    route_settings: RouteSettings | None = None,
+) -> faust.App:
     register_faust_codec()
+    rs = route_settings or RouteSettings()
     registry = load_registry(settings.registry_file)
+    router = Router(load_sla_config(rs.sla_file), registry)
+    partitions = settings.topic_partitions or CLASSIFIED.partitions
     app = faust.App(
         f"{settings.consumer_group_prefix}-route",
         broker=[f"kafka://{h}" for h in settings.bootstrap_servers.split(",")],
         store="memory://",
         value_serializer="raw",
         key_serializer="raw",
-        topic_partitions=settings.topic_partitions or CLASSIFIED.partitions,
+        topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
         producer_acks=-1,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
@@ -77,47 +119,224 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
     )
     prefix = settings.topic_prefix
-    classified = app.topic(CLASSIFIED.full_name(prefix), key_type=bytes, value_type=bytes)
-    routes = app.topic(ROUTES.full_name(prefix), key_type=bytes, value_type=bytes)
-    deadletters = app.topic(DEADLETTER.full_name(prefix), key_type=bytes, value_type=bytes)
-    routed = app.Table("routed-complaints", default=bool, partitions=app.conf.topic_partitions)
+    classified_name = CLASSIFIED.full_name(prefix)
 
-    @app.agent(classified)
-    async def route(stream: faust.Stream) -> None:
-        async for event in stream.events():
-            metrics.MESSAGES_IN.labels(NAME, CLASSIFIED.name).inc()
-            try:
-                c = ClassifiedMessage.model_validate_json(event.value)
-            except (ValidationError, ValueError) as exc:
-                metrics.DEAD_LETTERS.labels(NAME, "invalid_classified").inc()
-                await deadletters.send(key=event.key, value=codecs.dumps(_dead(event, str(exc))))
-                continue
-            if c.kind is not MessageKind.complaint or c.message.is_agency_reply:
-                continue
-            complaint_id = c.message.message_id
-            if routed[complaint_id]:
-                continue  # replay or duplicate delivery: routed once already
-            out = route_event(c, registry)
-            await routes.send(key=event.key, value=codecs.dumps(out))
-            routed[complaint_id] = True
-            metrics.MESSAGES_OUT.labels(NAME, ROUTES.name).inc()
-            metrics.ROUTED.labels(out.agency_id, out.agency_kind).inc()
+    def topic(name: str, **kw: Any) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, **kw)
 
-    def _dead(event: faust.EventT, detail: str) -> object:
-        from datetime import UTC, datetime
+    classified = topic(classified_name)
+    commands = topic(COMMANDS.full_name(prefix))
+    ticks = topic(f"{prefix}{TICKS_TOPIC}", partitions=partitions, internal=True)
+    routes = topic(ROUTES.full_name(prefix))
+    sla = topic(SLA.full_name(prefix))
+    deadletters = topic(DEADLETTER.full_name(prefix))
+    table = app.Table(TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+    mem = RouteState()
+    app.route_state = mem  # type: ignore[attr-defined]  # for tests and the bench
 
-        from schemas.deadletter import DeadLetter
+    # --- helpers ----------------------------------------------------------------------
+    def load(key: bytes) -> tuple[bytes | None, ComplaintState | None]:
+        old = table.get(key)
+        return old, ComplaintState.from_bytes(old) if old else None
 
-        return DeadLetter(
+    def track_open(before: tuple[str, bool] | None, after: ComplaintState | None) -> None:
+        if before and before[1]:
+            mem.open_by_agency[before[0]] -= 1
+            metrics.OPEN_COMPLAINTS.labels(before[0]).set(mem.open_by_agency[before[0]])
+        if after is not None and after.is_open:
+            mem.open_by_agency[after.agency_id] += 1
+            metrics.OPEN_COMPLAINTS.labels(after.agency_id).set(mem.open_by_agency[after.agency_id])
+
+    def store(key: bytes, partition: int, old: bytes | None, state: ComplaintState | None) -> None:
+        if state is None:
+            if old is not None:
+                del table[key]
+            mem.index(partition).set(key, None)
+            return
+        data = state.to_bytes()
+        if data != old:
+            table[key] = data
+        mem.index(partition).set(key, state.next_due())
+
+    async def publish(key: bytes, events: list[Event]) -> None:
+        for e in events:
+            if isinstance(e, RouteEvent):
+                await routes.send(key=key, value=codecs.dumps(e))
+                metrics.MESSAGES_OUT.labels(NAME, ROUTES.name).inc()
+                metrics.ROUTED.labels(e.agency_id, e.agency_kind).inc()
+            else:
+                assert isinstance(e, SlaEvent)
+                await sla.send(key=key, value=codecs.dumps(e))
+                metrics.MESSAGES_OUT.labels(NAME, SLA.name).inc()
+                clock_label = e.clock.value if e.clock else ""
+                metrics.SLA_EVENTS.labels(e.agency_id, e.event_type.value, clock_label).inc()
+                if e.business_seconds is not None and e.clock is not None:
+                    metrics.RESPONSE_BUSINESS_TIME.labels(e.agency_id, e.clock.value).observe(
+                        e.business_seconds
+                    )
+
+    async def dead(event: faust.EventT, reason: str, detail: str) -> None:
+        metrics.DEAD_LETTERS.labels(NAME, reason).inc()
+        record = DeadLetter(
             stage=NAME,
-            reason="invalid_classified",
+            reason=reason,
             detail=detail[:2000],
             source_topic=event.message.topic,
             source_partition=event.message.partition,
             source_offset=event.message.offset,
             source_key=event.key.decode("utf-8", "replace") if event.key else None,
-            payload_b64=__import__("base64").b64encode(event.value).decode(),
+            payload_b64=base64.b64encode(event.value).decode() if event.value else None,
             failed_at=datetime.now(UTC),
         )
+        await deadletters.send(key=event.key, value=codecs.dumps(record))
+
+    def before(state: ComplaintState | None) -> tuple[str, bool] | None:
+        return (state.agency_id, state.is_open) if state else None
+
+    # --- agents -----------------------------------------------------------------------
+    @app.agent(classified)
+    async def on_classified(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            metrics.MESSAGES_IN.labels(NAME, CLASSIFIED.name).inc()
+            try:
+                cm = ClassifiedMessage.model_validate_json(event.value)
+            except (ValidationError, ValueError) as exc:
+                await dead(event, "invalid_classified", str(exc))
+                continue
+            key = event.key
+            if key is None or key != cm.message.thread_key.encode():
+                await dead(event, "key_mismatch", "record key must be the message's thread_key")
+                continue
+            partition = event.message.partition
+            async with mem.lock:
+                old, state = load(key)
+                was = before(state)
+                try:
+                    new, events = router.on_message(state, cm, partition)
+                except Rejected as exc:
+                    await dead(event, exc.reason, exc.detail)
+                    continue
+                except Exception as exc:  # a bug must not stop the partition: park the record
+                    log.exception("route failed on %s", key)
+                    await dead(event, "internal_error", repr(exc))
+                    continue
+                await publish(key, events)
+                store(key, partition, old, new)
+                track_open(was, new)
+
+    @app.agent(commands)
+    async def on_command(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            metrics.MESSAGES_IN.labels(NAME, COMMANDS.name).inc()
+            try:
+                cmd = Command.model_validate_json(event.value)
+            except (ValidationError, ValueError) as exc:
+                await dead(event, "invalid_command", str(exc))
+                continue
+            key = event.key
+            if key is None or key != cmd.thread_key.encode():
+                await dead(event, "key_mismatch", "record key must be the command's thread_key")
+                continue
+            partition = event.message.partition
+            async with mem.lock:
+                old, state = load(key)
+                was = before(state)
+                try:
+                    new, events = router.on_command(state, cmd)
+                except Rejected as exc:
+                    await dead(event, exc.reason, exc.detail)
+                    continue
+                except Exception as exc:  # a bug must not stop the partition: park the record
+                    log.exception("route failed on command for %s", key)
+                    await dead(event, "internal_error", repr(exc))
+                    continue
+                await publish(key, events)
+                store(key, partition, old, new)
+                track_open(was, new)
+
+    @app.agent(ticks)
+    async def on_tick(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            partition = event.message.partition
+            mem.pending.pop(partition, None)
+            try:
+                now = float(orjson.loads(event.value)["now"])
+            except (ValueError, KeyError, TypeError):
+                await dead(event, "invalid_tick", 'tick value must be {"now": seconds}')
+                continue
+            if mem.needs_reindex or partition not in mem.owned:
+                continue
+            lags: list[float] = []
+            async with mem.lock:
+                for key in mem.index(partition).pop_due(now, limit=rs.tick_batch):
+                    old, state = load(key)
+                    was = before(state)
+                    try:
+                        new, events = router.on_tick(state, now, lags)
+                    except Exception:  # keep the key scheduled; the next tick retries it
+                        log.exception("tick failed on %s", key)
+                        mem.index(partition).set(key, now + 60.0)
+                        continue
+                    await publish(key, events)
+                    store(key, partition, old, new)
+                    track_open(was, new)
+            for lag in lags:
+                metrics.TIMER_LAG.observe(max(0.0, lag))
+
+    # --- timer: find due partitions, send them a tick ---------------------------------
+    def owned_partitions() -> frozenset[int]:
+        return frozenset(
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == classified_name
+        )
+
+    def reindex(owned: frozenset[int]) -> None:
+        """Rebuild the due indexes from the table (after start, rebalance or recovery)."""
+        started = time.perf_counter()
+        items: dict[int, list[tuple[bytes, float]]] = {p: [] for p in owned}
+        mem.open_by_agency.clear()
+        for key, data in table.items():
+            state = ComplaintState.from_bytes(data)
+            if state.partition not in owned:
+                continue
+            if state.is_open:
+                mem.open_by_agency[state.agency_id] += 1
+            due = state.next_due()
+            if due is not None:
+                items[state.partition].append((key, due))
+        mem.indexes = {}
+        for p, entries in items.items():
+            mem.index(p).rebuild(entries)
+        for agency_id, n in mem.open_by_agency.items():
+            metrics.OPEN_COMPLAINTS.labels(agency_id).set(n)
+        mem.owned, mem.pending, mem.needs_reindex = owned, {}, False
+        log.info(
+            "indexed %d scheduled complaints on partitions %s in %.3fs",
+            sum(len(v) for v in items.values()),
+            sorted(owned),
+            time.perf_counter() - started,
+        )
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _rebalanced(sender: Any, **kwargs: Any) -> None:
+        mem.needs_reindex = True
+
+    @app.timer(rs.tick_interval_s)
+    async def schedule_ticks() -> None:
+        if app.rebalancing or getattr(app, "in_recovery", False):
+            return
+        owned = owned_partitions()
+        if mem.needs_reindex or owned != mem.owned:
+            reindex(owned)
+        now = clock()
+        mono = time.monotonic()
+        for p in mem.owned:
+            due = mem.index(p).peek()
+            if due is None or due > now:
+                continue
+            sent = mem.pending.get(p)
+            if sent is not None and mono - sent < rs.tick_resend_s:
+                continue
+            mem.pending[p] = mono
+            await ticks.send(value=orjson.dumps({"now": now}), partition=p)
 
     return app

@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
-class DueIndex:
+class DueIndex(Generic[K]):
     __slots__ = ("_due", "_heap")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, Hashable]] = []
-        self._due: dict[Hashable, float] = {}
+        self._heap: list[tuple[float, K]] = []
+        self._due: dict[K, float] = {}
 
     def __len__(self) -> int:
         return len(self._due)
 
-    def __contains__(self, key: Hashable) -> bool:
+    def __contains__(self, key: K) -> bool:
         return key in self._due
 
-    def set(self, key: Hashable, due: float | None) -> None:
+    def set(self, key: K, due: float | None) -> None:
         """Schedule ``key`` at ``due``; ``None`` removes it."""
         current = self._due.get(key)
         if due is None:
@@ -50,11 +53,11 @@ class DueIndex:
             heapq.heappop(heap)
         return None
 
-    def pop_due(self, now: float, limit: int | None = None) -> list[Hashable]:
+    def pop_due(self, now: float, limit: int | None = None) -> list[K]:
         """Remove and return keys due at or before ``now`` (earliest first, at most ``limit``).
 
         The caller re-schedules each key after handling it (its next stage or None)."""
-        out: list[Hashable] = []
+        out: list[K] = []
         heap, due = self._heap, self._due
         while heap and heap[0][0] <= now and (limit is None or len(out) < limit):
             at, key = heapq.heappop(heap)
@@ -67,7 +70,7 @@ class DueIndex:
         self._heap.clear()
         self._due.clear()
 
-    def rebuild(self, items: Iterable[tuple[Hashable, float]]) -> None:
+    def rebuild(self, items: Iterable[tuple[K, float]]) -> None:
         """Replace the content in O(n) (heapify), e.g. after partitions were recovered."""
         self._due = dict(items)
         self._heap = [(at, key) for key, at in self._due.items()]

@@ -11,7 +11,7 @@ from services.route.timers import DueIndex
 
 
 def test_pops_only_what_is_due_in_order() -> None:
-    idx = DueIndex()
+    idx: DueIndex[object] = DueIndex()
     for key, at in (("c", 30.0), ("a", 10.0), ("b", 20.0)):
         idx.set(key, at)
     assert idx.peek() == 10.0
@@ -21,7 +21,7 @@ def test_pops_only_what_is_due_in_order() -> None:
 
 
 def test_reschedule_and_remove_leave_no_ghosts() -> None:
-    idx = DueIndex()
+    idx: DueIndex[object] = DueIndex()
     idx.set("a", 10.0)
     idx.set("a", 50.0)  # later stage
     idx.set("b", 5.0)
@@ -32,7 +32,7 @@ def test_reschedule_and_remove_leave_no_ghosts() -> None:
 
 
 def test_heap_garbage_is_bounded() -> None:
-    idx = DueIndex()
+    idx: DueIndex[object] = DueIndex()
     rng = random.Random(1)
     for i in range(20_000):
         idx.set(i % 1000, rng.random() * 1000)
@@ -42,7 +42,7 @@ def test_heap_garbage_is_bounded() -> None:
 
 @given(st.lists(st.tuples(st.integers(0, 30), st.one_of(st.none(), st.floats(0, 100)))))
 def test_matches_a_plain_dict_model(ops: list[tuple[int, float | None]]) -> None:
-    idx = DueIndex()
+    idx: DueIndex[int] = DueIndex()
     model: dict[int, float] = {}
     for key, at in ops:
         idx.set(key, at)

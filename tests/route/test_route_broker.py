@@ -1,0 +1,260 @@
+"""The route processor through the real broker, with deadlines driven in simulated time.
+
+The app runs in-process with an injected clock; advancing the clock makes its timer send
+tick records through Kafka, and the assertions read what landed on the output topics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import faust
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from common import codecs
+from common.kafka import ensure_topics, topic_name
+from common.settings import Settings
+from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTES, SLA
+from schemas.commands import CommandType
+from services.route.app import RouteSettings, create_app
+from tests.support import TopicReader
+
+from .factories import command, message
+
+pytestmark = pytest.mark.kafka
+
+WIB = ZoneInfo("Asia/Jakarta")
+WITA = ZoneInfo("Asia/Makassar")
+MON_9 = datetime(2026, 11, 23, 9, 0, tzinfo=WIB)  # first response due 14:00 WIB, warning 12:00
+
+
+class SimClock:
+    def __init__(self, at: datetime) -> None:
+        self.t = at.timestamp()
+
+    def __call__(self) -> float:
+        return self.t
+
+    def set(self, at: datetime) -> None:
+        self.t = at.timestamp()
+
+
+class Harness:
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer, clock: SimClock) -> None:
+        self.settings, self.producer, self.clock = settings, producer, clock
+        self.apps: list[faust.App] = []
+
+    async def start_app(self) -> faust.App:
+        app = create_app(
+            self.settings, clock=self.clock, route_settings=RouteSettings(tick_interval_s=0.05)
+        )
+        await app.start()
+        self.apps.append(app)
+        return app
+
+    async def send(self, spec: Any, key: str, value: Any) -> None:
+        await self.producer.send_and_wait(
+            topic_name(spec, self.settings), codecs.dumps(value), key=key.encode()
+        )
+
+    def reader(self) -> TopicReader:
+        names = [topic_name(t, self.settings) for t in (ROUTES, SLA, DEADLETTER)]
+        return TopicReader(self.settings.bootstrap_servers, *names)
+
+
+@pytest.fixture
+async def harness(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[Harness]:
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        consumer_group_prefix=topic_prefix.rstrip("."),
+        rebalance_timeout_s=4.0,
+    )
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+    await producer.start()
+    h = Harness(settings, producer, SimClock(MON_9))
+    try:
+        yield h
+    finally:
+        for app in h.apps:
+            if app.started:
+                await app.stop()
+        await producer.stop()
+
+
+def values(reader: TopicReader, settings: Settings, spec: Any) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in reader.on(topic_name(spec, settings))]
+
+
+def sla_ids(reader: TopicReader, settings: Settings, complaint: str) -> list[str]:
+    return [e["event_id"] for e in values(reader, settings, SLA) if e["complaint_id"] == complaint]
+
+
+def has(ids_of: Any, *wanted: str) -> Any:
+    return lambda _recs: all(w in ids_of() for w in wanted)
+
+
+async def test_lifecycle_reply_holidays_wita_reroute_and_dead_letters(harness: Harness) -> None:
+    h, s = harness, harness.settings
+    await h.start_app()
+    # t1: no reply at all. t2: agency replies in time. t3: received in the Eid cuti bersama.
+    # t4: a WITA agency. t5: rerouted after its warning.
+    await h.send(CLASSIFIED, "t1", message("c1", "t1", MON_9))
+    await h.send(CLASSIFIED, "t2", message("c2", "t2", MON_9))
+    await h.send(
+        CLASSIFIED, "t2", message("r2", "t2", MON_9 + timedelta(minutes=40), agency_reply=True)
+    )
+    await h.send(CLASSIFIED, "t3", message("c3", "t3", datetime(2026, 3, 18, 10, 0, tzinfo=WIB)))
+    await h.send(
+        CLASSIFIED, "t4", message("c4", "t4", MON_9, agency_id="mks-public-works", region="73.71")
+    )
+    await h.send(CLASSIFIED, "t5", message("c5", "t5", MON_9))
+    await h.send(CLASSIFIED, "t1", message("c1", "t1", MON_9))  # redelivered duplicate
+
+    async with h.reader() as reader:
+        routed = lambda: [  # noqa: E731
+            e["complaint_id"] for e in values(reader, s, ROUTES) if e["event_type"] == "routed"
+        ]
+        await reader.wait_for(lambda _r: len(set(routed())) == 5, timeout=60)
+        by_id = {e["complaint_id"]: e for e in values(reader, s, ROUTES)}
+        # Eid al-Fitr 2026: cuti bersama 18, 20, 23, 24 Mar; Nyepi 19; Eid 21-22; weekend.
+        assert by_id["instagram:c3"]["due"]["first_response"] == "2026-03-25T04:30:00Z" or (
+            datetime.fromisoformat(by_id["instagram:c3"]["due"]["first_response"])
+            == datetime(2026, 3, 25, 11, 30, tzinfo=WIB)
+        )
+        # WITA: 09:00 WIB = 10:00 WITA; 2 h to lunch + 2 h after = 15:00 WITA.
+        assert datetime.fromisoformat(by_id["instagram:c4"]["due"]["first_response"]) == (
+            datetime(2026, 11, 23, 15, 0, tzinfo=WITA)
+        )
+        assert by_id["instagram:c4"]["channels"] == ["email:pu@example.makassarkota.go.id"]
+
+        # The agency answered t2 after 40 minutes: responded, met.
+        await reader.wait_for(
+            has(
+                lambda: sla_ids(reader, s, "instagram:c2"),
+                "instagram:c2:first_response:1:responded:0",
+            )
+        )
+        [resp] = [e for e in values(reader, s, SLA) if e["event_type"] == "responded"]
+        assert resp["met"] is True and resp["response_seconds"] == 2400
+
+        # Simulated time: past the warning (12:00 WIB).
+        h.clock.set(MON_9 + timedelta(hours=3, minutes=1))
+        await reader.wait_for(
+            has(
+                lambda: sla_ids(reader, s, "instagram:c1"),
+                "instagram:c1:first_response:1:warning:0",
+            )
+        )
+        # Reroute t5 (bukan wewenang) to the Makassar agency: its first-response clock restarts.
+        reroute_at = MON_9 + timedelta(hours=3, minutes=2)
+        await h.send(
+            COMMANDS,
+            "t5",
+            command(
+                "k5",
+                CommandType.reroute,
+                "instagram:c5",
+                "t5",
+                reroute_at,
+                "mks-public-works",
+                "bukan wewenang",
+            ),
+        )
+        await h.send(
+            COMMANDS, "t9", command("k9", CommandType.resolve, "instagram:zz", "t9", reroute_at)
+        )
+        await reader.wait_for(
+            lambda _r: any(e["event_type"] == "rerouted" for e in values(reader, s, ROUTES))
+        )
+        await reader.wait_for(lambda _r: len(values(reader, s, DEADLETTER)) >= 1)
+        [dl] = values(reader, s, DEADLETTER)
+        assert (dl["reason"], dl["stage"], dl["source_key"]) == ("unknown_complaint", "route", "t9")
+
+        # Past the deadline, then far past every escalation level.
+        h.clock.set(MON_9 + timedelta(hours=5, minutes=1))
+        await reader.wait_for(
+            has(
+                lambda: sla_ids(reader, s, "instagram:c1"),
+                "instagram:c1:first_response:1:overdue:0",
+            )
+        )
+        h.clock.set(MON_9 + timedelta(days=40))
+        esc = [f"instagram:c1:first_response:1:escalated:{n}" for n in (1, 2, 3)]
+        await reader.wait_for(has(lambda: sla_ids(reader, s, "instagram:c1"), *esc), timeout=60)
+        await reader.wait_for(
+            has(
+                lambda: sla_ids(reader, s, "instagram:c5"),
+                "instagram:c5:first_response:2:overdue:0",
+            )
+        )
+        await reader.drain(quiet_s=1.5)
+
+        ids = [e["event_id"] for e in values(reader, s, SLA)]
+        dupes = {i: n for i, n in Counter(ids).items() if n > 1}
+        assert not dupes, dupes
+        assert sorted(routed()) == sorted(set(routed()))  # each routed once
+        c1 = [i for i in ids if i.startswith("instagram:c1:first_response")]
+        assert c1 == [
+            "instagram:c1:first_response:1:warning:0",
+            "instagram:c1:first_response:1:overdue:0",
+            *esc,
+        ]
+        # t2 was answered: no first-response warning for it.
+        assert not [i for i in ids if i.startswith("instagram:c2:first_response:1:warning")]
+        # t5: the old run warned before the reroute and never went overdue; the new run
+        # belongs to the new agency.
+        c5 = {
+            e["event_id"]: e for e in values(reader, s, SLA) if e["complaint_id"] == "instagram:c5"
+        }
+        assert "instagram:c5:first_response:1:warning:0" in c5
+        assert "instagram:c5:first_response:1:overdue:0" not in c5
+        assert c5["instagram:c5:first_response:2:overdue:0"]["agency_id"] == "mks-public-works"
+        escalated = [e for e in values(reader, s, SLA) if e["event_id"] == esc[1]]
+        assert escalated[0]["escalate_to"] == "sby-secretariat"
+
+
+async def test_restart_between_warning_and_deadline_catches_up_once(harness: Harness) -> None:
+    h, s = harness, harness.settings
+    first = await h.start_app()
+    await h.send(CLASSIFIED, "t1", message("c1", "t1", MON_9))
+    async with h.reader() as reader:
+        ids = lambda: sla_ids(reader, s, "instagram:c1")  # noqa: E731
+        await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 1, timeout=60)
+        h.clock.set(MON_9 + timedelta(hours=3, minutes=30))
+        await reader.wait_for(has(ids, "instagram:c1:first_response:1:warning:0"))
+        await first.stop()
+
+        # While no worker runs, the deadline and the first escalation pass.
+        h.clock.set(MON_9 + timedelta(hours=7, minutes=30))
+        second = await h.start_app()
+        await reader.wait_for(
+            has(
+                ids,
+                "instagram:c1:first_response:1:overdue:0",
+                "instagram:c1:first_response:1:escalated:1",
+            ),
+            timeout=60,
+        )
+        await reader.drain(quiet_s=1.5)
+        counts = Counter(ids())
+        assert counts["instagram:c1:first_response:1:warning:0"] == 1
+        assert counts["instagram:c1:first_response:1:overdue:0"] == 1
+        assert counts["instagram:c1:first_response:1:escalated:1"] == 1
+        assert "instagram:c1:first_response:1:escalated:2" not in counts
+        overdue = next(e for e in values(reader, s, SLA) if e["event_type"] == "overdue")
+        assert datetime.fromisoformat(overdue["due_at"]) == datetime(
+            2026, 11, 23, 14, 0, tzinfo=WIB
+        )
+        # Caught up late: it happened at the restart's clock, after the due time.
+        assert datetime.fromisoformat(overdue["occurred_at"]) > datetime.fromisoformat(
+            overdue["due_at"]
+        )
+        assert len(values(reader, s, ROUTES)) == 1  # the restart did not route again
+        await second.stop()
