@@ -1,12 +1,27 @@
 """Ingest HTTP service: verifies webhooks, stores every delivery in Kafka, then normalizes.
 
-The order is the product's promise: a delivery is answered 200 only after its raw bytes are
-acknowledged by Kafka (acks=all); if Kafka does not acknowledge in time the platform gets a
-503 and retries, and the retry is deduplicated downstream by message id."""
+The order is the product's promise: a delivery is answered 200 only after its raw bytes
+*and* the normalized messages parsed from it are acknowledged by Kafka (acks=all). If Kafka
+does not acknowledge in time the platform gets a 503 and retries; the retry is dropped by
+the dedup store (``dedup.py``), so it lands exactly once.
+
+Answers, per request:
+
+* 415 not ``application/json``; 413 body over ``ADUAN_MAX_BODY_BYTES`` (3 MB);
+* 403 missing/bad signature (nothing written); 403 generic timestamp outside the window;
+* 503 broker unavailable or slow, ingest still rebuilding its dedup store, or the same
+  message being written by a concurrent request;
+* 400 body not JSON / unknown ``object`` (raw kept, dead letter written);
+* 200 otherwise, also when entries were rejected (unknown account, malformed entry): those
+  are dead-lettered one by one, and a 200 stops the platform from retrying what can never
+  succeed.
+
+Routes: ``GET|POST /webhooks/{instagram,facebook,whatsapp,x,generic}``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -18,19 +33,38 @@ from aiokafka import AIOKafkaProducer
 
 from common import codecs, metrics
 from common.http import add_ops_routes
-from common.kafka import ensure_topics, make_producer, produce_all, Output, topic_name
+from common.kafka import Output, ensure_topics, make_producer, produce_all, topic_name
 from common.registry import Registry, load_registry, secret_from_env
 from common.settings import Settings
 from common.topics import DEADLETTER, MESSAGES, RAW
 from schemas.deadletter import DeadLetter
-from schemas.messages import Platform
-from services.ingest.parsing import DeliveryContext, MalformedDelivery, parse_delivery
+from schemas.messages import Message, Platform
+from services.ingest.config import IngestSettings
+from services.ingest.dedup import HEADER, DedupStore, InFlight, TopicTail, dedup_key
+from services.ingest.parsing import (
+    DeliveryContext,
+    MalformedDelivery,
+    Rejected,
+    parse_delivery,
+)
 from services.ingest.privacy import Pseudonymizer
-from services.ingest.signatures import meta_signature, verify_any
+from services.ingest.signatures import (
+    meta_signature,
+    verify_any,
+    verify_generic,
+    x_crc_response,
+    x_signature,
+)
 
 log = logging.getLogger("aduan.ingest")
 
 META_PLATFORMS = {Platform.instagram, Platform.facebook, Platform.whatsapp}
+JSON_TYPES = {"application/json"}
+RawRef = tuple[int, int, str]
+
+
+class NotStored(Exception):
+    """Kafka did not acknowledge in time: the request must be answered 503."""
 
 
 @dataclass
@@ -39,10 +73,14 @@ class IngestService:
     registry: Registry
     producer: AIOKafkaProducer
     pseudonymize: Pseudonymizer
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    dedup: DedupStore | None = None
     app_secrets: dict[Platform, list[str]] = field(default_factory=dict)
     verify_tokens: dict[Platform, list[str]] = field(default_factory=dict)
     ready: bool = False
     port: int = 0
+    tail_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tail_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -52,6 +90,8 @@ class IngestService:
             self.verify_tokens[platform] = _resolve(
                 {a.verify_token_env for a in accounts if a.verify_token_env}, s
             )
+        if self.dedup is None:
+            self.dedup = DedupStore(self.ingest.dedup_window_s)
         self.raw_topic = topic_name(RAW, s)
         self.messages_topic = topic_name(MESSAGES, s)
         self.deadletter_topic = topic_name(DEADLETTER, s)
@@ -65,6 +105,11 @@ class IngestService:
             if any(_same(token, t) for t in self.verify_tokens[platform]):
                 metrics.WEBHOOK_REQUESTS.labels(platform, "verified").inc()
                 return web.Response(text=q.get("hub.challenge", ""))
+        if platform is Platform.x and q.get("crc_token") and self.app_secrets[platform]:
+            # One X app per deployment: its consumer secret answers the CRC.
+            metrics.WEBHOOK_REQUESTS.labels(platform, "verified").inc()
+            secret = self.app_secrets[platform][0]
+            return web.json_response(x_crc_response(secret, q["crc_token"]))
         metrics.WEBHOOK_REQUESTS.labels(platform, "bad_verify_token").inc()
         raise web.HTTPForbidden(text="verification failed")
 
@@ -78,61 +123,108 @@ class IngestService:
             metrics.WEBHOOK_LATENCY.labels(platform).observe(time.perf_counter() - started)
 
     async def _receive(self, platform: Platform, request: web.Request) -> web.Response:
-        if request.content_type != "application/json":
-            metrics.WEBHOOK_REQUESTS.labels(platform, "unsupported_media_type").inc()
-            raise web.HTTPUnsupportedMediaType(text="expected application/json")
-        if (request.content_length or 0) > self.settings.max_body_bytes:
-            metrics.WEBHOOK_REQUESTS.labels(platform, "too_large").inc()
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=self.settings.max_body_bytes, actual_size=request.content_length or 0
-            )
-        body = await request.read()
-        if not verify_any(
-            request.headers.get("X-Hub-Signature-256"),
-            body,
-            self.app_secrets[platform],
-            meta_signature,
-        ):
-            metrics.WEBHOOK_REQUESTS.labels(platform, "forged").inc()
-            raise web.HTTPForbidden(text="bad signature")
+        if request.content_type not in JSON_TYPES:
+            return _refuse(platform, "unsupported_media_type", web.HTTPUnsupportedMediaType)
+        limit = self.settings.max_body_bytes
+        if (request.content_length or 0) > limit:
+            return _refuse(platform, "too_large", web.HTTPRequestEntityTooLarge, limit)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # chunked bodies past client_max_size
+            return _refuse(platform, "too_large", web.HTTPRequestEntityTooLarge, limit)
+        refusal = self._authenticate(platform, request, body)
+        if refusal is not None:
+            return _refuse(platform, refusal, web.HTTPForbidden)
+        if not self.ready:
+            return _refuse(platform, "not_ready", web.HTTPServiceUnavailable)
 
         received_at = datetime.now(UTC)
         delivery_id = str(uuid.uuid4())
         try:
-            raw_meta = await self._store_raw(platform, body, delivery_id, received_at, request)
-        except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - any failure means "not stored"
-            log.warning("raw delivery not acknowledged: %r", exc)
-            metrics.WEBHOOK_REQUESTS.labels(platform, "broker_unavailable").inc()
-            raise web.HTTPServiceUnavailable(text="storage unavailable, retry") from exc
-
+            raw = await self._store_raw(platform, body, delivery_id, received_at, request)
+        except NotStored:
+            return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
         ctx = DeliveryContext(delivery_id, received_at, self.registry, self.pseudonymize)
-        outputs: list[Output] = []
         try:
             result = parse_delivery(platform, body, ctx)
         except MalformedDelivery as exc:
-            outputs.append(self._dead_letter(exc.reason, exc.detail, raw_meta, None))
-            await self._produce(outputs)
+            try:
+                await self._produce([self._dead_letter(exc.reason, exc.detail, raw, None)])
+            except NotStored:
+                return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
             metrics.WEBHOOK_REQUESTS.labels(platform, "malformed").inc()
-            raise web.HTTPBadRequest(text=f"{exc.reason}: {exc.detail}") from exc
+            return web.json_response({"error": exc.reason, "detail": exc.detail}, status=400)
+        return await self._write(platform, raw, result.messages, result.rejected, result.skipped)
 
-        for message in result.messages:
-            outputs.append(
-                Output(self.messages_topic, message.thread_key.encode(), codecs.dumps(message))
+    async def _write(
+        self,
+        platform: Platform,
+        raw: RawRef,
+        messages: list[Message],
+        rejected: list[Rejected],
+        skipped: int,
+    ) -> web.Response:
+        """Drop duplicates, write messages and dead letters, remember keys once acked."""
+        assert self.dedup is not None
+        keys = [dedup_key(m) for m in messages]
+        try:
+            fresh, claimed = self.dedup.claim(keys)
+        except InFlight:
+            return _refuse(platform, "in_flight", web.HTTPServiceUnavailable)
+        outputs = [
+            Output(
+                self.messages_topic,
+                messages[i].thread_key.encode(),
+                codecs.dumps(messages[i]),
+                ((HEADER, keys[i].encode()),),
             )
-        for rejected in result.rejected:
-            outputs.append(
-                self._dead_letter(rejected.reason, rejected.detail, raw_meta, rejected.entry_index)
-            )
-        metrics.WEBHOOK_ENTRIES.labels(platform, "message").inc(len(result.messages))
-        metrics.WEBHOOK_ENTRIES.labels(platform, "rejected").inc(len(result.rejected))
-        metrics.WEBHOOK_ENTRIES.labels(platform, "skipped").inc(result.skipped)
+            for i in fresh
+        ]
+        outputs += [self._dead_letter(r.reason, r.detail, raw, r.entry_index) for r in rejected]
         try:
             await self._produce(outputs)
-        except Exception as exc:  # noqa: BLE001
-            metrics.WEBHOOK_REQUESTS.labels(platform, "broker_unavailable").inc()
-            raise web.HTTPServiceUnavailable(text="storage unavailable, retry") from exc
-        metrics.WEBHOOK_REQUESTS.labels(platform, "accepted").inc()
-        return web.json_response({"status": "ok", "messages": len(result.messages)})
+        except NotStored:
+            self.dedup.release(claimed)
+            return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
+        self.dedup.commit(claimed)
+        duplicates = len(messages) - len(fresh)
+        entries = metrics.WEBHOOK_ENTRIES
+        entries.labels(platform, "message").inc(len(fresh))
+        entries.labels(platform, "duplicate").inc(duplicates)
+        entries.labels(platform, "rejected").inc(len(rejected))
+        entries.labels(platform, "skipped").inc(skipped)
+        unknown = rejected and not messages and all(r.reason == "unknown_account" for r in rejected)
+        metrics.WEBHOOK_REQUESTS.labels(
+            platform, "unknown_account" if unknown else "accepted"
+        ).inc()
+        return web.json_response(
+            {
+                "status": "ok",
+                "messages": len(fresh),
+                "duplicates": duplicates,
+                "rejected": len(rejected),
+                "skipped": skipped,
+            }
+        )
+
+    def _authenticate(self, platform: Platform, request: web.Request, body: bytes) -> str | None:
+        """None when the delivery is authentic; else ``forged`` or ``replayed``."""
+        secrets = self.app_secrets[platform]
+        headers = request.headers
+        if platform in META_PLATFORMS:
+            ok = verify_any(headers.get("X-Hub-Signature-256"), body, secrets, meta_signature)
+            return None if ok else "forged"
+        if platform is Platform.x:
+            ok = verify_any(headers.get("x-twitter-webhooks-signature"), body, secrets, x_signature)
+            return None if ok else "forged"
+        return verify_generic(
+            headers.get("X-Aduan-Signature"),
+            headers.get("X-Aduan-Timestamp"),
+            body,
+            secrets,
+            time.time(),
+            self.ingest.generic_replay_window_s,
+        )
 
     async def _store_raw(
         self,
@@ -141,7 +233,7 @@ class IngestService:
         delivery_id: str,
         received_at: datetime,
         request: web.Request,
-    ) -> tuple[int, int, str]:
+    ) -> RawRef:
         headers = [
             ("platform", platform.value.encode()),
             ("received_at", received_at.isoformat().encode()),
@@ -149,18 +241,33 @@ class IngestService:
             ("signature_verified", b"true"),
         ]
         started = time.perf_counter()
-        fut = await self.producer.send(
-            self.raw_topic, body, key=delivery_id.encode(), headers=headers
-        )
-        meta = await asyncio.wait_for(fut, timeout=self.settings.produce_timeout_s)
+        try:
+            fut = await asyncio.wait_for(
+                self.producer.send(self.raw_topic, body, key=delivery_id.encode(), headers=headers),
+                self.settings.produce_timeout_s,
+            )
+            meta = await asyncio.wait_for(fut, timeout=self.settings.produce_timeout_s)
+        except Exception as exc:  # timeout, broker gone, record refused: not stored
+            log.warning("raw delivery not acknowledged: %r", exc)
+            raise NotStored from exc
         metrics.PRODUCE_LATENCY.labels(RAW.name).observe(time.perf_counter() - started)
         return meta.partition, meta.offset, delivery_id
 
     async def _produce(self, outputs: list[Output]) -> None:
-        await asyncio.wait_for(produce_all(self.producer, outputs), self.settings.produce_timeout_s)
+        if not outputs:
+            return
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                produce_all(self.producer, outputs), self.settings.produce_timeout_s
+            )
+        except Exception as exc:
+            log.warning("normalized records not acknowledged: %r", exc)
+            raise NotStored from exc
+        metrics.PRODUCE_LATENCY.labels(MESSAGES.name).observe(time.perf_counter() - started)
 
     def _dead_letter(
-        self, reason: str, detail: str, raw: tuple[int, int, str], entry_index: int | None
+        self, reason: str, detail: str, raw: RawRef, entry_index: int | None
     ) -> Output:
         partition, offset, delivery_id = raw
         metrics.DEAD_LETTERS.labels("ingest", reason).inc()
@@ -177,6 +284,14 @@ class IngestService:
             failed_at=datetime.now(UTC),
         )
         return Output(self.deadletter_topic, delivery_id.encode(), codecs.dumps(record))
+
+
+def _refuse(
+    platform: Platform, outcome: str, error: type[web.HTTPError], limit: int = 0
+) -> web.Response:
+    metrics.WEBHOOK_REQUESTS.labels(platform, outcome).inc()
+    status = error.status_code
+    return web.json_response({"error": outcome, "limit": limit or None}, status=status)
 
 
 def _platform(request: web.Request) -> Platform:
@@ -204,17 +319,22 @@ def _resolve(env_names: set[str], settings: Settings) -> list[str]:
 
 
 def build_app(service: IngestService) -> web.Application:
-    app = web.Application(client_max_size=service.settings.max_body_bytes)
+    # One byte over the limit so an exactly-3 MB body passes and a larger one is refused.
+    app = web.Application(client_max_size=service.settings.max_body_bytes + 1)
     app.router.add_get("/webhooks/{platform}", service.verify)
     app.router.add_post("/webhooks/{platform}", service.receive)
     add_ops_routes(
-        app, lambda: (service.ready, "producer connected" if service.ready else "starting")
+        app, lambda: (service.ready, "serving" if service.ready else "rebuilding dedup store")
     )
     return app
 
 
-async def start(settings: Settings) -> tuple[web.AppRunner, IngestService]:
-    """Create topics, connect the producer, and start serving; returns what stop() needs."""
+async def start(
+    settings: Settings, ingest: IngestSettings | None = None
+) -> tuple[web.AppRunner, IngestService]:
+    """Create topics, connect the producer, rebuild the dedup store from the messages topic,
+    and start serving; returns what stop() needs. POSTs get 503 until the rebuild is done."""
+    ingest = ingest or IngestSettings()
     registry = load_registry(settings.registry_file)
     key = settings.pseudonym_key.get_secret_value() or (
         secret_from_env("ADUAN_PSEUDONYM_KEY", settings.secrets_file) or ""
@@ -222,12 +342,25 @@ async def start(settings: Settings) -> tuple[web.AppRunner, IngestService]:
     await ensure_topics(settings)
     producer = make_producer(settings)
     await producer.start()
-    service = IngestService(settings, registry, producer, Pseudonymizer(key.encode()))
+    service = IngestService(settings, registry, producer, Pseudonymizer(key.encode()), ingest)
+    assert service.dedup is not None
+    tail = TopicTail(service.dedup, settings.bootstrap_servers, service.messages_topic)
+    task = asyncio.create_task(tail.run(service.tail_stop), name="ingest-dedup-tail")
+    service.tail_task = task
     runner = web.AppRunner(build_app(service), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
-    service.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    service.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    caught_up = asyncio.create_task(tail.caught_up.wait())
+    done, _ = await asyncio.wait(
+        {caught_up, task}, timeout=ingest.dedup_catch_up_timeout_s, return_when="FIRST_COMPLETED"
+    )
+    if caught_up not in done:
+        caught_up.cancel()
+        await stop(runner, service)
+        raise RuntimeError(f"dedup store not rebuilt from {service.messages_topic} in time")
+    log.info("dedup store holds %d keys", len(service.dedup))
     service.ready = True
     return runner, service
 
@@ -235,4 +368,8 @@ async def start(settings: Settings) -> tuple[web.AppRunner, IngestService]:
 async def stop(runner: web.AppRunner, service: IngestService) -> None:
     service.ready = False
     await runner.cleanup()
+    service.tail_stop.set()
+    if service.tail_task is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(service.tail_task, 10)
     await service.producer.stop()

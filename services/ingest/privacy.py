@@ -19,10 +19,10 @@ _NIK = re.compile(rf"(?<![\d])(?:\d{_SEP}?){{15}}\d(?!\d)")
 # "(+62)81234567890", "wa:6281234567890"). Letters before are allowed ("hp08123...").
 _MOBILE = re.compile(
     r"(?<![\d+])(?:\(\s*)?(?:\+\s?62|62|0)(?:\s*\))?[ \t.\-]?(?:\(\s*)?(?:0\s*\)\s*)?"
-    r"8(?:[ \t.\-()]{0,2}\d){7,11}(?!\d)"
+    r"8(?:[ \t.\-()]{0,3}\d){7,11}(?!\d)"
 )
 # Any number written with +62 is a phone, landlines included ("+62 31 531 2144").
-_INTL = re.compile(r"(?<![\d+])(?:\(\s*)?\+\s?62(?:[ \t.\-()]{0,2}\d){7,12}(?!\d)")
+_INTL = re.compile(r"(?<![\d+])(?:\(\s*)?\+\s?62(?:[ \t.\-()]{0,3}\d){7,12}(?!\d)")
 # Landlines with a parenthesised area code: "(031) 531-2144", "(0343) 123456".
 _LANDLINE = re.compile(r"\(\s*0\d{2,3}\s*\)[ \t.\-]?\d{3,4}[ \t.\-]?\d{3,5}(?!\d)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

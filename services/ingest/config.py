@@ -1,0 +1,24 @@
+"""Ingest-only settings (``ADUAN_*`` environment variables), next to the shared ones."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DAY_S = 24 * 3600.0
+
+
+class IngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ADUAN_", env_file=None, extra="ignore")
+
+    dedup_window_s: float = Field(
+        default=7 * DAY_S,
+        gt=0,
+        description="how long a message id is remembered; WhatsApp retries for up to 7 days",
+    )
+    dedup_catch_up_timeout_s: float = Field(
+        default=120.0, gt=0, description="bound on replaying aduan.messages.v1 at start-up"
+    )
+    generic_replay_window_s: float = Field(
+        default=300.0, gt=0, description="generic webhook: refuse timestamps older/newer than this"
+    )
