@@ -141,7 +141,8 @@ def raw_delivery_from(key: bytes | None, headers: Iterable[tuple[str, bytes]]) -
 class Reparsed:
     """What re-parsing one raw delivery produced: message records and entries still refused."""
 
-    messages: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
+    # (key, value, headers) of each message record, headers as ingest writes them
+    messages: list[tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]] = field(default_factory=list)
     rejected: list[tuple[str, str, int | None]] = field(default_factory=list)
 
 
@@ -152,6 +153,7 @@ def ingest_reparser(settings: Settings) -> Reparser:
     """Bind ingest's pure parser to this deployment's registry and pseudonym key, so a
     re-parsed message is byte-for-byte what ingest would have produced."""
     from common.registry import load_registry, secret_from_env
+    from services.ingest.dedup import HEADER, dedup_key
     from services.ingest.parsing import DeliveryContext, MalformedDelivery, parse_delivery
     from services.ingest.privacy import Pseudonymizer
 
@@ -169,7 +171,12 @@ def ingest_reparser(settings: Settings) -> Reparser:
         except MalformedDelivery as exc:
             out.rejected.append((exc.reason, exc.detail, None))
             return out
-        out.messages = [(m.thread_key.encode(), codecs.dumps(m)) for m in result.messages]
+        # The dedup header lets running ingest instances, which tail the messages topic,
+        # learn these keys: a later platform retry of the same entry is then dropped.
+        out.messages = [
+            (m.thread_key.encode(), codecs.dumps(m), ((HEADER, dedup_key(m).encode()),))
+            for m in result.messages
+        ]
         out.rejected = [(r.reason, r.detail, r.entry_index) for r in result.rejected]
         return out
 
@@ -456,8 +463,9 @@ async def _replay_raw(
     meta = raw_delivery_from(key, headers)
     result = reparser(meta, body)
     sends: list[Awaitable[Any]] = []
-    for mkey, mvalue in result.messages:
-        sends.append(await producer.send(messages_topic, mvalue, key=mkey, headers=origin))
+    for mkey, mvalue, mheaders in result.messages:
+        headers = [*mheaders, *origin]
+        sends.append(await producer.send(messages_topic, mvalue, key=mkey, headers=headers))
     for reason, detail, entry_index in result.rejected:
         value = _redeadletter(meta, ref, reason, detail, entry_index)
         sends.append(await producer.send(deadletter_topic, value, key=meta.delivery_id.encode()))

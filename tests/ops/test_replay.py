@@ -248,6 +248,9 @@ async def test_raw_reference_reparsed_with_ingest_parser(settings: Settings) -> 
     assert message["received_at"].startswith("2026-03-02T03:00:00")
     assert records[0].key == message["thread_key"].encode()
     assert "990001" not in records[0].value.decode()  # author pseudonymised, as in ingest
+    headers = dict(records[0].headers)
+    assert headers["dedup"] == b"instagram:c-replay-1"  # running ingests learn the key
+    assert REPLAY_HEADER in headers
 
 
 @pytest.mark.kafka
