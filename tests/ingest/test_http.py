@@ -1,0 +1,253 @@
+"""The ingest service through a real broker: signatures, HTTP rules, dedup across restarts,
+and the broker going away (503) and coming back (the retry lands exactly once)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import orjson
+import pytest
+
+from common.broker import EmbeddedBroker
+from common.kafka import ensure_topics, topic_name
+from common.settings import Settings
+from common.topics import CATALOG, DEADLETTER, MESSAGES, RAW
+from services.ingest import app as ingest_app
+from services.ingest.signatures import generic_signature, meta_signature, x_signature
+from tests.ingest.helpers import fixture
+from tests.support import TopicReader
+
+pytestmark = pytest.mark.kafka
+
+META_SECRET = "meta-app-secret"
+X_SECRET = "x-consumer-secret"
+GENERIC_SECRET = "generic-web-secret"
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADUAN_META_APP_SECRET", META_SECRET)
+    monkeypatch.setenv("ADUAN_META_VERIFY_TOKEN", "verify-me")
+    monkeypatch.setenv("ADUAN_X_CONSUMER_SECRET", X_SECRET)
+    monkeypatch.setenv("ADUAN_GENERIC_WEB_SECRET", GENERIC_SECRET)
+    monkeypatch.setenv("ADUAN_GENERIC_LAPOR_SECRET", "lapor-secret")
+
+
+def make_settings(bootstrap: str, prefix: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "topic_prefix": prefix,
+        "http_port": 0,
+        "pseudonym_key": "test-pseudonym-key",
+        "produce_timeout_s": 1.5,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[str]:
+    runner, service = await ingest_app.start(settings)
+    try:
+        yield f"http://127.0.0.1:{service.port}/webhooks"
+    finally:
+        await ingest_app.stop(runner, service)
+
+
+async def post(
+    url: str, body: bytes, headers: dict[str, str], content_type: str = "application/json"
+) -> tuple[int, dict[str, object]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers={"Content-Type": content_type, **headers}) as resp,
+    ):
+        text = await resp.read()
+        try:
+            return resp.status, orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return resp.status, {"text": text.decode(errors="replace")}
+
+
+def meta(body: bytes, secret: str = META_SECRET) -> dict[str, str]:
+    return {"X-Hub-Signature-256": meta_signature(secret, body)}
+
+
+def generic(body: bytes, ts: int | None = None, secret: str = GENERIC_SECRET) -> dict[str, str]:
+    stamp = str(int(time.time()) if ts is None else ts)
+    return {"X-Aduan-Timestamp": stamp, "X-Aduan-Signature": generic_signature(secret, stamp, body)}
+
+
+def topics(settings: Settings) -> dict[str, str]:
+    return {t.name: topic_name(t, settings) for t in CATALOG}
+
+
+async def test_signed_mixed_batches(kafka_bootstrap: str, topic_prefix: str, secrets: None) -> None:
+    settings = make_settings(kafka_bootstrap, topic_prefix)
+    names = topics(settings)
+    wa = fixture("whatsapp_messages.json")
+    ig = fixture("instagram_batch_with_bad_entries.json")
+    x = fixture("x_account_activity.json")
+    gen = fixture("generic_reports.json")
+    async with running(settings) as base:
+        assert (await post(f"{base}/whatsapp", wa, meta(wa)))[0] == 200
+        status, answer = await post(f"{base}/instagram", ig, meta(ig))
+        assert status == 200
+        assert answer == {
+            "status": "ok",
+            "messages": 2,
+            "duplicates": 0,
+            "rejected": 3,
+            "skipped": 1,
+        }
+        x_headers = {"x-twitter-webhooks-signature": x_signature(X_SECRET, x)}
+        assert (await post(f"{base}/x", x, x_headers))[0] == 200
+        assert (await post(f"{base}/generic", gen, generic(gen)))[0] == 200
+
+    async with TopicReader(kafka_bootstrap, *names.values()) as reader:
+        await reader.wait_for(
+            lambda r: len([x for x in r if x.topic == names[MESSAGES.name]]) >= 13
+        )
+        await reader.drain(quiet_s=0.5)
+    messages = [orjson.loads(r.value) for r in reader.on(names[MESSAGES.name])]
+    assert len(messages) == 7 + 2 + 2 + 2
+    ids = {m["message_id"] for m in messages}
+    assert {
+        "instagram:17865799348089101",
+        "x:1860000000000000002",
+        "generic:web-sby:F-2026-000124",
+    } <= ids
+    for record in reader.on(names[MESSAGES.name]):
+        body = orjson.loads(record.value)
+        assert record.key == body["thread_key"].encode()
+        assert dict(record.headers)["dedup"] == body["message_id"].encode()
+        assert b"6281234567890" not in record.value and b"Siti Aminah" not in record.value
+    raw = reader.on(names[RAW.name])
+    assert len(raw) == 4 and raw[0].value in {wa, ig, x, gen}
+    letters = [orjson.loads(r.value) for r in reader.on(names[DEADLETTER.name])]
+    assert sorted(d["reason"] for d in letters) == [
+        "malformed_entry",
+        "malformed_entry",
+        "unknown_account",
+    ]
+    assert all(d["source_topic"] == names[RAW.name] and d["payload_b64"] is None for d in letters)
+
+
+async def test_forged_and_refused_requests_write_nothing(
+    kafka_bootstrap: str, topic_prefix: str, secrets: None
+) -> None:
+    settings = make_settings(kafka_bootstrap, topic_prefix, max_body_bytes=64 * 1024)
+    names = topics(settings)
+    ig = fixture("instagram_comments.json")
+    x = fixture("x_direct_messages.json")
+    gen = fixture("generic_reports.json")
+    async with running(settings) as base:
+        assert (await post(f"{base}/instagram", ig, meta(ig, "wrong")))[0] == 403
+        assert (await post(f"{base}/instagram", ig, {}))[0] == 403
+        assert (await post(f"{base}/facebook", ig, meta(ig + b" ")))[0] == 403
+        bad_x = {"x-twitter-webhooks-signature": x_signature("wrong", x)}
+        assert (await post(f"{base}/x", x, bad_x))[0] == 403
+        old = int(time.time()) - 3600
+        status, answer = await post(f"{base}/generic", gen, generic(gen, ts=old))
+        assert (status, answer["error"]) == (403, "replayed")
+        assert (await post(f"{base}/generic", gen, generic(gen, secret="wrong")))[0] == 403
+        assert (await post(f"{base}/instagram", ig, meta(ig), "text/plain"))[0] == 415
+        big = b'{"object": "instagram", "entry": [], "pad": "' + b"x" * 70_000 + b'"}'
+        assert (await post(f"{base}/instagram", big, meta(big)))[0] == 413
+        assert (await post(f"{base}/tiktok", ig, meta(ig)))[0] == 404
+        # the positive marker: a malformed but signed body is kept raw and dead-lettered
+        broken = b'{"object": "instagram", "entry": [}'
+        status, answer = await post(f"{base}/instagram", broken, meta(broken))
+        assert (status, answer["error"]) == (400, "malformed_json")
+        wrong_object = b'{"object": "page", "entry": []}'
+        assert (await post(f"{base}/instagram", wrong_object, meta(wrong_object)))[0] == 400
+
+    async with TopicReader(kafka_bootstrap, *names.values()) as reader:
+        await reader.wait_for(
+            lambda r: len([x for x in r if x.topic == names[DEADLETTER.name]]) >= 2
+        )
+        await reader.drain(quiet_s=0.5)
+    assert sorted(r.value for r in reader.on(names[RAW.name])) == sorted([broken, wrong_object])
+    assert reader.on(names[MESSAGES.name]) == []
+    reasons = [orjson.loads(r.value)["reason"] for r in reader.on(names[DEADLETTER.name])]
+    assert reasons == ["malformed_json", "unknown_object"]
+
+
+async def test_subscription_verification(
+    kafka_bootstrap: str, topic_prefix: str, secrets: None
+) -> None:
+    settings = make_settings(kafka_bootstrap, topic_prefix)
+    async with running(settings) as base, aiohttp.ClientSession() as session:
+        ok = {
+            "hub.mode": "subscribe",
+            "hub.verify_token": "verify-me",
+            "hub.challenge": "1158201444",
+        }
+        async with session.get(f"{base}/whatsapp", params=ok) as resp:
+            assert (resp.status, await resp.text()) == (200, "1158201444")
+        async with session.get(
+            f"{base}/instagram", params={**ok, "hub.verify_token": "no"}
+        ) as resp:
+            assert resp.status == 403
+        async with session.get(f"{base}/x", params={"crc_token": "abc"}) as resp:
+            body = await resp.json()
+            assert body == {"response_token": x_signature(X_SECRET, b"abc")}
+
+
+async def test_same_delivery_three_times_with_a_restart_gives_one_message(
+    kafka_bootstrap: str, topic_prefix: str, secrets: None
+) -> None:
+    settings = make_settings(kafka_bootstrap, topic_prefix)
+    names = topics(settings)
+    body = fixture("facebook_feed.json")
+    async with running(settings) as base:
+        status, first = await post(f"{base}/facebook", body, meta(body))
+        assert (status, first["messages"], first["duplicates"]) == (200, 4, 0)
+    async with running(settings) as base:  # a fresh process state: store rebuilt from Kafka
+        for _ in range(2):
+            status, again = await post(f"{base}/facebook", body, meta(body))
+            assert (status, again["messages"], again["duplicates"]) == (200, 0, 4)
+    async with TopicReader(kafka_bootstrap, names[MESSAGES.name], names[RAW.name]) as reader:
+        await reader.wait_for(lambda r: len(r) >= 7)
+        await reader.drain(quiet_s=0.5)
+    assert len(reader.on(names[RAW.name])) == 3  # every delivery is on record
+    messages = [orjson.loads(r.value) for r in reader.on(names[MESSAGES.name])]
+    assert len(messages) == 4
+    assert sorted(m["action"] for m in messages) == ["add", "add", "edit", "remove"]
+
+
+async def test_broker_down_gives_503_and_the_retry_lands_once(
+    topic_prefix: str, secrets: None, tmp_path: object
+) -> None:
+    broker = EmbeddedBroker().start()
+    settings = make_settings(broker.bootstrap_servers, topic_prefix, produce_timeout_s=1.0)
+    names = topics(settings)
+    body = fixture("whatsapp_statuses.json")
+    try:
+        async with running(settings) as base:
+            broker.stop()
+            started = time.monotonic()
+            status, _ = await post(f"{base}/whatsapp", body, meta(body))
+            assert status == 503
+            assert time.monotonic() - started < 5  # bounded by produce_timeout_s
+            broker = EmbeddedBroker(port=broker.port).start()  # memory-only: a fresh broker
+            await ensure_topics(settings)
+            deadline = time.monotonic() + 30
+            answers = []
+            while True:  # the platform retrying until it gets a 200
+                status, answer = await post(f"{base}/whatsapp", body, meta(body))
+                answers.append(status)
+                if status == 200 or time.monotonic() > deadline:
+                    break
+            assert status == 200 and answer["messages"] == 4, answers
+            status, answer = await post(f"{base}/whatsapp", body, meta(body))
+            assert (status, answer["duplicates"]) == (200, 4)
+        async with TopicReader(broker.bootstrap_servers, names[MESSAGES.name]) as reader:
+            await reader.wait_for(lambda r: len(r) >= 4)
+            await reader.drain(quiet_s=1.0)
+        ids = [orjson.loads(r.value)["message_id"] for r in reader.records]
+        assert len(ids) == len(set(ids)) == 4
+    finally:
+        broker.stop()

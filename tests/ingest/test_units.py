@@ -1,0 +1,163 @@
+"""Signatures, the dedup store, the registry at scale and the operator command."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from common.registry import RegistryError, load_registry
+from schemas.messages import Action, Platform
+from services.ingest.dedup import DedupStore, InFlight, dedup_key
+from services.ingest.signatures import (
+    generic_signature,
+    meta_signature,
+    verify_any,
+    verify_generic,
+    x_crc_response,
+    x_signature,
+)
+from tests.ingest.helpers import FIXTURES, ROOT, fixture, parse
+
+
+class TestSignatures:
+    def test_meta_signature_is_hex_hmac_of_raw_bytes(self) -> None:
+        body = fixture("instagram_comments.json")
+        expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        assert meta_signature("s3cret", body) == expected
+        assert verify_any(expected, body, ["other", "s3cret"])
+        assert not verify_any(expected, body + b" ", ["s3cret"])  # re-serialised → refused
+        assert not verify_any(None, body, ["s3cret"])
+        assert not verify_any(expected, body, [])
+
+    def test_x_signature_and_crc(self) -> None:
+        digest = hmac.new(b"consumer", b"token-1", hashlib.sha256).digest()
+        want = "sha256=" + base64.b64encode(digest).decode()
+        assert x_crc_response("consumer", "token-1") == {"response_token": want}
+        body = fixture("x_direct_messages.json")
+        assert verify_any(x_signature("consumer", body), body, ["consumer"], x_signature)
+        assert not verify_any(meta_signature("consumer", body), body, ["consumer"], x_signature)
+
+    def test_generic_signature_window(self) -> None:
+        body = fixture("generic_reports.json")
+        now = 1_795_310_000.0
+        ts = str(int(now))
+        sig = generic_signature("g", ts, body)
+        assert verify_generic(sig, ts, body, ["g"], now, 300) is None
+        assert verify_generic(sig, ts, body, ["g"], now + 301, 300) == "replayed"
+        assert verify_generic(sig, str(int(now) + 1), body, ["g"], now, 300) == "forged"
+        assert verify_generic(None, ts, body, ["g"], now, 300) == "forged"
+        assert verify_generic(sig, "abc", body, ["g"], now, 300) == "forged"
+
+
+class TestDedup:
+    def test_keys_for_add_edit_remove(self) -> None:
+        add, _reply, edit, removed = parse("facebook", "facebook_feed.json").messages[:4]
+        assert dedup_key(add) == add.message_id
+        assert edit.action is Action.edit and dedup_key(edit) != dedup_key(add)
+        assert dedup_key(edit).startswith(add.message_id + "|edit|")
+        again = edit.model_copy(update={"text": "isi yang diubah lagi"})
+        assert dedup_key(again) != dedup_key(edit)  # a second edit is a new event
+        assert dedup_key(removed).endswith("|remove")
+
+    def test_claim_commit_release(self) -> None:
+        store = DedupStore(window_s=60)
+        fresh, claimed = store.claim(["a", "b", "a"])
+        assert fresh == [0, 1] and claimed == ["a", "b"]
+        with pytest.raises(InFlight):
+            store.claim(["b"])
+        store.release(claimed)
+        fresh, claimed = store.claim(["a", "b"])
+        store.commit(claimed)
+        assert store.claim(["a", "b", "c"])[0] == [2]
+
+    def test_window_expiry(self) -> None:
+        now = [1000.0]
+        store = DedupStore(window_s=10, clock=lambda: now[0])
+        store.commit(store.claim(["old"])[1])
+        now[0] += 5
+        store.commit(store.claim(["new"])[1])
+        now[0] += 6
+        assert "old" not in store and "new" in store
+        store.expire()
+        assert len(store) == 1
+        store.add("ancient", seen_at=now[0] - 100)  # replayed record past the window
+        assert "ancient" not in store and len(store) == 1
+
+
+class TestRegistry:
+    def test_thousands_of_accounts_constant_time_lookup(self, tmp_path: Path) -> None:
+        agencies = [
+            {"id": f"a{i}", "name": f"Agency {i}", "kind": "public_works", "region_code": "35.78"}
+            for i in range(50)
+        ]
+        accounts = [
+            {
+                "platform": ["instagram", "facebook", "whatsapp", "x"][i % 4],
+                "platform_id": str(10_000_000 + i),
+                "agency_id": f"a{i % 50}",
+                "app_secret_env": "ADUAN_META_APP_SECRET",
+            }
+            for i in range(5000)
+        ]
+        path = tmp_path / "registry.yaml"
+        path.write_bytes(orjson.dumps({"agencies": agencies, "accounts": accounts}))
+        registry = load_registry(path)
+        started = time.perf_counter()
+        for i in range(5000):
+            hit = registry.account(Platform(accounts[i]["platform"]), str(10_000_000 + i))
+            assert hit is not None and hit.agency_id == f"a{i % 50}"
+        assert time.perf_counter() - started < 0.5
+        assert registry.account(Platform.x, "nope") is None
+
+    def test_error_names_file_entry_and_field(self, tmp_path: Path) -> None:
+        path = tmp_path / "bad.yaml"
+        path.write_text(
+            "agencies: [{id: a, name: A, kind: k, region_code: '35.78'}]\n"
+            "accounts:\n  - {platform: instagram, platform_id: '1', agency_id: a, "
+            "app_secret_env: 'lower-case'}\n"
+        )
+        with pytest.raises(RegistryError) as info:
+            load_registry(path)
+        message = str(info.value)
+        assert str(path) in message and "accounts.0.app_secret_env" in message
+
+
+class TestParseCommand:
+    def run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "services.ingest.parse", *args],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+
+    def test_messages_and_errors_as_json_lines(self) -> None:
+        done = self.run(
+            "--platform", "instagram", str(FIXTURES / "instagram_batch_with_bad_entries.json")
+        )
+        assert done.returncode == 0, done.stderr
+        lines = [orjson.loads(line) for line in done.stdout.splitlines()]
+        assert [line["message_id"] for line in lines if "message_id" in line] == [
+            "instagram:17865799348089101",
+            "instagram:17865799348089104",
+        ]
+        errors = [line for line in lines if "error" in line]
+        assert {e["error"] for e in errors} == {"malformed_entry", "unknown_account"}
+        assert b"demo key" in done.stderr
+
+    def test_unparseable_body_exits_2(self, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.json"
+        bad.write_bytes(b'{"object": "page"')
+        done = self.run("--platform", "facebook", str(bad), "--pseudonym-key", "k")
+        assert done.returncode == 2
+        assert orjson.loads(done.stdout)["error"] == "malformed_json"
+        assert b"demo key" not in done.stderr
