@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     produce_timeout_s: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=3 * 1024 * 1024, gt=0)
 
+    session_timeout_s: float = Field(
+        default=10.0, gt=0,
+        description="consumer group session timeout; a restarted member rejoins after ~this",
+    )
     rebalance_timeout_s: float = Field(
         default=10.0, gt=0, description="faust broker_rebalance_timeout; first join takes ~half"
     )

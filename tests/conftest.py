@@ -38,6 +38,11 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield kafka.get_bootstrap_server()
         return
     log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    # Tansu completes a group join after about half the session timeout and only notices a
+    # departed member when its session expires; Kafka refuses sessions under 6 s, Tansu
+    # does not, so tests on the embedded broker use short sessions to stay quick.
+    os.environ.setdefault("ADUAN_SESSION_TIMEOUT_S", "1.5")
+    os.environ.setdefault("ADUAN_REBALANCE_TIMEOUT_S", "3")
     with EmbeddedBroker(log_path=log) as broker:
         yield broker.bootstrap_servers
 

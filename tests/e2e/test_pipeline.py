@@ -62,7 +62,6 @@ async def pipeline(
         consumer_group_prefix=topic_prefix.rstrip("."),
         http_port=0,
         pseudonym_key="test-pseudonym-key",
-        rebalance_timeout_s=4.0,
     )
     runner, service = await ingest_app.start(settings)
     stop = asyncio.Event()
