@@ -186,3 +186,20 @@ def test_prometheusrule_is_rendered_from_the_rule_files() -> None:
     spec.loader.exec_module(module)
     on_disk = (K8S / "prometheusrule.yaml").read_text()
     assert module.render() == on_disk, "run: python deploy/scripts/render_prometheusrule.py"
+
+
+def test_topic_creation_commands_compile_and_call_the_real_function() -> None:
+    import inspect
+
+    from common.kafka import ensure_topics
+
+    compose_cmd = _compose()["services"]["topics"]["command"]
+    commands = [compose_cmd[-1]]
+    for d in _k8s_docs():
+        if d["kind"] == "Deployment":
+            (init,) = d["spec"]["template"]["spec"]["initContainers"]
+            commands.append(init["command"][-1])
+    assert len(set(commands)) == 1  # compose and every Deployment do the same thing
+    compile(commands[0], "<topics>", "exec")
+    assert "from common.kafka import ensure_topics" in commands[0]
+    assert "timeout" in inspect.signature(ensure_topics).parameters
