@@ -61,8 +61,12 @@ def child_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
 def spawn(module: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
     out = open(log_dir / f"{module.replace('.', '_')}.log", "ab")  # noqa: SIM115
     return subprocess.Popen(
-        [sys.executable, "-m", module], env=env, stdout=out, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+        [sys.executable, "-m", module],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -77,8 +81,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def preload(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, v, key=k) for k, v in records]
@@ -92,8 +97,12 @@ async def output_timestamps(
 ) -> list[int]:
     """Read ``topic`` until ``n`` records arrived; return their producer timestamps (ms)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=200,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=200,
     )
     await consumer.start()
     stamps: list[int] = []
@@ -103,7 +112,9 @@ async def output_timestamps(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {len(stamps)}/{n} records on {topic} after {timeout}s")
             if proc.poll() is not None:
-                raise RuntimeError(f"stage exited with {proc.returncode} after {len(stamps)} records")
+                raise RuntimeError(
+                    f"stage exited with {proc.returncode} after {len(stamps)} records"
+                )
             for recs in (await consumer.getmany(timeout_ms=500, max_records=20000)).values():
                 stamps.extend(r.timestamp for r in recs)
     finally:
@@ -112,8 +123,13 @@ async def output_timestamps(
 
 
 async def throughput(
-    name: str, module: str, in_spec: TopicSpec, out_spec: TopicSpec,
-    records: list[tuple[bytes, bytes]], bootstrap: str, log_dir: Path,
+    name: str,
+    module: str,
+    in_spec: TopicSpec,
+    out_spec: TopicSpec,
+    records: list[tuple[bytes, bytes]],
+    bootstrap: str,
+    log_dir: Path,
 ) -> float:
     prefix = f"b{uuid.uuid4().hex[:8]}."
     settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
@@ -145,8 +161,12 @@ async def e2e_latency(
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
     consumer = AIOKafkaConsumer(
-        topic_name(ROUTES, settings), bootstrap_servers=bootstrap, group_id=f"lat-{prefix}",
-        auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=20,
+        topic_name(ROUTES, settings),
+        bootstrap_servers=bootstrap,
+        group_id=f"lat-{prefix}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=20,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -174,9 +194,11 @@ async def e2e_latency(
                 delay = start + i / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(
-                    _post(session, base, env["ADUAN_META_APP_SECRET"], f"L{i}", i, sent)
-                ))
+                tasks.append(
+                    asyncio.create_task(
+                        _post(session, base, env["ADUAN_META_APP_SECRET"], f"L{i}", i, sent)
+                    )
+                )
             await asyncio.gather(*tasks)
             expected = {f"instagram:L{i}" for i in range(n)}
             with contextlib.suppress(AssertionError):
@@ -198,12 +220,32 @@ async def _post(
     session: aiohttp.ClientSession, base: str, secret: str, cid: str, i: int, sent: dict[str, float]
 ) -> None:
     text = COMPLAINTS[i % len(COMPLAINTS)].format(kel=KELURAHAN[i % len(KELURAHAN)])
-    body = orjson.dumps({"object": "instagram", "entry": [{
-        "id": "17841400000000001", "time": int(time.time()),
-        "changes": [{"field": "comments", "value": {
-            "id": cid, "text": text, "from": {"id": f"77{i}", "username": "w"},
-            "media": {"id": f"1801{i % 50}", "media_product_type": "FEED"}}}]}]})
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(secret, body)}
+    body = orjson.dumps(
+        {
+            "object": "instagram",
+            "entry": [
+                {
+                    "id": "17841400000000001",
+                    "time": int(time.time()),
+                    "changes": [
+                        {
+                            "field": "comments",
+                            "value": {
+                                "id": cid,
+                                "text": text,
+                                "from": {"id": f"77{i}", "username": "w"},
+                                "media": {"id": f"1801{i % 50}", "media_product_type": "FEED"},
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    headers = {
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": meta_signature(secret, body),
+    }
     sent[f"instagram:{cid}"] = time.monotonic()
     async with session.post(f"{base}/webhooks/instagram", data=body, headers=headers) as r:
         if r.status != 200:
@@ -249,12 +291,21 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         runs: dict[str, list[float]] = {"ceiling": [], "classify": [], "route": []}
         for run in range(args.runs):
             log(f"run {run + 1}/{args.runs}")
-            runs["ceiling"].append(await throughput(
-                "ceiling", "bench.ceiling", MESSAGES, CLASSIFIED, msgs, bootstrap, log_dir))
-            runs["classify"].append(await throughput(
-                "classify", "services.classify", MESSAGES, CLASSIFIED, msgs, bootstrap, log_dir))
-            runs["route"].append(await throughput(
-                "route", "services.route", CLASSIFIED, ROUTES, classified, bootstrap, log_dir))
+            runs["ceiling"].append(
+                await throughput(
+                    "ceiling", "bench.ceiling", MESSAGES, CLASSIFIED, msgs, bootstrap, log_dir
+                )
+            )
+            runs["classify"].append(
+                await throughput(
+                    "classify", "services.classify", MESSAGES, CLASSIFIED, msgs, bootstrap, log_dir
+                )
+            )
+            runs["route"].append(
+                await throughput(
+                    "route", "services.route", CLASSIFIED, ROUTES, classified, bootstrap, log_dir
+                )
+            )
         latencies = []
         for run in range(args.runs):
             log(f"latency run {run + 1}/{args.runs}: {args.rate:g}/s for {args.seconds:g}s")
@@ -271,9 +322,12 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "runs": args.runs,
         "throughput_msgs_per_s": {k: statistics.median(v) for k, v in runs.items()},
         "throughput_all_runs": runs,
-        "ratio_to_ceiling": {k: statistics.median(v) / ceiling for k, v in runs.items() if k != "ceiling"},
+        "ratio_to_ceiling": {
+            k: statistics.median(v) / ceiling for k, v in runs.items() if k != "ceiling"
+        },
         "e2e_latency": {
-            "rate_per_s": args.rate, "seconds": args.seconds,
+            "rate_per_s": args.rate,
+            "seconds": args.seconds,
             **{k: statistics.median([lat[k] for lat in latencies]) for k in latencies[0]},
         },
     }

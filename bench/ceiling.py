@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 
 import orjson
 from aiokafka import ConsumerRecord
@@ -21,7 +22,7 @@ async def main(stop: asyncio.Event) -> None:
     settings = Settings()
     out_topic = topic_name(CLASSIFIED, settings)
 
-    def handle(records: list[ConsumerRecord]) -> list[Output]:
+    def handle(records: Sequence[ConsumerRecord]) -> list[Output]:
         outputs = []
         for r in records:
             doc = orjson.loads(r.value)

@@ -78,7 +78,7 @@ def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
         "request_timeout_ms": int(settings.produce_timeout_s * 1000),
     }
     options.update(overrides)
-    return AIOKafkaProducer(**options)  # type: ignore[arg-type]
+    return AIOKafkaProducer(**options)
 
 
 @dataclass(frozen=True, slots=True)

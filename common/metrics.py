@@ -85,7 +85,9 @@ LOW_CONFIDENCE = Counter(
 )
 
 # --- route --------------------------------------------------------------------------------
-ROUTED = Counter("aduan_routed_total", "Complaints routed, by agency.", ["agency_id", "agency_kind"])
+ROUTED = Counter(
+    "aduan_routed_total", "Complaints routed, by agency.", ["agency_id", "agency_kind"]
+)
 OPEN_COMPLAINTS = Gauge(
     "aduan_open_complaints", "Complaints with a running clock, by agency.", ["agency_id"]
 )

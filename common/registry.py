@@ -12,7 +12,15 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from schemas.messages import Platform
 
@@ -52,7 +60,9 @@ class Account(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     platform: Platform
-    platform_id: str = Field(min_length=1, description="page id, IG account id, phone_number_id, X user id")
+    platform_id: str = Field(
+        min_length=1, description="page id, IG account id, phone_number_id, X user id"
+    )
     agency_id: str
     region_code: str | None = Field(default=None, description="defaults to the agency's region")
     app_secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
@@ -85,24 +95,24 @@ class Registry(BaseModel):
                 seen.add((acc.platform, pid))
         return self
 
+    _agencies: dict[str, Agency] = PrivateAttr(default_factory=dict)
+    _accounts: dict[tuple[Platform, str], Account] = PrivateAttr(default_factory=dict)
+    _by_kind_region: dict[tuple[str, str], Agency] = PrivateAttr(default_factory=dict)
+
     def model_post_init(self, __context: Any) -> None:
-        agencies = {a.id: a for a in self.agencies}
-        accounts: dict[tuple[Platform, str], Account] = {}
+        """Index once so every lookup on the hot path is a dict hit."""
+        self._agencies = {a.id: a for a in self.agencies}
         for acc in self.accounts:
             for pid in (acc.platform_id, *acc.aliases):
-                accounts[(acc.platform, pid)] = acc
-        by_kind_region: dict[tuple[str, str], Agency] = {}
+                self._accounts[(acc.platform, pid)] = acc
         for a in self.agencies:
-            by_kind_region.setdefault((a.kind, a.region_code), a)
-        object.__setattr__(self, "_agencies", agencies)
-        object.__setattr__(self, "_accounts", accounts)
-        object.__setattr__(self, "_by_kind_region", by_kind_region)
+            self._by_kind_region.setdefault((a.kind, a.region_code), a)
 
     def agency(self, agency_id: str) -> Agency | None:
-        return self._agencies.get(agency_id)  # type: ignore[attr-defined,no-any-return]
+        return self._agencies.get(agency_id)
 
     def account(self, platform: Platform, platform_id: str) -> Account | None:
-        return self._accounts.get((platform, platform_id))  # type: ignore[attr-defined,no-any-return]
+        return self._accounts.get((platform, platform_id))
 
     def accounts_for(self, platform: Platform) -> list[Account]:
         return [a for a in self.accounts if a.platform == platform]
@@ -118,12 +128,11 @@ class Registry(BaseModel):
         """The agency of ``kind`` for a region, walking up the Kemendagri code hierarchy
         (village → kecamatan → regency → province) so a kecamatan-level match wins over
         the regency's agency."""
-        table = self._by_kind_region  # type: ignore[attr-defined]
         code = region_code
         while code:
-            hit = table.get((kind, code))
+            hit = self._by_kind_region.get((kind, code))
             if hit is not None:
-                return hit  # type: ignore[no-any-return]
+                return hit
             code = code.rpartition(".")[0]
         return None
 

@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=3 * 1024 * 1024, gt=0)
 
     session_timeout_s: float = Field(
-        default=10.0, gt=0,
+        default=10.0,
+        gt=0,
         description="consumer group session timeout; a restarted member rejoins after ~this",
     )
     rebalance_timeout_s: float = Field(

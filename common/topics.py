@@ -9,7 +9,15 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from schemas import ClassifiedMessage, Command, DeadLetter, Message, RawDelivery, RouteEvent, SlaEvent
+from schemas import (
+    ClassifiedMessage,
+    Command,
+    DeadLetter,
+    Message,
+    RawDelivery,
+    RouteEvent,
+    SlaEvent,
+)
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -120,8 +128,10 @@ def render_markdown() -> str:
     ]
     for t in CATALOG:
         days = "∞" if t.retention_ms is None else f"{t.retention_ms / DAY_MS:g}"
-        value = "raw body bytes (headers: `RawDelivery`)" if t.value_is_raw_bytes else (
-            f"`{t.value_model.__name__}` (`schemas/json/{schema_file(t)}`)"
+        value = (
+            "raw body bytes (headers: `RawDelivery`)"
+            if t.value_is_raw_bytes
+            else (f"`{t.value_model.__name__}` (`schemas/json/{schema_file(t)}`)")
         )
         lines.append(
             f"| `{t.name}` | `{t.key}` | {value} | {t.partitions} | {t.cleanup_policy} | {days} "

@@ -25,7 +25,9 @@ def rendered() -> dict[str, str]:
             schema["description"] = (
                 "Record headers of a raw delivery; the record value is the body as received."
             )
-        out[schema_file(spec)] = json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        out[schema_file(spec)] = (
+            json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        )
     return out
 
 
@@ -33,7 +35,8 @@ def main(argv: list[str]) -> int:
     files = rendered()
     if "--check" in argv:
         stale = [
-            name for name, text in files.items()
+            name
+            for name, text in files.items()
             if not (JSON_DIR / name).exists() or (JSON_DIR / name).read_text() != text
         ]
         extra = sorted(p.name for p in JSON_DIR.glob("*.json") if p.name not in files)

@@ -32,7 +32,9 @@ class SlaEvent(Event):
     thread_key: str
     agency_id: str
     clock: Clock | None = None
-    policy: str | None = Field(default=None, description="id of the SLA policy that set the deadline")
+    policy: str | None = Field(
+        default=None, description="id of the SLA policy that set the deadline"
+    )
     due_at: UtcDatetime | None = None
     occurred_at: UtcDatetime
     escalation_level: int | None = None

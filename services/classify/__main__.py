@@ -13,7 +13,8 @@ async def main(stop: asyncio.Event) -> None:
     ready = asyncio.Event()
     if settings.metrics_port is not None:
         await start_ops_server(
-            settings.http_host, settings.metrics_port,
+            settings.http_host,
+            settings.metrics_port,
             lambda: (ready.is_set(), "consuming" if ready.is_set() else "starting"),
         )
     await processor.run(settings, stop, ready)

@@ -44,17 +44,23 @@ class ClassifyHandler:
                 message = codecs.decode_model(Message, record.value)
             except (ValidationError, ValueError) as exc:
                 yield dead_letter_for(
-                    record, stage=NAME, reason="invalid_message", detail=str(exc),
+                    record,
+                    stage=NAME,
+                    reason="invalid_message",
+                    detail=str(exc),
                     deadletter_topic=self.dlq_topic,
                 )
                 continue
             try:
                 result = self.classifier.classify(message)
-            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the batch
+            except Exception as exc:
                 log.exception("classification failed for %s", message.message_id)
                 yield dead_letter_for(
-                    record, stage=NAME, reason="classification_error",
-                    detail=f"{type(exc).__name__}: {exc}", deadletter_topic=self.dlq_topic,
+                    record,
+                    stage=NAME,
+                    reason="classification_error",
+                    detail=f"{type(exc).__name__}: {exc}",
+                    deadletter_topic=self.dlq_topic,
                 )
                 continue
             metrics.CLASSIFIED.labels(result.kind, result.category, result.agency_kind).inc()

@@ -116,7 +116,8 @@ async def main(args: argparse.Namespace) -> None:
         base = f"http://127.0.0.1:{ingest_port}"
         await wait_ready(f"{base}/readyz", procs, timeout=60)
         print(f"ingest on {base}/webhooks/{{platform}}; logs in {log_dir}/")
-        print(f"posting {args.rate:g} signed demo webhooks/s; routed and SLA events below. Ctrl-C stops.")
+        print(f"posting {args.rate:g} signed demo webhooks/s; routed and SLA events below.")
+        print("Ctrl-C stops everything.")
         registry = load_registry(settings.registry_file)
         topics = [topic_name(ROUTES, settings), topic_name(SLA, settings)]
         tail = asyncio.create_task(run_tail(bootstrap, topics, stop, registry))
@@ -142,7 +143,9 @@ async def main(args: argparse.Namespace) -> None:
 def cli() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.demo", description=__doc__)
     parser.add_argument(
-        "--rate", type=float, default=float(os.environ.get("ADUAN_DEMO_RATE", "2")),
+        "--rate",
+        type=float,
+        default=float(os.environ.get("ADUAN_DEMO_RATE", "2")),
         help="demo webhooks per second (default 2, or ADUAN_DEMO_RATE)",
     )
     parser.add_argument("--port", type=int, default=0, help="ingest port (default: a free one)")

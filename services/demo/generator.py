@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -50,7 +51,9 @@ def instagram_deliveries(seed: int = 7) -> Iterator[tuple[str, bytes]]:
             recent = [*recent[-50:], (comment_id, media)]
         body = {
             "object": "instagram",
-            "entry": [{"id": IG_ACCOUNT, "time": now, "changes": [{"field": "comments", "value": value}]}],
+            "entry": [
+                {"id": IG_ACCOUNT, "time": now, "changes": [{"field": "comments", "value": value}]}
+            ],
         }
         yield "instagram", orjson.dumps(body)
 
@@ -68,7 +71,9 @@ async def run_generator(base_url: str, secret: str, rate: float, stop: asyncio.E
                 "X-Hub-Signature-256": meta_signature(secret, body),
             }
             try:
-                async with session.post(f"{base_url}/webhooks/{platform}", data=body, headers=headers) as r:
+                async with session.post(
+                    f"{base_url}/webhooks/{platform}", data=body, headers=headers
+                ) as r:
                     if r.status != 200:
                         log.warning("demo delivery answered %s: %s", r.status, await r.text())
             except aiohttp.ClientError as exc:
@@ -76,9 +81,7 @@ async def run_generator(base_url: str, secret: str, rate: float, stop: asyncio.E
             next_at += interval
             delay = next_at - time.monotonic()
             if delay > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
             else:
                 next_at = time.monotonic()

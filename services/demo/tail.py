@@ -6,6 +6,7 @@ import asyncio
 import sys
 import uuid
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -16,7 +17,7 @@ from common.registry import Registry
 WIB = ZoneInfo("Asia/Jakarta")
 
 
-def format_event(topic: str, event: dict, registry: Registry | None = None) -> str:  # type: ignore[type-arg]
+def format_event(topic: str, event: dict[str, Any], registry: Registry | None = None) -> str:
     """``ROUTED sby-public-works  roads  due 23 Nov 09:00 WIB  "Jalan di ..."``"""
     kind = str(event.get("event_type", "?")).upper()
     agency = str(event.get("agency_id", "?"))
@@ -28,7 +29,7 @@ def format_event(topic: str, event: dict, registry: Registry | None = None) -> s
         category = event.get("category", "?")
         excerpt = str(event.get("text_excerpt", "")).replace("\n", " ")
         excerpt = excerpt if len(excerpt) <= 70 else excerpt[:69] + "…"
-        return f"{kind:<9} {agency:<28} {category:<22} due {_local(due, tz)}  \"{excerpt}\""
+        return f'{kind:<9} {agency:<28} {category:<22} due {_local(due, tz)}  "{excerpt}"'
     clock = event.get("clock") or ""
     when = _local(event.get("due_at") or event.get("occurred_at"), tz)
     return f"{kind:<9} {agency:<28} {clock:<22} at  {when}  {event.get('complaint_id', '')}"
