@@ -39,8 +39,18 @@ OTHER = [
 ]
 
 KELURAHAN = [
-    "Rungkut Tengah", "Wonorejo", "Kedung Baruk", "Medokan Ayu", "Gubeng", "Ketintang",
-    "Wonokromo", "Tambaksari", "Kenjeran", "Sukolilo", "Mulyorejo", "Tegalsari",
+    "Rungkut Tengah",
+    "Wonorejo",
+    "Kedung Baruk",
+    "Medokan Ayu",
+    "Gubeng",
+    "Ketintang",
+    "Wonokromo",
+    "Tambaksari",
+    "Kenjeran",
+    "Sukolilo",
+    "Mulyorejo",
+    "Tegalsari",
 ]
 
 AGENCY_REPLIES = [
