@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 
 from common import metrics
 from common.settings import Settings
@@ -135,37 +136,55 @@ async def run_batch_processor(
     producer = make_producer(settings)
     await producer.start()
     await consumer.start()
-    if on_ready is not None:
-        maybe = on_ready()
-        if maybe is not None:
-            await maybe
+    announced = on_ready is None
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=max_records)
+            if not announced and consumer.assignment():
+                announced = True  # ready = partitions assigned (readiness probes use this)
+                maybe = on_ready() if on_ready is not None else None
+                if maybe is not None:
+                    await maybe
             if not batches:
                 continue
             started = time.perf_counter()
             records = [r for recs in batches.values() for r in recs]
             for tp, recs in batches.items():
-                metrics.MESSAGES_IN.labels(name, tp.topic).inc(len(recs))
+                metrics.MESSAGES_IN.labels(name, _catalog_name(tp.topic, settings)).inc(len(recs))
             outputs = list(handle(records))
             await produce_all(producer, outputs)
-            for o in outputs:
-                metrics.MESSAGES_OUT.labels(name, o.topic).inc()
-            await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+            for topic, count in Counter(o.topic for o in outputs).items():
+                metrics.MESSAGES_OUT.labels(name, _catalog_name(topic, settings)).inc(count)
+            try:
+                await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+            except CommitFailedError as exc:
+                # A rebalance moved the partitions: the new owner re-reads from the last
+                # commit, so this batch's (already written) outputs may appear twice and
+                # downstream consumers dedup by event id. Nothing is lost.
+                log.warning("commit failed after rebalance, batch will be redelivered: %s", exc)
+                continue
             metrics.BATCH_DURATION.labels(name).observe(time.perf_counter() - started)
-            _record_lag(consumer, name, batches)
+            _record_lag(consumer, name, batches, settings)
     finally:
         await consumer.stop()
         await producer.stop()
 
 
+def _catalog_name(topic: str, settings: Settings) -> str:
+    """Metric labels use the catalog's topic name whatever prefix a deployment adds."""
+    return topic.removeprefix(settings.topic_prefix)
+
+
 def _record_lag(
-    consumer: AIOKafkaConsumer, name: str, batches: dict[TopicPartition, list[ConsumerRecord]]
+    consumer: AIOKafkaConsumer,
+    name: str,
+    batches: dict[TopicPartition, list[ConsumerRecord]],
+    settings: Settings,
 ) -> None:
     """Lag from fetch high-watermarks (Tansu's ListOffsets under-reports; fetches are right)."""
     for tp, recs in batches.items():
         hw = consumer.highwater(tp)
         if hw is not None:
             lag = max(0, hw - (recs[-1].offset + 1))
-            metrics.CONSUMER_LAG.labels(name, tp.topic, str(tp.partition)).set(lag)
+            topic = _catalog_name(tp.topic, settings)
+            metrics.CONSUMER_LAG.labels(name, topic, str(tp.partition)).set(lag)
