@@ -195,3 +195,19 @@ def test_holidays_and_weekends_are_skipped(s: datetime, d: timedelta) -> None:
             local = instant.astimezone(WIB).date()
             assert local.weekday() < 5
             assert local not in indonesian_holidays(local.year)
+
+
+@settings(max_examples=400, deadline=None)
+@given(calendars, starts, st.lists(durations, min_size=1, max_size=5))
+def test_fast_path_matches_the_reference_walk(
+    cal: BusinessCalendar, s: datetime, ds: list[timedelta]
+) -> None:
+    assert cal.add_business_times(s, ds) == cal._add_walk(s, ds)
+
+
+def test_long_durations_and_far_starts() -> None:
+    s = datetime(2031, 6, 1, 3, 0, tzinfo=UTC)
+    d = [timedelta(hours=h) for h in (1, 500, 2000)]
+    assert OFFICE.add_business_times(s, d) == OFFICE._add_walk(s, d)
+    early = datetime(2020, 1, 1, tzinfo=UTC)  # before the cached range: it is rebuilt
+    assert OFFICE.add_business_times(early, d) == OFFICE._add_walk(early, d)
