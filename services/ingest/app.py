@@ -30,10 +30,11 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
 from common import codecs, metrics
 from common.http import add_ops_routes
-from common.kafka import Output, ensure_topics, make_producer, produce_all, topic_name
+from common.kafka import Output, ensure_topics, make_producer, topic_name
 from common.registry import Registry, load_registry, secret_from_env
 from common.settings import Settings
 from common.topics import DEADLETTER, MESSAGES, RAW
@@ -61,10 +62,6 @@ log = logging.getLogger("aduan.ingest")
 META_PLATFORMS = {Platform.instagram, Platform.facebook, Platform.whatsapp}
 JSON_TYPES = {"application/json"}
 RawRef = tuple[int, int, str]
-
-
-class NotStored(Exception):
-    """Kafka did not acknowledge in time: the request must be answered 503."""
 
 
 @dataclass
@@ -140,31 +137,43 @@ class IngestService:
 
         received_at = datetime.now(UTC)
         delivery_id = str(uuid.uuid4())
-        try:
-            raw = await self._store_raw(platform, body, delivery_id, received_at, request)
-        except NotStored:
-            return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
+        raw = self._raw_output(platform, body, delivery_id, received_at, request.content_type)
         ctx = DeliveryContext(delivery_id, received_at, self.registry, self.pseudonymize)
         try:
             result = parse_delivery(platform, body, ctx)
         except MalformedDelivery as exc:
-            try:
-                await self._produce([self._dead_letter(exc.reason, exc.detail, raw, None)])
-            except NotStored:
-                return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
-            metrics.WEBHOOK_REQUESTS.labels(platform, "malformed").inc()
-            return web.json_response({"error": exc.reason, "detail": exc.detail}, status=400)
+            return await self._malformed(platform, raw, exc)
         return await self._write(platform, raw, result.messages, result.rejected, result.skipped)
+
+    async def _malformed(
+        self, platform: Platform, raw: Output, exc: MalformedDelivery
+    ) -> web.Response:
+        """Keep the raw bytes, dead-letter the delivery by position, answer 400."""
+        (stored,) = await self._send([raw])
+        if isinstance(stored, BaseException):
+            return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
+        letter = self._dead_letter(exc.reason, exc.detail, _ref(raw, stored), None)
+        (sent,) = await self._send([letter])
+        if isinstance(sent, BaseException):
+            return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
+        metrics.WEBHOOK_REQUESTS.labels(platform, "malformed").inc()
+        return web.json_response({"error": exc.reason, "detail": exc.detail}, status=400)
 
     async def _write(
         self,
         platform: Platform,
-        raw: RawRef,
+        raw: Output,
         messages: list[Message],
         rejected: list[Rejected],
         skipped: int,
     ) -> web.Response:
-        """Drop duplicates, write messages and dead letters, remember keys once acked."""
+        """Drop duplicates, write raw, messages and dead letters, remember keys once acked.
+
+        The raw record goes first and alone: dead letters point at its offset, and a broker
+        that is down fails the request before any message is queued (sending both at once
+        saved little and let timed-out messages land later beside the platform's retry).
+        200 means all of them were acknowledged. A message acknowledged in a request that
+        still fails keeps its key (it *is* stored), so the retry does not write it twice."""
         assert self.dedup is not None
         keys = [dedup_key(m) for m in messages]
         try:
@@ -180,13 +189,21 @@ class IngestService:
             )
             for i in fresh
         ]
-        outputs += [self._dead_letter(r.reason, r.detail, raw, r.entry_index) for r in rejected]
-        try:
-            await self._produce(outputs)
-        except NotStored:
+        (stored,) = await self._send([raw])
+        if isinstance(stored, BaseException):
             self.dedup.release(claimed)
             return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
-        self.dedup.commit(claimed)
+        ref = _ref(raw, stored)
+        letters = [self._dead_letter(r.reason, r.detail, ref, r.entry_index) for r in rejected]
+        acks = await self._send(outputs + letters)
+        stored_keys = [
+            k for k, a in zip(claimed, acks, strict=False) if not isinstance(a, BaseException)
+        ]
+        lost_keys = [k for k, a in zip(claimed, acks, strict=False) if isinstance(a, BaseException)]
+        self.dedup.commit(stored_keys)
+        self.dedup.release(lost_keys)
+        if any(isinstance(a, BaseException) for a in acks):
+            return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
         duplicates = len(messages) - len(fresh)
         entries = metrics.WEBHOOK_ENTRIES
         entries.labels(platform, "message").inc(len(fresh))
@@ -226,45 +243,52 @@ class IngestService:
             self.ingest.generic_replay_window_s,
         )
 
-    async def _store_raw(
+    def _raw_output(
         self,
         platform: Platform,
         body: bytes,
         delivery_id: str,
         received_at: datetime,
-        request: web.Request,
-    ) -> RawRef:
-        headers = [
+        content_type: str,
+    ) -> Output:
+        headers = (
             ("platform", platform.value.encode()),
             ("received_at", received_at.isoformat().encode()),
-            ("content_type", request.content_type.encode()),
+            ("content_type", content_type.encode()),
             ("signature_verified", b"true"),
-        ]
-        started = time.perf_counter()
-        try:
-            fut = await asyncio.wait_for(
-                self.producer.send(self.raw_topic, body, key=delivery_id.encode(), headers=headers),
-                self.settings.produce_timeout_s,
-            )
-            meta = await asyncio.wait_for(fut, timeout=self.settings.produce_timeout_s)
-        except Exception as exc:  # timeout, broker gone, record refused: not stored
-            log.warning("raw delivery not acknowledged: %r", exc)
-            raise NotStored from exc
-        metrics.PRODUCE_LATENCY.labels(RAW.name).observe(time.perf_counter() - started)
-        return meta.partition, meta.offset, delivery_id
+        )
+        return Output(self.raw_topic, delivery_id.encode(), body, headers)
 
-    async def _produce(self, outputs: list[Output]) -> None:
+    async def _send(self, outputs: list[Output]) -> list[RecordMetadata | BaseException]:
+        """Send and wait for every acknowledgement (acks=all), bounded by
+        ``produce_timeout_s``; one result per output, an exception where it failed. On
+        timeout every output counts as failed (some may still land: the dedup tail sees
+        them and drops the platform's retry)."""
         if not outputs:
-            return
+            return []
         started = time.perf_counter()
+
+        async def send_all() -> list[RecordMetadata | BaseException]:
+            futures = [
+                await self.producer.send(o.topic, o.value, key=o.key, headers=list(o.headers))
+                for o in outputs
+            ]
+            return list(await asyncio.gather(*futures, return_exceptions=True))
+
         try:
-            await asyncio.wait_for(
-                produce_all(self.producer, outputs), self.settings.produce_timeout_s
+            results = await asyncio.wait_for(send_all(), self.settings.produce_timeout_s)
+        except Exception as exc:  # timeout, broker gone, record refused: nothing certain
+            log.warning("records not acknowledged: %r", exc)
+            return [exc] * len(outputs)
+        elapsed = time.perf_counter() - started
+        for o in {o.topic for o in outputs}:
+            metrics.PRODUCE_LATENCY.labels(o.removeprefix(self.settings.topic_prefix)).observe(
+                elapsed
             )
-        except Exception as exc:
-            log.warning("normalized records not acknowledged: %r", exc)
-            raise NotStored from exc
-        metrics.PRODUCE_LATENCY.labels(MESSAGES.name).observe(time.perf_counter() - started)
+        for r in results:
+            if isinstance(r, BaseException):
+                log.warning("record not acknowledged: %r", r)
+        return results
 
     def _dead_letter(
         self, reason: str, detail: str, raw: RawRef, entry_index: int | None
@@ -284,6 +308,10 @@ class IngestService:
             failed_at=datetime.now(UTC),
         )
         return Output(self.deadletter_topic, delivery_id.encode(), codecs.dumps(record))
+
+
+def _ref(raw: Output, meta: RecordMetadata) -> RawRef:
+    return meta.partition, meta.offset, (raw.key or b"").decode()
 
 
 def _refuse(

@@ -1,0 +1,239 @@
+"""Ingest HTTP bench: requests/s and latency of single-entry signed POSTs, against a bare
+aiohttp handler that only answers 200, measured in the same run on the same machine.
+
+``run(runs=N) -> dict`` (called by ``python -m bench``); ``python -m bench.ingest_http`` alone.
+
+Method: one broker (embedded Tansu unless ``KAFKA_BOOTSTRAP_SERVERS``); the servers run as
+their own processes (``python -m services.ingest`` and the bare handler below); the load
+comes from this process over loopback: ``requests`` POSTs (bounded count), ``concurrency``
+in flight, every body a distinct Instagram comment signed with the app secret, bodies and
+signatures prepared before the clock starts. Ingest answers 200 only after the raw delivery
+and the normalized message are acknowledged by the broker (acks=all), so its figure
+includes two Kafka round trips; the bare handler's is the HTTP ceiling of this machine.
+Reported: medians over ``runs`` of requests/s and p50/p99 latency, and the ratio."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from common.broker import EmbeddedBroker, free_port
+from services.ingest.signatures import meta_signature
+
+ROOT = Path(__file__).resolve().parents[1]
+IG_ACCOUNT = "17841400000000001"  # in the demo registry
+
+
+def bare_server(port: int) -> None:
+    """The ceiling: an aiohttp handler that reads the body and answers 200."""
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post("/webhooks/{platform}", handle)
+    app.router.add_get("/readyz", lambda _: handle_ready())
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+async def handle_ready() -> object:
+    from aiohttp import web
+
+    return web.json_response({"status": "ready"})
+
+
+def bodies(n: int, secret: str, tag: str) -> list[tuple[bytes, str]]:
+    now = int(time.time())
+    out = []
+    for i in range(n):
+        body = orjson.dumps(
+            {
+                "object": "instagram",
+                "entry": [
+                    {
+                        "id": IG_ACCOUNT,
+                        "time": now,
+                        "changes": [
+                            {
+                                "field": "comments",
+                                "value": {
+                                    "id": f"{tag}{i:08d}",
+                                    "text": "Jalan berlubang di Rungkut Madya, hubungi 0812-3456-7890",
+                                    "from": {"id": f"99{i % 5000:05d}", "username": "warga"},
+                                    "media": {"id": "18000000000000001"},
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+        out.append((body, meta_signature(secret, body)))
+    return out
+
+
+async def load(url: str, payloads: list[tuple[bytes, str]], concurrency: int) -> dict[str, float]:
+    """POST every payload with ``concurrency`` in flight; latency per request."""
+    latencies: list[float] = []
+    failures = 0
+    queue = iter(payloads)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal failures
+            for body, sig in queue:
+                headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sig}
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        failures += 1
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "failures": failures,
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+async def wait_ready(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server on port {port} not ready within {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = open(log, "ab")  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _one_run(
+    bootstrap: str, run: int, requests: int, concurrency: int, log_dir: Path
+) -> dict[str, dict[str, float]]:
+    secret = secrets.token_hex(8)
+    prefix = f"bench{run}{secrets.token_hex(3)}."
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        ADUAN_TOPIC_PREFIX=prefix,
+        ADUAN_META_APP_SECRET=secret,
+        ADUAN_META_VERIFY_TOKEN=secrets.token_hex(8),
+        ADUAN_PSEUDONYM_KEY=secrets.token_hex(8),
+    )
+    ingest_port, bare_port = free_port(), free_port()
+    env["ADUAN_HTTP_PORT"] = str(ingest_port)
+    ingest = _spawn(["-m", "services.ingest"], env, log_dir / "bench_ingest.log")
+    bare = _spawn(["-m", "bench.ingest_http", "--bare", str(bare_port)], env, log_dir / "bare.log")
+    try:
+        await wait_ready(ingest_port)
+        await wait_ready(bare_port)
+        warm = bodies(200, secret, f"w{run}")
+        await load(f"http://127.0.0.1:{ingest_port}/webhooks/instagram", warm, concurrency)
+        await load(f"http://127.0.0.1:{bare_port}/webhooks/instagram", warm, concurrency)
+        payloads = bodies(requests, secret, f"r{run}")
+        bare_result = await load(
+            f"http://127.0.0.1:{bare_port}/webhooks/instagram", payloads, concurrency
+        )
+        ingest_result = await load(
+            f"http://127.0.0.1:{ingest_port}/webhooks/instagram", payloads, concurrency
+        )
+    finally:
+        _stop(ingest)
+        _stop(bare)
+    return {"ingest": ingest_result, "bare": bare_result}
+
+
+def run(runs: int = 3, requests: int = 3000, concurrency: int = 32) -> dict[str, object]:
+    log_dir = ROOT / "bench" / "results" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    broker: EmbeddedBroker | None = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        broker = EmbeddedBroker(log_path=log_dir / "ingest_broker.log").start()
+        bootstrap = broker.bootstrap_servers
+    try:
+        results = [
+            asyncio.run(_one_run(bootstrap, i, requests, concurrency, log_dir)) for i in range(runs)
+        ]
+    finally:
+        if broker is not None:
+            broker.stop()
+
+    def median(side: str, key: str) -> float:
+        return statistics.median(r[side][key] for r in results)
+
+    summary: dict[str, object] = {
+        "requests_per_run": requests,
+        "concurrency": concurrency,
+        "runs": runs,
+        "ingest_requests_per_s": median("ingest", "requests_per_s"),
+        "ingest_p50_ms": median("ingest", "p50_ms"),
+        "ingest_p99_ms": median("ingest", "p99_ms"),
+        "bare_requests_per_s": median("bare", "requests_per_s"),
+        "bare_p50_ms": median("bare", "p50_ms"),
+        "bare_p99_ms": median("bare", "p99_ms"),
+        "failures": sum(int(r["ingest"]["failures"] + r["bare"]["failures"]) for r in results),
+    }
+    summary["ratio_to_bare"] = float(summary["ingest_requests_per_s"]) / float(  # type: ignore[arg-type]
+        summary["bare_requests_per_s"]  # type: ignore[arg-type]
+    )
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest_http", description=__doc__)
+    parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    if args.bare:
+        bare_server(args.bare)
+        return
+    print(json.dumps(run(args.runs, args.requests, args.concurrency), indent=2))
+
+
+if __name__ == "__main__":
+    main()
