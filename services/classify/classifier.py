@@ -1,62 +1,197 @@
-"""Classification of a normalized message: kind, category, agency, region, urgency.
+"""Classification of a normalized message: kind, category, agency, region, urgency, evidence.
 
-Walking-skeleton cut: keyword rules for a handful of categories. Pure: no I/O after load."""
+Two layers: the keyword rules of the deployment's configuration (always on, explainable,
+no training data needed) and, when the deployment has trained one from its own history, a
+learned text model that uses the rule scores as features. The model decides the agency kind;
+the rules still supply kind, urgency, subcategory and the evidence an operator reads.
+
+Pure after load: no I/O per message except one ``stat`` of the config file per batch, so the
+processor shell can call :meth:`Classifier.classify_many` on a consumed batch.
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from common.registry import Registry
 from schemas.classified import ClassifiedMessage, MessageKind, RegionSource, Urgency
 from schemas.messages import Message
+from services.classify.config import DEFAULT_CONFIG, ClassifyConfig, ConfigWatcher, load_config
+from services.classify.gazetteer import gazetteer_for, regency_of
+from services.classify.model import TextModel, load_model, softmax_confidence
+from services.classify.rules import RuleResult, RuleSet
 
-VERSION = "rules-0.1"
-
-# category -> (agency_kind, keywords)
-_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "roads": ("public_works", ("jalan rusak", "berlubang", "aspal", "jalan")),
-    "drainage_flooding": ("public_works", ("banjir", "genangan", "saluran", "got", "drainase")),
-    "waste": ("environment", ("sampah", "tps", "bau")),
-    "street_lighting": ("public_works", ("lampu jalan", "pju", "lampu")),
-    "trees_parks": ("environment", ("pohon", "taman", "ranting")),
-    "water_utility": ("water_utility", ("pdam", "air mati", "air keruh")),
-    "parking_traffic": ("transportation", ("parkir", "jukir", "macet", "lampu merah")),
-    "population_documents": ("civil_registry", ("ktp", "kartu keluarga", "akta", "dispenduk")),
-}
-_EMERGENCY = ("kebakaran", "banjir sekarang", "kecelakaan", "pohon tumbang")
+VERSION = "rules-2"
 
 
 @dataclass(frozen=True)
+class Decision:
+    """What the text says, before region and agency are attached (used by evaluate)."""
+
+    kind: str
+    category: str
+    subcategory: str | None
+    agency_kind: str
+    urgency: str
+    urgency_reason: str | None
+    confidence: float
+    evidence: tuple[str, ...]
+    tokens: tuple[str, ...]
+
+
+@dataclass
 class Classifier:
     registry: Registry
-    version: str = VERSION
+    ruleset: RuleSet
+    model: TextModel | None = None
+    model_tag: str | None = None
+    watcher: ConfigWatcher | None = None
+    _rulesets: dict[int, RuleSet] = field(default_factory=dict, repr=False)
 
+    @property
+    def version(self) -> str:
+        tag = f"{VERSION}/cfg-{self.ruleset.config.version}"
+        return f"{tag}+model-{self.model_tag}" if self.model_tag else tag
+
+    # --- configuration ---------------------------------------------------------------------
+    def reload_if_changed(self) -> bool:
+        """Pick up an edited config file; a broken edit raises ConfigError, old rules stay."""
+        if self.watcher is None or not self.watcher.poll():
+            return False
+        self.ruleset = RuleSet(self.watcher.config)
+        return True
+
+    # --- text → decision ---------------------------------------------------------------------
+    def decide_many(self, texts: Sequence[str]) -> list[Decision]:
+        results = [self.ruleset.apply(t) for t in texts]
+        learned = self.model.decide(results, self.ruleset) if self.model else None
+        return [
+            self._decide(res, learned[i] if learned else None) for i, res in enumerate(results)
+        ]
+
+    def _decide(self, res: RuleResult, learned: tuple[str, float] | None) -> Decision:
+        config = self.ruleset.config
+        category, evidence = res.category, list(res.evidence)
+        total = sum(res.scores)
+        best = max(res.scores) if res.scores else 0.0
+        confidence = softmax_confidence(best, total)
+        agency_kind = config.agency_kind_of(category)
+        if learned is not None:
+            label, confidence = learned
+            if self.model and self.model.label_field == "category" and label in config.categories:
+                category, agency_kind = label, config.agency_kind_of(label)
+            elif label != agency_kind:
+                agency_kind = label
+                category = self._category_for_kind(label, res)
+                evidence = [e for e in evidence if not e.startswith("keyword:")]
+            evidence.insert(0, f"model:{label}={confidence:.2f}")
+        subcategory = res.subcategory if category == res.category else None
+        return Decision(
+            kind=res.kind,
+            category=category,
+            subcategory=subcategory,
+            agency_kind=agency_kind,
+            urgency=res.urgency,
+            urgency_reason=res.urgency_reason,
+            confidence=round(confidence, 4),
+            evidence=tuple(evidence),
+            tokens=res.tokens,
+        )
+
+    def _category_for_kind(self, agency_kind: str, res: RuleResult) -> str:
+        """The best-scoring configured category of the agency kind the model chose."""
+        config = self.ruleset.config
+        candidates = [
+            (score, -i, cat)
+            for i, (cat, score) in enumerate(zip(self.ruleset.categories, res.scores, strict=True))
+            if config.categories[cat].agency_kind == agency_kind
+        ]
+        return max(candidates)[2] if candidates else config.fallback_category
+
+    # --- message → record ----------------------------------------------------------------------
     def classify(self, message: Message) -> ClassifiedMessage:
-        text = (message.text or "").lower()
-        best, hits = "other", []
-        for category, (_, words) in _RULES.items():
-            found = [w for w in words if re.search(rf"\b{re.escape(w)}\b", text)]
-            if len(found) > len(hits):
-                best, hits = category, found
-        agency_kind = _RULES[best][0] if best in _RULES else "secretariat"
-        agency = self.registry.find_agency(agency_kind, message.region_code)
-        urgent = [w for w in _EMERGENCY if w in text]
+        return self.classify_many([message])[0]
+
+    def classify_many(self, messages: Sequence[Message]) -> list[ClassifiedMessage]:
+        """Classify a batch (vectorised through the model). Same input, same output."""
+        decisions = self.decide_many([m.text or "" for m in messages])
+        return [self._record(m, d) for m, d in zip(messages, decisions, strict=True)]
+
+    def _record(self, message: Message, d: Decision) -> ClassifiedMessage:
+        region, source, place = self._region(message, d.tokens)
+        evidence = list(d.evidence)
+        if place:
+            evidence.append(f"place:{place}")
+        agency = self.registry.find_agency(d.agency_kind, region)
+        kind = d.kind if message.text else MessageKind.other.value
         return ClassifiedMessage(
             message=message,
-            kind=MessageKind.complaint if hits else MessageKind.other,
-            category=best,
-            agency_kind=agency_kind,
+            kind=MessageKind(kind),
+            category=d.category,
+            subcategory=d.subcategory,
+            agency_kind=d.agency_kind,
             agency_id=agency.id if agency else message.agency_id,
-            region_code=message.region_code,
-            region_source=RegionSource.account,
-            urgency=Urgency.emergency if urgent else Urgency.normal,
-            urgency_reason=urgent[0] if urgent else None,
-            confidence=min(1.0, 0.4 + 0.2 * len(hits)) if hits else 0.2,
-            evidence=[f"keyword:{w}" for w in hits] + [f"urgent:{w}" for w in urgent],
+            region_code=region,
+            region_source=source,
+            urgency=Urgency(d.urgency),
+            urgency_reason=d.urgency_reason,
+            confidence=d.confidence,
+            evidence=evidence,
             classifier_version=self.version,
         )
 
+    def _region(
+        self, message: Message, toks: tuple[str, ...]
+    ) -> tuple[str, RegionSource, str | None]:
+        """WhatsApp location (its name/address) beats place names in the text, which beat
+        the account's region; all within the account's own regency."""
+        regency = regency_of(message.region_code)
+        if "." not in regency:
+            return message.region_code, RegionSource.account, None
+        gazetteer = gazetteer_for(regency)
+        loc = message.location
+        if loc is not None:
+            from services.classify.text import tokens
 
-def load_classifier(registry: Registry) -> Classifier:
-    return Classifier(registry)
+            hit = gazetteer.resolve(tokens(" ".join(filter(None, (loc.name, loc.address)))))
+            if hit:
+                return hit[0], RegionSource.location, hit[1]
+        hit = gazetteer.resolve(toks)
+        if hit:
+            return hit[0], RegionSource.text, hit[1]
+        return message.region_code, RegionSource.account, None
+
+
+def load_classifier(
+    registry: Registry,
+    config_path: Path | None = None,
+    model_path: Path | None = None,
+    config: ClassifyConfig | None = None,
+    model: TextModel | None = None,
+) -> Classifier:
+    """Build the classifier: config from ``config_path`` / ``ADUAN_CLASSIFY_CONFIG`` / the
+    shipped default (watched for changes when it is a file), model from ``model_path`` /
+    ``ADUAN_CLASSIFY_MODEL`` when given (rules only otherwise)."""
+    watcher = None
+    if config is None:
+        env = os.environ.get("ADUAN_CLASSIFY_CONFIG")
+        path = config_path or (Path(env) if env else DEFAULT_CONFIG)
+        watcher = ConfigWatcher(path)
+        config = watcher.config
+    tag = None
+    if model is None:
+        env_model = os.environ.get("ADUAN_CLASSIFY_MODEL")
+        mpath = model_path or (Path(env_model) if env_model else None)
+        if mpath is not None:
+            model = load_model(mpath)
+            tag = hashlib.sha256(mpath.read_bytes()).hexdigest()[:12]
+    elif model is not None:
+        tag = "memory"
+    return Classifier(registry, RuleSet(config), model, tag, watcher)
+
+
+__all__ = ["Classifier", "Decision", "load_classifier", "load_config"]

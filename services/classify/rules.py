@@ -25,6 +25,7 @@ class Target:
     label: str  # category id, "category/sub", message kind, or "level/reason"
     weight: float
     phrase: str
+    root: str = ""  # the phrase's Sastrawi roots: "genangan" and "tergenang" count once
 
 
 @dataclass
@@ -95,7 +96,8 @@ class RuleSet:
         self.index = PhraseIndex()
         for cid, cat in config.categories.items():
             for phrase, weight in cat.keywords.items():
-                self.index.add(phrase, Target(CAT, cid, weight, phrase))
+                root = " ".join(stems(tokens(phrase.removeprefix("="))))
+                self.index.add(phrase, Target(CAT, cid, weight, phrase, root))
             for sub, cues in cat.subcategories.items():
                 for phrase in cues:
                     self.index.add(phrase, Target(SUB, f"{cid}/{sub}", 1.0, phrase))
@@ -118,7 +120,7 @@ class RuleSet:
         toks = tokens(text)
         roots = stems(toks)
         hits = self.index.match(toks, roots)
-        weights: list[list[float]] = [[] for _ in self.categories]
+        weights: list[dict[str, float]] = [{} for _ in self.categories]
         evidence_by_cat: dict[str, list[str]] = defaultdict(list)
         subs: dict[str, int] = defaultdict(int)
         kinds: dict[str, float] = defaultdict(float)
@@ -126,7 +128,8 @@ class RuleSet:
         for pid in sorted(hits):  # sorted: evidence order must not depend on set order
             for t in self.index.targets[pid]:
                 if t.group == CAT:
-                    weights[self._cat_pos[t.label]].append(t.weight)
+                    seen = weights[self._cat_pos[t.label]]
+                    seen[t.root] = max(seen.get(t.root, 0.0), t.weight)
                     evidence_by_cat[t.label].append(t.phrase)
                 elif t.group == SUB:
                     subs[t.label] += 1
@@ -134,7 +137,7 @@ class RuleSet:
                     kinds[t.label] += t.weight
                 else:
                     urgent.append(t.label)
-        scores = [_diminishing(w, self.config.decay) for w in weights]
+        scores = [_diminishing(list(w.values()), self.config.decay) for w in weights]
         if self._question_mark and "?" in text:
             kinds["question"] += self._question_mark
         best = max(range(len(scores)), key=lambda i: (scores[i], -i))
