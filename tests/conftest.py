@@ -51,4 +51,3 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def topic_prefix() -> str:
     """A fresh prefix so each test has its own topics and cannot see another test's data."""
     return f"t{uuid.uuid4().hex[:10]}."
-

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.kafka
 
 
 def _settings(bootstrap: str, prefix: str) -> Settings:
-    return Settings(bootstrap_servers=bootstrap, topic_prefix=prefix,
-                    consumer_group_prefix=prefix.rstrip("."))
+    return Settings(
+        bootstrap_servers=bootstrap, topic_prefix=prefix, consumer_group_prefix=prefix.rstrip(".")
+    )
 
 
 async def test_topics_are_created_idempotently_with_catalog_partitions(
@@ -60,8 +61,14 @@ async def test_offsets_are_committed_only_after_output_is_written(
 
     stop = asyncio.Event()
     with pytest.raises(RuntimeError, match="bug in handler"):
-        await run_batch_processor(name="t", settings=settings, input_topics=[src],
-                                  group_id="g-commit", handle=failing, stop=stop)
+        await run_batch_processor(
+            name="t",
+            settings=settings,
+            input_topics=[src],
+            group_id="g-commit",
+            handle=failing,
+            stop=stop,
+        )
     assert seen, "the handler saw the batch"
 
     written: list[int] = []
@@ -73,8 +80,14 @@ async def test_offsets_are_committed_only_after_output_is_written(
         return [Output(dst, r.key, r.value + b"!") for r in records]
 
     await asyncio.wait_for(
-        run_batch_processor(name="t", settings=settings, input_topics=[src],
-                            group_id="g-commit", handle=passing, stop=stop),
+        run_batch_processor(
+            name="t",
+            settings=settings,
+            input_topics=[src],
+            group_id="g-commit",
+            handle=passing,
+            stop=stop,
+        ),
         timeout=60,
     )
     async with TopicReader(kafka_bootstrap, dst) as reader:

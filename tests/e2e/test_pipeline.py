@@ -80,17 +80,22 @@ async def pipeline(
 
 async def post(settings: Settings, body: bytes, signature: str) -> int:
     url = f"http://127.0.0.1:{settings.http_port}/webhooks/instagram"
-    async with aiohttp.ClientSession() as session, session.post(
-        url,
-        data=body,
-        headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url,
+            data=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+        ) as resp,
+    ):
         return resp.status
 
 
 async def test_signed_comment_is_routed_and_forged_one_writes_nothing(pipeline: Settings) -> None:
     settings = pipeline
-    body = instagram_comment("17900000000000001", "Jalan rusak berlubang di Rungkut, tolong diperbaiki")
+    body = instagram_comment(
+        "17900000000000001", "Jalan rusak berlubang di Rungkut, tolong diperbaiki"
+    )
     assert await post(settings, body, meta_signature(SECRET, body)) == 200
 
     forged = instagram_comment("17900000000000002", "Sampah menumpuk di TPS dekat pasar")
