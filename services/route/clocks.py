@@ -266,7 +266,7 @@ class Router:
             event_id = f"{state.complaint_id}:{clock.clock.value}:{clock.seq}:{etype.value}:{level}"
         else:
             event_id = f"{state.complaint_id}:{etype.value}:{seq_tag}"
-        return SlaEvent(
+        return SlaEvent.model_construct(  # trusted values: skip re-validation (hot path)
             event_id=event_id,
             event_type=etype,
             complaint_id=state.complaint_id,
@@ -291,7 +291,7 @@ class Router:
     ) -> RouteEvent:
         suffix = "" if etype is RouteEventType.routed else f":{state.reroutes}"
         policy = self._policy(state, agency)
-        return RouteEvent(
+        return RouteEvent.model_construct(  # trusted values: skip re-validation
             event_id=f"{state.complaint_id}:{etype.value}{suffix}",
             event_type=etype,
             complaint_id=state.complaint_id,

@@ -181,10 +181,22 @@ class SlaConfig(_Strict):
 
     # --- lookups ----------------------------------------------------------------------
     def select(self, category: str, urgency: str, agency_id: str, agency_kind: str) -> Policy:
+        """The first policy whose match fits (memoised: the inputs come from bounded sets)."""
+        key = (category, urgency, agency_id, agency_kind)
+        cache = self._selected
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
         for p in self.policies:
             if p.match is None or p.match.fits(category, urgency, agency_id, agency_kind):
+                if len(cache) < 100_000:
+                    cache[key] = p
                 return p
         raise AssertionError("unreachable: the last policy matches everything")
+
+    @cached_property
+    def _selected(self) -> dict[tuple[str, str, str, str], Policy]:
+        return {}
 
     def calendar_id(self, policy: Policy, agency: Agency) -> str:
         return (

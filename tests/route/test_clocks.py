@@ -305,3 +305,15 @@ def test_resolved_state_is_purged_after_retention() -> None:
     assert due is not None
     purged, events = R.on_tick(state, due)
     assert purged is None and events == []
+
+
+def test_events_built_without_validation_still_validate() -> None:
+    """Events are built with model_construct on the hot path; they must survive validation."""
+    from common import codecs
+    from schemas.routes import RouteEvent as RE
+
+    state, [routed] = R.on_message(None, message("c1", "t1", MON_9))
+    assert RE.model_validate_json(codecs.dumps(routed)) == RE.model_validate(routed.model_dump())
+    state, events = R.on_tick(state, ts(MON_9 + timedelta(days=3)))
+    for e in events:
+        assert SlaEvent.model_validate_json(codecs.dumps(e)).event_id == e.event_id
