@@ -139,6 +139,15 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     )
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux ``/proc``); 0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -173,12 +182,16 @@ async def _one_run(
         await load(f"http://127.0.0.1:{ingest_port}/webhooks/instagram", warm, concurrency)
         await load(f"http://127.0.0.1:{bare_port}/webhooks/instagram", warm, concurrency)
         payloads = bodies(requests, secret, f"r{run}")
+        cpu = _cpu_s(bare.pid)
         bare_result = await load(
             f"http://127.0.0.1:{bare_port}/webhooks/instagram", payloads, concurrency
         )
+        bare_result["server_cpu_ms_per_request"] = (_cpu_s(bare.pid) - cpu) * 1000 / requests
+        cpu = _cpu_s(ingest.pid)
         ingest_result = await load(
             f"http://127.0.0.1:{ingest_port}/webhooks/instagram", payloads, concurrency
         )
+        ingest_result["server_cpu_ms_per_request"] = (_cpu_s(ingest.pid) - cpu) * 1000 / requests
     finally:
         _stop(ingest)
         _stop(bare)
@@ -214,6 +227,8 @@ def run(runs: int = 3, requests: int = 3000, concurrency: int = 32) -> dict[str,
         "bare_requests_per_s": median("bare", "requests_per_s"),
         "bare_p50_ms": median("bare", "p50_ms"),
         "bare_p99_ms": median("bare", "p99_ms"),
+        "ingest_cpu_ms_per_request": median("ingest", "server_cpu_ms_per_request"),
+        "bare_cpu_ms_per_request": median("bare", "server_cpu_ms_per_request"),
         "failures": sum(int(r["ingest"]["failures"] + r["bare"]["failures"]) for r in results),
     }
     summary["ratio_to_bare"] = float(summary["ingest_requests_per_s"]) / float(  # type: ignore[arg-type]

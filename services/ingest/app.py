@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
@@ -76,6 +77,7 @@ class IngestService:
     verify_tokens: dict[Platform, list[str]] = field(default_factory=dict)
     ready: bool = False
     port: int = 0
+    extra_producers: list[AIOKafkaProducer] = field(default_factory=list)
     tail_stop: asyncio.Event = field(default_factory=asyncio.Event)
     tail_task: asyncio.Task[None] | None = None
 
@@ -89,6 +91,8 @@ class IngestService:
             )
         if self.dedup is None:
             self.dedup = DedupStore(self.ingest.dedup_window_s)
+        self._pool = [self.producer, *self.extra_producers]
+        self._turn = 0
         self.raw_topic = topic_name(RAW, s)
         self.messages_topic = topic_name(MESSAGES, s)
         self.deadletter_topic = topic_name(DEADLETTER, s)
@@ -106,7 +110,7 @@ class IngestService:
             # One X app per deployment: its consumer secret answers the CRC.
             metrics.WEBHOOK_REQUESTS.labels(platform, "verified").inc()
             secret = self.app_secrets[platform][0]
-            return web.json_response(x_crc_response(secret, q["crc_token"]))
+            return _json(x_crc_response(secret, q["crc_token"]))
         metrics.WEBHOOK_REQUESTS.labels(platform, "bad_verify_token").inc()
         raise web.HTTPForbidden(text="verification failed")
 
@@ -157,7 +161,7 @@ class IngestService:
         if isinstance(sent, BaseException):
             return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
         metrics.WEBHOOK_REQUESTS.labels(platform, "malformed").inc()
-        return web.json_response({"error": exc.reason, "detail": exc.detail}, status=400)
+        return _json({"error": exc.reason, "detail": exc.detail}, status=400)
 
     async def _write(
         self,
@@ -169,11 +173,13 @@ class IngestService:
     ) -> web.Response:
         """Drop duplicates, write raw, messages and dead letters, remember keys once acked.
 
-        The raw record goes first and alone: dead letters point at its offset, and a broker
-        that is down fails the request before any message is queued (sending both at once
-        saved little and let timed-out messages land later beside the platform's retry).
-        200 means all of them were acknowledged. A message acknowledged in a request that
-        still fails keeps its key (it *is* stored), so the retry does not write it twice."""
+        Without rejections the raw record and the messages travel together (one broker
+        round trip instead of two); dead letters point at the raw record's offset, so with
+        rejections the raw record is written first. 200 means every record was
+        acknowledged. A message acknowledged in a request that still fails keeps its key
+        (it *is* stored); one whose write failed is held "uncertain" for twice the produce
+        timeout (it may still land), so the platform's retry gets 503 until its fate is
+        known and never writes it twice."""
         assert self.dedup is not None
         keys = [dedup_key(m) for m in messages]
         try:
@@ -189,19 +195,24 @@ class IngestService:
             )
             for i in fresh
         ]
-        (stored,) = await self._send([raw])
-        if isinstance(stored, BaseException):
-            self.dedup.release(claimed)
-            return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
-        ref = _ref(raw, stored)
-        letters = [self._dead_letter(r.reason, r.detail, ref, r.entry_index) for r in rejected]
-        acks = await self._send(outputs + letters)
+        hold = 2 * self.settings.produce_timeout_s + 1.0
+        if rejected:
+            (stored,) = await self._send([raw])
+            if isinstance(stored, BaseException):
+                self.dedup.release(claimed)
+                return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
+            ref = _ref(raw, stored)
+            letters = [self._dead_letter(r.reason, r.detail, ref, r.entry_index) for r in rejected]
+            acks = await self._send(outputs + letters)
+        else:
+            acks = await self._send([raw, *outputs])
+            acks = [*acks[1:], acks[0]]  # messages first, to pair with their keys
         stored_keys = [
             k for k, a in zip(claimed, acks, strict=False) if not isinstance(a, BaseException)
         ]
         lost_keys = [k for k, a in zip(claimed, acks, strict=False) if isinstance(a, BaseException)]
         self.dedup.commit(stored_keys)
-        self.dedup.release(lost_keys)
+        self.dedup.release(lost_keys, hold_s=hold)
         if any(isinstance(a, BaseException) for a in acks):
             return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
         duplicates = len(messages) - len(fresh)
@@ -214,7 +225,7 @@ class IngestService:
         metrics.WEBHOOK_REQUESTS.labels(
             platform, "unknown_account" if unknown else "accepted"
         ).inc()
-        return web.json_response(
+        return _json(
             {
                 "status": "ok",
                 "messages": len(fresh),
@@ -268,15 +279,20 @@ class IngestService:
             return []
         started = time.perf_counter()
 
-        async def send_all() -> list[RecordMetadata | BaseException]:
-            futures = [
-                await self.producer.send(o.topic, o.value, key=o.key, headers=list(o.headers))
-                for o in outputs
-            ]
-            return list(await asyncio.gather(*futures, return_exceptions=True))
-
+        # aiokafka keeps one produce request in flight per connection: a small pool of
+        # producers lets concurrent requests' records travel in parallel.
+        self._turn = (self._turn + 1) % len(self._pool)
+        producer = self._pool[self._turn]
         try:
-            results = await asyncio.wait_for(send_all(), self.settings.produce_timeout_s)
+            async with asyncio.timeout(self.settings.produce_timeout_s):
+                futures = [
+                    await producer.send(o.topic, o.value, key=o.key, headers=list(o.headers))
+                    for o in outputs
+                ]
+                if len(futures) == 1:
+                    results: list[RecordMetadata | BaseException] = [await futures[0]]
+                else:
+                    results = list(await asyncio.gather(*futures, return_exceptions=True))
         except Exception as exc:  # timeout, broker gone, record refused: nothing certain
             log.warning("records not acknowledged: %r", exc)
             return [exc] * len(outputs)
@@ -310,6 +326,10 @@ class IngestService:
         return Output(self.deadletter_topic, delivery_id.encode(), codecs.dumps(record))
 
 
+def _json(value: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(value), status=status, content_type="application/json")
+
+
 def _ref(raw: Output, meta: RecordMetadata) -> RawRef:
     return meta.partition, meta.offset, (raw.key or b"").decode()
 
@@ -319,7 +339,7 @@ def _refuse(
 ) -> web.Response:
     metrics.WEBHOOK_REQUESTS.labels(platform, outcome).inc()
     status = error.status_code
-    return web.json_response({"error": outcome, "limit": limit or None}, status=status)
+    return _json({"error": outcome, "limit": limit or None}, status=status)
 
 
 def _platform(request: web.Request) -> Platform:
@@ -368,9 +388,17 @@ async def start(
         secret_from_env("ADUAN_PSEUDONYM_KEY", settings.secrets_file) or ""
     )
     await ensure_topics(settings)
-    producer = make_producer(settings)
-    await producer.start()
-    service = IngestService(settings, registry, producer, Pseudonymizer(key.encode()), ingest)
+    producers = [make_producer(settings) for _ in range(ingest.producers)]
+    for producer in producers:
+        await producer.start()
+    service = IngestService(
+        settings,
+        registry,
+        producers[0],
+        Pseudonymizer(key.encode()),
+        ingest,
+        extra_producers=producers[1:],
+    )
     assert service.dedup is not None
     tail = TopicTail(service.dedup, settings.bootstrap_servers, service.messages_topic)
     task = asyncio.create_task(tail.run(service.tail_stop), name="ingest-dedup-tail")
@@ -400,4 +428,5 @@ async def stop(runner: web.AppRunner, service: IngestService) -> None:
     if service.tail_task is not None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(service.tail_task, 10)
-    await service.producer.stop()
+    for producer in service._pool:
+        await producer.stop()

@@ -22,3 +22,9 @@ class IngestSettings(BaseSettings):
     generic_replay_window_s: float = Field(
         default=300.0, gt=0, description="generic webhook: refuse timestamps older/newer than this"
     )
+    producers: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Kafka producers (connections); aiokafka has one request in flight each",
+    )

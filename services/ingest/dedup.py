@@ -58,6 +58,7 @@ class DedupStore:
         self.clock = clock
         self._seen: dict[str, float] = {}
         self._pending: set[str] = set()
+        self._uncertain: dict[str, float] = {}  # key -> until when a late ack may still land
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -68,6 +69,7 @@ class DedupStore:
 
     def add(self, key: str, seen_at: float | None = None) -> None:
         when = self.clock() if seen_at is None else seen_at
+        self._uncertain.pop(key, None)
         if when >= self.clock() - self.window_s:
             self._seen[key] = max(when, self._seen.pop(key, when))
 
@@ -75,14 +77,16 @@ class DedupStore:
         """Decide which of a delivery's keys are new. Returns the indexes of the new ones
         (first occurrence within the delivery) and marks those keys pending.
 
-        Raises InFlight, claiming nothing, when a key is pending in another request."""
+        Raises InFlight, claiming nothing, when a key is pending in another request or
+        uncertain (its write timed out and may still land)."""
         fresh: list[int] = []
         claimed: list[str] = []
         local: set[str] = set()
+        now = self.clock()
         for i, key in enumerate(keys):
             if key in local or key in self:
                 continue
-            if key in self._pending:
+            if key in self._pending or self._uncertain.get(key, 0.0) > now:
                 raise InFlight(key)
             local.add(key)
             fresh.append(i)
@@ -97,14 +101,25 @@ class DedupStore:
             self.add(key)
         self.expire()
 
-    def release(self, keys: Iterable[str]) -> None:
-        """The write failed: forget the claim so the platform's retry goes through."""
+    def release(self, keys: Iterable[str], hold_s: float = 0.0) -> None:
+        """The write failed: forget the claim so the platform's retry goes through.
+
+        ``hold_s`` > 0 when the failure was a timeout: the producer may still deliver the
+        record within that time, so retries get InFlight (503) until then, unless the tail
+        sees the record first (then they are duplicates). This is what keeps a slow broker
+        from turning one delivery into two messages."""
+        until = self.clock() + hold_s
         for key in keys:
             self._pending.discard(key)
+            if hold_s > 0:
+                self._uncertain[key] = until
 
     def expire(self, budget: int = 1000) -> None:
         """Drop up to ``budget`` keys older than the window from the front (amortised)."""
-        horizon = self.clock() - self.window_s
+        now = self.clock()
+        if len(self._uncertain) > budget:
+            self._uncertain = {k: t for k, t in self._uncertain.items() if t > now}
+        horizon = now - self.window_s
         for _ in range(budget):
             first = next(iter(self._seen), None)
             if first is None or self._seen[first] >= horizon:

@@ -78,6 +78,18 @@ class TestDedup:
         store.commit(claimed)
         assert store.claim(["a", "b", "c"])[0] == [2]
 
+    def test_timed_out_write_is_held_until_its_fate_is_known(self) -> None:
+        now = [1000.0]
+        store = DedupStore(window_s=60, clock=lambda: now[0])
+        _, claimed = store.claim(["late", "lost"])
+        store.release(claimed, hold_s=3)  # the produce timed out: may still land
+        with pytest.raises(InFlight):
+            store.claim(["lost"])
+        store.add("late")  # the tail saw the late record: a retry is a duplicate
+        assert store.claim(["late"])[0] == []
+        now[0] += 3.5  # past the hold, never seen: the record is gone, retry writes it
+        assert store.claim(["lost"])[0] == [0]
+
     def test_window_expiry(self) -> None:
         now = [1000.0]
         store = DedupStore(window_s=10, clock=lambda: now[0])
