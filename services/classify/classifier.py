@@ -12,7 +12,9 @@ processor shell can call :meth:`Classifier.classify_many` on a consumed batch.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +22,20 @@ from pathlib import Path
 from common.registry import Registry
 from schemas.classified import ClassifiedMessage, MessageKind, RegionSource, Urgency
 from schemas.messages import Message
-from services.classify.config import DEFAULT_CONFIG, ClassifyConfig, ConfigWatcher, load_config
+from services.classify.config import (
+    DEFAULT_CONFIG,
+    ClassifyConfig,
+    ConfigError,
+    ConfigWatcher,
+    load_config,
+)
 from services.classify.gazetteer import gazetteer_for, regency_of
 from services.classify.model import TextModel, load_model, softmax_confidence
 from services.classify.rules import RuleResult, RuleSet
 
 VERSION = "rules-2"
+RELOAD_CHECK_S = 1.0
+log = logging.getLogger("aduan.classify")
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ class Classifier:
     model: TextModel | None = None
     model_tag: str | None = None
     watcher: ConfigWatcher | None = None
-    _rulesets: dict[int, RuleSet] = field(default_factory=dict, repr=False)
+    _next_check: float = field(default=0.0, repr=False)
 
     @property
     def version(self) -> str:
@@ -69,9 +79,7 @@ class Classifier:
     def decide_many(self, texts: Sequence[str]) -> list[Decision]:
         results = [self.ruleset.apply(t) for t in texts]
         learned = self.model.decide(results, self.ruleset) if self.model else None
-        return [
-            self._decide(res, learned[i] if learned else None) for i, res in enumerate(results)
-        ]
+        return [self._decide(res, learned[i] if learned else None) for i, res in enumerate(results)]
 
     def _decide(self, res: RuleResult, learned: tuple[str, float] | None) -> Decision:
         config = self.ruleset.config
@@ -117,7 +125,18 @@ class Classifier:
         return self.classify_many([message])[0]
 
     def classify_many(self, messages: Sequence[Message]) -> list[ClassifiedMessage]:
-        """Classify a batch (vectorised through the model). Same input, same output."""
+        """Classify a batch (vectorised through the model). Same input, same output.
+
+        At most once a second it also checks the config file for edits; a broken edit is
+        logged and the previous rules stay in force (a processor must not stop on it)."""
+        now = time.monotonic()
+        if self.watcher is not None and now >= self._next_check:
+            self._next_check = now + RELOAD_CHECK_S
+            try:
+                if self.reload_if_changed():
+                    log.info("classify config reloaded from %s", self.watcher.path)
+            except ConfigError as exc:
+                log.error("classify config refused, keeping the previous one: %s", exc)
         decisions = self.decide_many([m.text or "" for m in messages])
         return [self._record(m, d) for m, d in zip(messages, decisions, strict=True)]
 
@@ -189,7 +208,7 @@ def load_classifier(
         if mpath is not None:
             model = load_model(mpath)
             tag = hashlib.sha256(mpath.read_bytes()).hexdigest()[:12]
-    elif model is not None:
+    else:
         tag = "memory"
     return Classifier(registry, RuleSet(config), model, tag, watcher)
 

@@ -19,11 +19,36 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
 
 AGENCY_KINDS = frozenset(
-    """public_works environment social_affairs subdistrict transportation civil_registry
-    education health water_utility public_order housing manpower communication women_children
-    trade_cooperatives secretariat culture_tourism revenue civil_service hospital licensing
-    disaster_management finance_assets national_unity_politics fire_rescue agriculture_food
-    inspectorate planning""".split()
+    (
+        "public_works",
+        "environment",
+        "social_affairs",
+        "subdistrict",
+        "transportation",
+        "civil_registry",
+        "education",
+        "health",
+        "water_utility",
+        "public_order",
+        "housing",
+        "manpower",
+        "communication",
+        "women_children",
+        "trade_cooperatives",
+        "secretariat",
+        "culture_tourism",
+        "revenue",
+        "civil_service",
+        "hospital",
+        "licensing",
+        "disaster_management",
+        "finance_assets",
+        "national_unity_politics",
+        "fire_rescue",
+        "agriculture_food",
+        "inspectorate",
+        "planning",
+    )
 )
 """The generic agency kinds of the product brief; a config naming any other is refused."""
 

@@ -15,6 +15,7 @@ agencies are not drowned by roads and trees. The model file is an artifact of th
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,6 @@ from sklearn.svm import LinearSVC
 
 from services.classify.config import AGENCY_KINDS, ClassifyConfig
 from services.classify.rules import RuleResult, RuleSet
-from services.classify.text import stems
 
 MODEL_FORMAT = 1
 KIND_ORDER = tuple(sorted(AGENCY_KINDS))
@@ -40,12 +40,13 @@ class HistoryError(ValueError):
     """A history file that cannot be learned from; the message names file, row and reason."""
 
 
-def words_and_bigrams(toks: Sequence[str]) -> list[str]:
-    return [*toks, *(f"{a}_{b}" for a, b in zip(toks, toks[1:], strict=False))]
-
-
-def identity(toks: Sequence[str]) -> list[str]:
-    return list(toks)
+def text_terms(doc: tuple[Sequence[str], Sequence[str]]) -> list[str]:
+    """Words, word bigrams and ``~root`` terms of one (tokens, roots) pair: one vocabulary and
+    one pass, because per-document overhead dominates vectorizing short texts."""
+    toks, roots = doc
+    out = [*toks, *(a + "_" + b for a, b in itertools.pairwise(toks))]
+    out.extend("~" + r for r in roots)
+    return out
 
 
 def rule_features(results: Sequence[RuleResult], ruleset: RuleSet) -> csr_matrix:
@@ -70,8 +71,7 @@ class TextModel:
     agency is fixed by the agency, whereas one parked at the kelurahan waits."""
 
     label_field: str
-    words: TfidfVectorizer
-    roots: TfidfVectorizer
+    terms: TfidfVectorizer
     clf: LinearSVC
     bias: dict[str, float] = field(default_factory=dict)
     format: int = MODEL_FORMAT
@@ -80,15 +80,52 @@ class TextModel:
     def classes(self) -> list[str]:
         return [str(c) for c in self.clf.classes_]
 
+    def __post_init__(self) -> None:
+        self._index()
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._index()
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def _index(self) -> None:
+        self._vocab = {str(k): int(v) for k, v in self.terms.vocabulary_.items()}
+        self._idf = np.asarray(self.terms.idf_, dtype=np.float64)
+
+    def term_matrix(self, results: Sequence[RuleResult]) -> csr_matrix:
+        """Same numbers as ``self.terms.transform`` (sublinear tf x idf, l2 rows) in one lean
+        loop: sklearn's generic transform builds every n-gram string first and was the
+        slowest step of the pipeline."""
+        get = self._vocab.get
+        indptr: list[int] = [0]
+        indices: list[int] = []
+        counts_out: list[int] = []
+        for res in results:
+            counts: dict[int, int] = {}
+            toks = res.tokens
+            for term in (
+                *toks,
+                *[a + "_" + b for a, b in itertools.pairwise(toks)],
+                *["~" + r for r in res.roots],
+            ):
+                j = get(term)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            indices.extend(counts.keys())
+            counts_out.extend(counts.values())
+            indptr.append(len(indices))
+        idx = np.asarray(indices, dtype=np.int64)
+        data = (np.log(np.asarray(counts_out, dtype=np.float64)) + 1.0) * self._idf[idx]
+        x = csr_matrix((data, idx, np.asarray(indptr)), shape=(len(results), len(self._idf)))
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        x.data /= np.repeat(norms, np.diff(x.indptr))
+        return x
+
     def features(self, results: Sequence[RuleResult], ruleset: RuleSet) -> csr_matrix:
-        toks = [list(r.tokens) for r in results]
-        return hstack(
-            [
-                self.words.transform(toks),
-                self.roots.transform([stems(t) for t in toks]),
-                rule_features(results, ruleset),
-            ]
-        ).tocsr()
+        return hstack([self.term_matrix(results), rule_features(results, ruleset)]).tocsr()
 
     def decide(self, results: Sequence[RuleResult], ruleset: RuleSet) -> list[tuple[str, float]]:
         """(label, confidence in 0..1) per message; confidence is a softmax of the margins."""
@@ -102,11 +139,9 @@ class TextModel:
             if label in classes:
                 margins[:, classes.index(label)] += shift
         best = margins.argmax(axis=1)
-        out = []
-        for row, j in zip(margins, best, strict=True):
-            z = np.exp((row - row[j]) * 3.0)
-            out.append((classes[j], float(1.0 / z.sum())))
-        return out
+        top = margins[np.arange(len(best)), best][:, None]
+        confidence = 1.0 / np.exp((margins - top) * 3.0).sum(axis=1)
+        return [(classes[j], float(p)) for j, p in zip(best, confidence, strict=True)]
 
 
 def train_model(
@@ -115,7 +150,7 @@ def train_model(
     ruleset: RuleSet,
     label_field: str = "agency_kind",
     bias: dict[str, float] | None = None,
-    c: float = 0.5,
+    c: float = 1.0,
 ) -> TextModel:
     """Fit a model on labelled history. Deterministic: same rows, same model."""
     if len(texts) != len(labels):
@@ -123,22 +158,15 @@ def train_model(
     if len(set(labels)) < 2:
         raise HistoryError("need at least two distinct labels to learn from")
     results = [ruleset.apply(t) for t in texts]
-    toks = [list(r.tokens) for r in results]
     min_df = 2 if len(texts) >= 200 else 1
-    words = TfidfVectorizer(analyzer=words_and_bigrams, sublinear_tf=True, min_df=min_df)
-    roots = TfidfVectorizer(analyzer=identity, sublinear_tf=True, min_df=min_df)
-    x = hstack(
-        [
-            words.fit_transform(toks),
-            roots.fit_transform([stems(t) for t in toks]),
-            rule_features(results, ruleset),
-        ]
-    ).tocsr()
+    terms = TfidfVectorizer(analyzer=text_terms, sublinear_tf=True, min_df=min_df)
+    docs = [(r.tokens, r.roots) for r in results]
+    x = hstack([terms.fit_transform(docs), rule_features(results, ruleset)]).tocsr()
     clf = LinearSVC(C=c, class_weight="balanced", random_state=0)
     clf.fit(x, list(labels))
     if bias is None:
         bias = {"subdistrict": -0.2} if label_field == "agency_kind" else {}
-    return TextModel(label_field, words, roots, clf, bias)
+    return TextModel(label_field, terms, clf, bias)
 
 
 def read_history(path: Path, config: ClassifyConfig) -> tuple[list[str], list[str], str]:

@@ -40,6 +40,9 @@ class PhraseIndex:
     )
     targets: list[list[Target]] = field(default_factory=list)
     _ids: dict[str, int] = field(default_factory=dict)
+    # token -> its candidates by surface and by root; a token's root never changes, so this
+    # per-token memo is exact. Bounded in practice by the stream's vocabulary.
+    _cands: dict[str, list[tuple[tuple[str, ...], int, bool]]] = field(default_factory=dict)
 
     def add(self, phrase: str, target: Target) -> None:
         if phrase in self._ids:
@@ -51,6 +54,7 @@ class PhraseIndex:
             raise ValueError(f"keyword {phrase!r} has no word characters")
         pid = len(self.targets)
         self._ids[phrase] = pid
+        self._cands.clear()
         self.targets.append([target])
         self.surface[words[0]].append((tuple(words[1:]), pid))
         if not surface_only:
@@ -60,15 +64,19 @@ class PhraseIndex:
     def match(self, toks: list[str], roots: list[str]) -> set[int]:
         found: set[int] = set()
         n = len(toks)
-        for i in range(n):
-            for index, seq in ((self.surface, toks), (self.stemmed, roots)):
-                cands = index.get(seq[i])
-                if not cands:
-                    continue
-                for rest, pid in cands:
-                    k = len(rest)
-                    if k == 0 or (i + k < n and tuple(seq[i + 1 : i + 1 + k]) == rest):
-                        found.add(pid)
+        cache = self._cands
+        for i, tok in enumerate(toks):
+            cands = cache.get(tok)
+            if cands is None:
+                cands = cache[tok] = [
+                    *((rest, pid, False) for rest, pid in self.surface.get(tok, ())),
+                    *((rest, pid, True) for rest, pid in self.stemmed.get(roots[i], ())),
+                ]
+            for rest, pid, by_root in cands:
+                k = len(rest)
+                seq = roots if by_root else toks
+                if k == 0 or (i + k < n and tuple(seq[i + 1 : i + 1 + k]) == rest):
+                    found.add(pid)
         return found
 
 
@@ -84,6 +92,7 @@ class RuleResult:
     urgency_reason: str | None
     evidence: tuple[str, ...]
     tokens: tuple[str, ...]
+    roots: tuple[str, ...] = ()
 
 
 class RuleSet:
@@ -137,7 +146,8 @@ class RuleSet:
                     kinds[t.label] += t.weight
                 else:
                     urgent.append(t.label)
-        scores = [_diminishing(list(w.values()), self.config.decay) for w in weights]
+        decay = self.config.decay
+        scores = [_diminishing(list(w.values()), decay) if w else 0.0 for w in weights]
         if self._question_mark and "?" in text:
             kinds["question"] += self._question_mark
         best = max(range(len(scores)), key=lambda i: (scores[i], -i))
@@ -166,6 +176,7 @@ class RuleSet:
             urgency_reason=reason,
             evidence=tuple(evidence),
             tokens=tuple(toks),
+            roots=tuple(roots),
         )
 
 
