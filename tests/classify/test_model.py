@@ -1,0 +1,125 @@
+"""The learned layer on a tiny synthetic history (no evaluation data is read)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.registry import Registry
+from services.classify import train
+from services.classify.classifier import Classifier, load_classifier
+from services.classify.config import load_config
+from services.classify.model import (
+    HistoryError,
+    load_model,
+    read_history,
+    save_model,
+    train_model,
+)
+from services.classify.rules import RuleSet
+
+from .helpers import message, registry
+
+RULES = RuleSet(load_config())
+
+# "wadul sobat" is a made-up local program name that no rule knows: only history teaches it.
+HISTORY = [
+    *[(f"program wadul sobat rt {i} belum cair", "communication") for i in range(12)],
+    *[(f"jalan rusak berlubang di gang {i}", "public_works") for i in range(12)],
+    *[(f"sampah menumpuk belum diangkut blok {i}", "environment") for i in range(12)],
+    *[(f"lampu pju mati di gang {i}", "transportation") for i in range(12)],
+]
+
+
+def _texts_labels() -> tuple[list[str], list[str]]:
+    return [t for t, _ in HISTORY], [k for _, k in HISTORY]
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_history_teaches_what_the_rules_do_not_know() -> None:
+    text = "kapan program wadul sobat dibuka lagi"
+    rules_only = Classifier(Registry(agencies=[], accounts=[]), RULES)
+    assert rules_only.decide_many([text])[0].agency_kind != "communication"
+    model = train_model(*_texts_labels(), RULES)
+    learned = Classifier(Registry(agencies=[], accounts=[]), RULES, model)
+    decision = learned.decide_many([text])[0]
+    assert decision.agency_kind == "communication"
+    assert decision.evidence[0].startswith("model:communication=")
+    assert decision.category == "communication"  # a configured category of that agency kind
+
+
+def test_training_is_deterministic_and_survives_a_file_round_trip(tmp_path: Path) -> None:
+    a = train_model(*_texts_labels(), RULES)
+    b = train_model(*_texts_labels(), RULES)
+    assert np.array_equal(a.clf.coef_, b.clf.coef_)
+    path = tmp_path / "model.joblib"
+    save_model(a, path)
+    texts = ["jalan berlubang lagi", "sampah di blok 3", "wadul sobat"]
+    results = [RULES.apply(t) for t in texts]
+    assert load_model(path).decide(results, RULES) == a.decide(results, RULES)
+
+
+def test_lean_transform_matches_sklearn() -> None:
+    model = train_model(*_texts_labels(), RULES)
+    results = [RULES.apply(t) for t in ["jalan rusak jalan rusak [PHONE]", "", "lampu pju"]]
+    ours = model.term_matrix(results).toarray()
+    ref = model.terms.transform([(r.tokens, r.roots) for r in results]).toarray()
+    assert np.allclose(ours, ref)
+
+
+def test_model_from_environment_is_used_by_load_classifier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.joblib"
+    save_model(train_model(*_texts_labels(), RULES), path)
+    monkeypatch.setenv("ADUAN_CLASSIFY_MODEL", str(path))
+    classifier = load_classifier(registry())
+    assert "+model-" in classifier.version
+    assert classifier.classify(message("wadul sobat belum cair")).agency_kind == "communication"
+
+
+def test_read_history_csv_jsonl_and_category_only(tmp_path: Path) -> None:
+    config = load_config()
+    csv_path = _write_csv(
+        tmp_path / "h.csv",
+        [{"text": "jalan rusak", "agency_kind": "public_works", "extra": "x"},
+         {"text": "", "agency_kind": "public_works", "extra": "skipped: no text"}],
+    )  # fmt: skip
+    assert read_history(csv_path, config) == (["jalan rusak"], ["public_works"], "agency_kind")
+    jsonl = tmp_path / "h.jsonl"
+    jsonl.write_text(json.dumps({"text": "got mampet", "category": "drainage_flooding"}) + "\n")
+    assert read_history(jsonl, config) == (["got mampet"], ["drainage_flooding"], "category")
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([{"body": "x", "agency_kind": "public_works"}], "missing column 'text'"),
+        ([{"text": "x", "label": "y"}], "needs a column 'agency_kind' or 'category'"),
+        ([{"text": "x", "agency_kind": "dinas_pu"}], "row 2: unknown agency_kind 'dinas_pu'"),
+    ],
+)
+def test_bad_history_is_refused_with_row_and_reason(tmp_path: Path, rows, expected) -> None:
+    with pytest.raises(HistoryError, match=expected):
+        read_history(_write_csv(tmp_path / "bad.csv", rows), load_config())
+
+
+def test_train_command_writes_a_model_file(tmp_path: Path, capsys) -> None:
+    history = _write_csv(
+        tmp_path / "history.csv", [{"text": t, "agency_kind": k} for t, k in HISTORY]
+    )
+    out = tmp_path / "artifacts" / "model.joblib"
+    assert train.main([str(history), "--out", str(out)]) == 0
+    assert out.exists() and "trained on 48 rows" in capsys.readouterr().out
+    assert train.main([str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
