@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -104,14 +105,14 @@ class IngestService:
         if platform in META_PLATFORMS and q.get("hub.mode") == "subscribe":
             token = q.get("hub.verify_token", "")
             if any(_same(token, t) for t in self.verify_tokens[platform]):
-                metrics.WEBHOOK_REQUESTS.labels(platform, "verified").inc()
+                _requests(platform, "verified").inc()
                 return web.Response(text=q.get("hub.challenge", ""))
         if platform is Platform.x and q.get("crc_token") and self.app_secrets[platform]:
             # One X app per deployment: its consumer secret answers the CRC.
-            metrics.WEBHOOK_REQUESTS.labels(platform, "verified").inc()
+            _requests(platform, "verified").inc()
             secret = self.app_secrets[platform][0]
             return _json(x_crc_response(secret, q["crc_token"]))
-        metrics.WEBHOOK_REQUESTS.labels(platform, "bad_verify_token").inc()
+        _requests(platform, "bad_verify_token").inc()
         raise web.HTTPForbidden(text="verification failed")
 
     # -- POST: deliveries -----------------------------------------------------------------
@@ -121,7 +122,7 @@ class IngestService:
         try:
             return await self._receive(platform, request)
         finally:
-            metrics.WEBHOOK_LATENCY.labels(platform).observe(time.perf_counter() - started)
+            _latency(platform).observe(time.perf_counter() - started)
 
     async def _receive(self, platform: Platform, request: web.Request) -> web.Response:
         if request.content_type not in JSON_TYPES:
@@ -160,7 +161,7 @@ class IngestService:
         (sent,) = await self._send([letter])
         if isinstance(sent, BaseException):
             return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
-        metrics.WEBHOOK_REQUESTS.labels(platform, "malformed").inc()
+        _requests(platform, "malformed").inc()
         return _json({"error": exc.reason, "detail": exc.detail}, status=400)
 
     async def _write(
@@ -216,15 +217,16 @@ class IngestService:
         if any(isinstance(a, BaseException) for a in acks):
             return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
         duplicates = len(messages) - len(fresh)
-        entries = metrics.WEBHOOK_ENTRIES
-        entries.labels(platform, "message").inc(len(fresh))
-        entries.labels(platform, "duplicate").inc(duplicates)
-        entries.labels(platform, "rejected").inc(len(rejected))
-        entries.labels(platform, "skipped").inc(skipped)
+        for outcome, count in (
+            ("message", len(fresh)),
+            ("duplicate", duplicates),
+            ("rejected", len(rejected)),
+            ("skipped", skipped),
+        ):
+            if count:
+                _entries(platform, outcome).inc(count)
         unknown = rejected and not messages and all(r.reason == "unknown_account" for r in rejected)
-        metrics.WEBHOOK_REQUESTS.labels(
-            platform, "unknown_account" if unknown else "accepted"
-        ).inc()
+        _requests(platform, "unknown_account" if unknown else "accepted").inc()
         return _json(
             {
                 "status": "ok",
@@ -297,10 +299,8 @@ class IngestService:
             log.warning("records not acknowledged: %r", exc)
             return [exc] * len(outputs)
         elapsed = time.perf_counter() - started
-        for o in {o.topic for o in outputs}:
-            metrics.PRODUCE_LATENCY.labels(o.removeprefix(self.settings.topic_prefix)).observe(
-                elapsed
-            )
+        for topic in {o.topic for o in outputs}:
+            _produce_latency(topic.removeprefix(self.settings.topic_prefix)).observe(elapsed)
         for r in results:
             if isinstance(r, BaseException):
                 log.warning("record not acknowledged: %r", r)
@@ -326,6 +326,14 @@ class IngestService:
         return Output(self.deadletter_topic, delivery_id.encode(), codecs.dumps(record))
 
 
+# Metric children cached per label set: ``labels()`` costs more than the increment itself
+# on the request path.
+_requests = functools.lru_cache(maxsize=256)(metrics.WEBHOOK_REQUESTS.labels)
+_entries = functools.lru_cache(maxsize=256)(metrics.WEBHOOK_ENTRIES.labels)
+_latency = functools.lru_cache(maxsize=64)(metrics.WEBHOOK_LATENCY.labels)
+_produce_latency = functools.lru_cache(maxsize=64)(metrics.PRODUCE_LATENCY.labels)
+
+
 def _json(value: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(value), status=status, content_type="application/json")
 
@@ -337,7 +345,7 @@ def _ref(raw: Output, meta: RecordMetadata) -> RawRef:
 def _refuse(
     platform: Platform, outcome: str, error: type[web.HTTPError], limit: int = 0
 ) -> web.Response:
-    metrics.WEBHOOK_REQUESTS.labels(platform, outcome).inc()
+    _requests(platform, outcome).inc()
     status = error.status_code
     return _json({"error": outcome, "limit": limit or None}, status=status)
 

@@ -23,8 +23,8 @@ class IngestSettings(BaseSettings):
         default=300.0, gt=0, description="generic webhook: refuse timestamps older/newer than this"
     )
     producers: int = Field(
-        default=4,
+        default=1,
         ge=1,
         le=32,
-        description="Kafka producers (connections); aiokafka has one request in flight each",
+        description="Kafka producers (connections); more did not help on the embedded broker",
     )
