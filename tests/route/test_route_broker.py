@@ -49,9 +49,10 @@ class Harness:
         self.settings, self.producer, self.clock = settings, producer, clock
         self.apps: list[faust.App] = []
 
-    async def start_app(self) -> faust.App:
+    async def start_app(self, clock: Any = None, **route: Any) -> faust.App:
+        route.setdefault("tick_interval_s", 0.05)
         app = create_app(
-            self.settings, clock=self.clock, route_settings=RouteSettings(tick_interval_s=0.05)
+            self.settings, clock=clock or self.clock, route_settings=RouteSettings(**route)
         )
         await app.start()
         self.apps.append(app)
@@ -258,3 +259,51 @@ async def test_restart_between_warning_and_deadline_catches_up_once(harness: Har
         )
         assert len(values(reader, s, ROUTES)) == 1  # the restart did not route again
         await second.stop()
+
+
+FAST_SLA = """
+calendars:
+  24x7: {always_open: true}
+defaults: {calendar: 24x7}
+escalation:
+  - {level: 1, multiple: 1.5, escalate_to: head}
+policies:
+  - id: fast
+    targets: {first_response: 4s, resolution: 1h}
+"""
+
+
+async def test_timers_fire_within_a_second_in_real_time(harness: Harness, tmp_path: Any) -> None:
+    """Wall clock, real broker, the production tick interval: each stage lands < 1 s late."""
+    import time
+
+    sla_file = tmp_path / "sla.yaml"
+    sla_file.write_text(FAST_SLA)
+    h, s = harness, harness.settings
+    await h.start_app(clock=time.time, sla_file=sla_file, tick_interval_s=0.25)
+    async with h.reader() as reader:
+        ids = lambda: sla_ids(reader, s, "instagram:c1")  # noqa: E731
+        # Wait for the group to be up: a first complaint is routed.
+        await h.send(CLASSIFIED, "t0", message("c0", "t0", datetime.now(WIB)))
+        await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 1, timeout=60)
+        start = datetime.now(WIB)
+        await h.send(CLASSIFIED, "t1", message("c1", "t1", start))
+        await reader.wait_for(
+            has(ids, "instagram:c1:first_response:1:overdue:0",
+                "instagram:c1:first_response:1:escalated:1"),
+            timeout=30,
+        )  # fmt: skip
+        # When each event reached the broker (producer timestamp), not when the tick decided.
+        landed = {
+            orjson.loads(r.value)["event_id"]: datetime.fromtimestamp(r.timestamp / 1000, WIB)
+            for r in reader.on(topic_name(SLA, s))
+        }
+        stage_at = {
+            "warning": start + timedelta(seconds=3),  # 0.75 x 4 s
+            "overdue": start + timedelta(seconds=4),
+            "escalated": start + timedelta(seconds=6),  # 1.5 x 4 s
+        }
+        for etype, due in stage_at.items():
+            level = 1 if etype == "escalated" else 0
+            lag = (landed[f"instagram:c1:first_response:1:{etype}:{level}"] - due).total_seconds()
+            assert 0 <= lag < 1.0, (etype, lag)
