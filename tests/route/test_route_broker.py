@@ -174,9 +174,20 @@ async def test_lifecycle_reply_holidays_wita_reroute_and_dead_letters(harness: H
         await reader.wait_for(
             lambda _r: any(e["event_type"] == "rerouted" for e in values(reader, s, ROUTES))
         )
-        await reader.wait_for(lambda _r: len(values(reader, s, DEADLETTER)) >= 1)
-        [dl] = values(reader, s, DEADLETTER)
-        assert (dl["reason"], dl["stage"], dl["source_key"]) == ("unknown_complaint", "route", "t9")
+        # Garbage and a command on the wrong key (it would sit on the wrong partition).
+        await h.producer.send_and_wait(topic_name(CLASSIFIED, s), b"{not json", key=b"t7")
+        await h.send(
+            COMMANDS, "t1", command("k8", CommandType.resolve, "instagram:c5", "t5", reroute_at)
+        )
+        await reader.wait_for(lambda _r: len(values(reader, s, DEADLETTER)) >= 3)
+        reasons = {
+            (d["reason"], d["stage"], d["source_key"]) for d in values(reader, s, DEADLETTER)
+        }
+        assert reasons == {
+            ("unknown_complaint", "route", "t9"),
+            ("invalid_classified", "route", "t7"),
+            ("key_mismatch", "route", "t1"),
+        }
 
         # Past the deadline, then far past every escalation level.
         h.clock.set(MON_9 + timedelta(hours=5, minutes=1))
