@@ -47,7 +47,7 @@ from schemas.commands import Command
 from schemas.deadletter import DeadLetter
 from schemas.routes import RouteEvent
 from schemas.sla import SlaEvent
-from services.route.clocks import ComplaintState, Event, Rejected, Router
+from services.route.clocks import ComplaintState, Event, Rejected, Router, peek_schedule
 from services.route.policy import DEFAULT_SLA_FILE, load_sla_config
 from services.route.timers import DueIndex
 
@@ -311,26 +311,31 @@ def create_app(
             tp.partition for tp in app.assignor.assigned_actives() if tp.topic == classified_name
         )
 
-    def reindex(owned: frozenset[int]) -> None:
-        """Rebuild the due indexes from the table (after start, rebalance or recovery)."""
+    async def reindex(owned: frozenset[int]) -> None:
+        """Rebuild the due indexes from the table (after start, rebalance or recovery).
+
+        Reads only each value's header; holds the processing lock (agents wait) but yields
+        to the event loop every 20k entries so heartbeats keep the group membership."""
         started = time.perf_counter()
         items: dict[int, list[tuple[bytes, float]]] = {p: [] for p in owned}
-        mem.open_by_agency.clear()
-        for key, data in table.items():
-            state = ComplaintState.from_bytes(data)
-            if state.partition not in owned:
-                continue
-            if state.is_open:
-                mem.open_by_agency[state.agency_id] += 1
-            due = state.next_due()
-            if due is not None:
-                items[state.partition].append((key, due))
-        mem.indexes = {}
-        for p, entries in items.items():
-            mem.index(p).rebuild(entries)
-        for agency_id, n in mem.open_by_agency.items():
-            metrics.OPEN_COMPLAINTS.labels(agency_id).set(n)
-        mem.owned, mem.pending, mem.needs_reindex = owned, {}, False
+        open_by_agency: Counter[str] = Counter()
+        async with mem.lock:
+            for n, (key, data) in enumerate(list(table.data.items()), 1):
+                sched = peek_schedule(data)
+                if sched.partition in owned:
+                    if sched.due is not None:
+                        items[sched.partition].append((key, sched.due))
+                    if sched.is_open:
+                        open_by_agency[sched.agency_id] += 1
+                if n % 20_000 == 0:
+                    await asyncio.sleep(0)
+            mem.indexes = {}
+            for p, entries in items.items():
+                mem.index(p).rebuild(entries)
+            for agency_id in set(mem.open_by_agency) | set(open_by_agency):
+                metrics.OPEN_COMPLAINTS.labels(agency_id).set(open_by_agency[agency_id])
+            mem.open_by_agency = open_by_agency
+            mem.owned, mem.pending, mem.needs_reindex = owned, {}, False
         log.info(
             "indexed %d scheduled complaints on partitions %s in %.3fs",
             sum(len(v) for v in items.values()),
@@ -348,7 +353,7 @@ def create_app(
             return
         owned = owned_partitions()
         if mem.needs_reindex or owned != mem.owned:
-            reindex(owned)
+            await reindex(owned)
         now = clock()
         mono = time.monotonic()
         for p in mem.owned:

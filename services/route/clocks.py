@@ -16,6 +16,7 @@ belongs elsewhere; it arrives here as a ``reroute`` command.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -146,7 +147,10 @@ class ComplaintState:
         if len(self.seen) > SEEN_RING:
             del self.seen[0]
 
-    # --- table encoding (orjson bytes: compact in memory and in the changelog) -----------
+    # --- table encoding ----------------------------------------------------------------
+    # A small header (magic, next due, partition, open?, agency id) then the state as orjson.
+    # The header lets a worker rebuild its due index and open-complaint gauges after a
+    # rebalance without parsing JSON (a million complaints: ~1-2 s instead of ~20 s).
     def to_bytes(self) -> bytes:
         d: dict[str, Any] = {
             "v": 1,
@@ -169,13 +173,20 @@ class ComplaintState:
                 for c in self.clocks.values()
             ],
         }
-        # A copy: orjson returns bytes with ~8 KB of spare capacity that a long-lived table
-        # value would keep (measured: 8.1 KB vs 0.98 KB RSS per state).
-        return bytes(memoryview(orjson.dumps(d)))
+        due = self.next_due()
+        agency = self.agency_id.encode()[:255]
+        header = _HEADER.pack(
+            _MAGIC, -1.0 if due is None else due, self.partition, self.is_open, len(agency)
+        )
+        # Concatenation also copies: orjson returns bytes with ~8 KB of spare capacity that a
+        # long-lived table value would keep (measured: 8.1 KB vs 0.98 KB RSS per state).
+        return header + agency + orjson.dumps(d)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ComplaintState:
-        d = orjson.loads(data)
+        if data[:2] != _MAGIC:
+            raise ValueError("not a route state record (bad magic)")
+        d = orjson.loads(memoryview(data)[_HEADER.size + data[_HEADER.size - 1] :])
         state = cls(**{k: d[k] for k in _SCALARS})
         state.seqs = d["seqs"]
         state.seen = d["seen"]
@@ -194,6 +205,28 @@ class ComplaintState:
             )
             state.clocks[c.clock.value] = c
         return state
+
+
+_MAGIC = b"R1"
+_HEADER = struct.Struct("<2sdH?B")  # magic, next due, partition, is open, len(agency id)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """What a worker needs from a stored state to index it, read without parsing JSON."""
+
+    due: float | None
+    partition: int
+    is_open: bool
+    agency_id: str
+
+
+def peek_schedule(data: bytes) -> Schedule:
+    magic, due, partition, is_open, n = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        raise ValueError("not a route state record (bad magic)")
+    agency = data[_HEADER.size : _HEADER.size + n].decode()
+    return Schedule(None if due < 0 else due, partition, is_open, agency)
 
 
 _SCALARS = (

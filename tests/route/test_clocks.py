@@ -317,3 +317,18 @@ def test_events_built_without_validation_still_validate() -> None:
     state, events = R.on_tick(state, ts(MON_9 + timedelta(days=3)))
     for e in events:
         assert SlaEvent.model_validate_json(codecs.dumps(e)).event_id == e.event_id
+
+
+def test_stored_header_matches_the_state() -> None:
+    from services.route.clocks import peek_schedule
+
+    state, _ = R.on_message(None, message("c1", "t1", MON_9, agency_id="mks-public-works"), 4)
+    assert state is not None
+    sched = peek_schedule(state.to_bytes())
+    assert (sched.due, sched.partition, sched.is_open, sched.agency_id) == (
+        state.next_due(), 4, True, "mks-public-works",
+    )  # fmt: skip
+    state, _ = R.on_command(state, command("k", CommandType.resolve, "instagram:c1", "t1", MON_9))
+    assert peek_schedule(state.to_bytes()).is_open is False
+    with pytest.raises(ValueError, match="magic"):
+        ComplaintState.from_bytes(b'{"v": 1}')
