@@ -130,7 +130,8 @@ def create_app(
 
     classified = topic(classified_name)
     commands = topic(COMMANDS.full_name(prefix))
-    ticks = topic(f"{prefix}{TICKS_TOPIC}", partitions=partitions, internal=True)
+    # Ticks are worthless once consumed: keep an hour (debugging), then let them go.
+    ticks = topic(f"{prefix}{TICKS_TOPIC}", partitions=partitions, internal=True, retention=3600.0)
     table = app.Table(TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
     mem = RouteState()
     app.route_state = mem  # type: ignore[attr-defined]  # for tests and the bench
