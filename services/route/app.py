@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -71,6 +72,10 @@ class RouteSettings(BaseSettings):
     tick_resend_s: float = Field(
         default=5.0, gt=0, description="re-send a tick that was not consumed within this time"
     )
+    data_dir: Path = Field(
+        default=Path(tempfile.gettempdir()) / "aduan-faust",
+        description="faust's data directory; the memory store keeps nothing there that matters",
+    )
     batch_max: int = Field(default=1000, ge=1, description="records per processing batch")
     batch_within_s: float = Field(
         default=0.01, gt=0, description="max wait to fill a batch (adds to latency)"
@@ -103,6 +108,7 @@ def create_app(
 ) -> faust.App:
     register_faust_codec()
     rs = route_settings or RouteSettings()
+    rs.data_dir.mkdir(parents=True, exist_ok=True)
     registry = load_registry(settings.registry_file)
     router = Router(load_sla_config(rs.sla_file), registry)
     partitions = settings.topic_partitions or CLASSIFIED.partitions
@@ -119,6 +125,8 @@ def create_app(
         broker_session_timeout=settings.rebalance_timeout_s,
         broker_heartbeat_interval=1.0,
         web_enabled=False,
+        # Not the working directory: every app id (one per test prefix) would leave a folder.
+        datadir=str(rs.data_dir / "{conf.name}-data"),
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
     )
