@@ -148,12 +148,17 @@ class IngestService:
             result = parse_delivery(platform, body, ctx)
         except MalformedDelivery as exc:
             return await self._malformed(platform, raw, exc)
+        except Exception as exc:  # a parser bug (fuzzing says none): keep raw, answer 500
+            log.exception("parser failed on delivery %s", delivery_id)
+            bug = MalformedDelivery("parser_error", f"{type(exc).__name__}: {exc}")
+            return await self._malformed(platform, raw, bug, status=500)
         return await self._write(platform, raw, result.messages, result.rejected, result.skipped)
 
     async def _malformed(
-        self, platform: Platform, raw: Output, exc: MalformedDelivery
+        self, platform: Platform, raw: Output, exc: MalformedDelivery, status: int = 400
     ) -> web.Response:
-        """Keep the raw bytes, dead-letter the delivery by position, answer 400."""
+        """Keep the raw bytes, dead-letter the delivery by position, answer 400 (500 for a
+        parser bug, so the platform retries once it is fixed)."""
         (stored,) = await self._send([raw])
         if isinstance(stored, BaseException):
             return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
@@ -162,7 +167,7 @@ class IngestService:
         if isinstance(sent, BaseException):
             return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
         _requests(platform, "malformed").inc()
-        return _json({"error": exc.reason, "detail": exc.detail}, status=400)
+        return _json({"error": exc.reason, "detail": exc.detail}, status=status)
 
     async def _write(
         self,
