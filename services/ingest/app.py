@@ -78,7 +78,6 @@ class IngestService:
     verify_tokens: dict[Platform, list[str]] = field(default_factory=dict)
     ready: bool = False
     port: int = 0
-    extra_producers: list[AIOKafkaProducer] = field(default_factory=list)
     tail_stop: asyncio.Event = field(default_factory=asyncio.Event)
     tail_task: asyncio.Task[None] | None = None
 
@@ -92,8 +91,6 @@ class IngestService:
             )
         if self.dedup is None:
             self.dedup = DedupStore(self.ingest.dedup_window_s)
-        self._pool = [self.producer, *self.extra_producers]
-        self._turn = 0
         self.raw_topic = topic_name(RAW, s)
         self.messages_topic = topic_name(MESSAGES, s)
         self.deadletter_topic = topic_name(DEADLETTER, s)
@@ -286,10 +283,7 @@ class IngestService:
             return []
         started = time.perf_counter()
 
-        # aiokafka keeps one produce request in flight per connection: a small pool of
-        # producers lets concurrent requests' records travel in parallel.
-        self._turn = (self._turn + 1) % len(self._pool)
-        producer = self._pool[self._turn]
+        producer = self.producer
         try:
             async with asyncio.timeout(self.settings.produce_timeout_s):
                 futures = [
@@ -401,17 +395,9 @@ async def start(
         secret_from_env("ADUAN_PSEUDONYM_KEY", settings.secrets_file) or ""
     )
     await ensure_topics(settings)
-    producers = [make_producer(settings) for _ in range(ingest.producers)]
-    for producer in producers:
-        await producer.start()
-    service = IngestService(
-        settings,
-        registry,
-        producers[0],
-        Pseudonymizer(key.encode()),
-        ingest,
-        extra_producers=producers[1:],
-    )
+    producer = make_producer(settings)
+    await producer.start()
+    service = IngestService(settings, registry, producer, Pseudonymizer(key.encode()), ingest)
     assert service.dedup is not None
     tail = TopicTail(service.dedup, settings.bootstrap_servers, service.messages_topic)
     task = asyncio.create_task(tail.run(service.tail_stop), name="ingest-dedup-tail")
@@ -441,5 +427,4 @@ async def stop(runner: web.AppRunner, service: IngestService) -> None:
     if service.tail_task is not None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(service.tail_task, 10)
-    for producer in service._pool:
-        await producer.stop()
+    await service.producer.stop()

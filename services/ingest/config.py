@@ -22,9 +22,3 @@ class IngestSettings(BaseSettings):
     generic_replay_window_s: float = Field(
         default=300.0, gt=0, description="generic webhook: refuse timestamps older/newer than this"
     )
-    producers: int = Field(
-        default=1,
-        ge=1,
-        le=32,
-        description="Kafka producers (connections); more did not help on the embedded broker",
-    )
