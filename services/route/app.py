@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import struct
 import tempfile
 import time
 from collections import Counter
@@ -57,6 +58,7 @@ NAME = "route"
 TICKS_TOPIC = "aduan.route-ticks.v1"
 """Internal: tick records ``{"now": <POSIX seconds>}`` sent to one partition each."""
 TABLE = "route-complaints"
+MARKER_KEY = b"\x00route:end-of-batch"
 
 
 class RouteSettings(BaseSettings):
@@ -168,6 +170,15 @@ def create_app(
             for topic, key, value, partition in out
         ]
         await asyncio.gather(*futures)
+        # Close every changelog partition written with a one-record batch (a tombstone of a
+        # key no state uses). Faust's recovery reads up to ListOffsets' end offset, which
+        # Tansu reports as the *first* offset of the last batch + 1: without this record a
+        # recovering worker would miss the rest of our last batch and fire stages again.
+        # On Kafka it is a harmless tombstone.
+        cl = changelog_name()
+        touched = {partition for topic, _, _, partition in out if topic == cl}
+        markers = [await producer.send(cl, None, key=MARKER_KEY, partition=p) for p in touched]
+        await asyncio.gather(*markers)
 
     def load(key: bytes) -> tuple[bytes | None, ComplaintState | None]:
         old = table.data.get(key)
@@ -330,7 +341,12 @@ def create_app(
         open_by_agency: Counter[str] = Counter()
         async with mem.lock:
             for n, (key, data) in enumerate(list(table.data.items()), 1):
-                sched = peek_schedule(data)
+                try:
+                    sched = peek_schedule(data)
+                except (ValueError, TypeError, struct.error):
+                    if key != MARKER_KEY:
+                        log.warning("table value for %r is not a route state; ignored", key)
+                    continue
                 if sched.partition in owned:
                     if sched.due is not None:
                         items[sched.partition].append((key, sched.due))

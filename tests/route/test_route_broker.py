@@ -318,3 +318,35 @@ async def test_timers_fire_within_a_second_in_real_time(harness: Harness, tmp_pa
             level = 1 if etype == "escalated" else 0
             lag = (landed[f"instagram:c1:first_response:1:{etype}:{level}"] - due).total_seconds()
             assert 0 <= lag < 1.0, (etype, lag)
+
+
+async def test_rebalance_to_two_workers_fires_each_stage_once(harness: Harness) -> None:
+    """A second worker joins: partitions (and their complaints) move; nothing fires twice
+    and nothing is lost, whichever worker owns a thread when its deadline passes."""
+    h, s = harness, harness.settings
+    first = await h.start_app()
+    threads = [f"t{i}" for i in range(12)]  # spread over the 6 partitions
+    for i, t in enumerate(threads):
+        await h.send(CLASSIFIED, t, message(f"c{i}", t, MON_9))
+    async with h.reader() as reader:
+        await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 12, timeout=60)
+        h.clock.set(MON_9 + timedelta(hours=3, minutes=30))  # every warning is due
+        warnings = [f"instagram:c{i}:first_response:1:warning:0" for i in range(12)]
+        all_ids = lambda: [e["event_id"] for e in values(reader, s, SLA)]  # noqa: E731
+        await reader.wait_for(has(all_ids, *warnings), timeout=30)
+
+        second = await h.start_app()
+        mem_a, mem_b = first.route_state, second.route_state  # type: ignore[attr-defined]
+        await reader.wait_for(
+            lambda _r: bool(mem_a.owned) and bool(mem_b.owned)
+            and not (mem_a.owned & mem_b.owned)
+            and len(mem_a.owned | mem_b.owned) == 6,
+            timeout=60,
+        )  # fmt: skip
+        h.clock.set(MON_9 + timedelta(hours=5, minutes=30))  # overdue for all
+        overdue = [f"instagram:c{i}:first_response:1:overdue:0" for i in range(12)]
+        await reader.wait_for(has(all_ids, *overdue), timeout=60)
+        await reader.drain(quiet_s=1.5)
+        counts = Counter(all_ids())
+        assert all(counts[i] == 1 for i in warnings + overdue), counts
+        assert len(values(reader, s, ROUTES)) == 12
