@@ -272,3 +272,26 @@ async def test_broker_down_gives_503_and_the_retry_lands_once(
         assert len(ids) == len(set(ids)) == 5
     finally:
         await broker.stop()
+
+
+async def test_parser_bug_keeps_raw_and_answers_500(
+    kafka_bootstrap: str, topic_prefix: str, secrets: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schemas.messages import Platform
+    from services.ingest import platforms
+
+    def broken(body: bytes, ctx: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(platforms.PARSERS, Platform.generic, broken)
+    settings = make_settings(kafka_bootstrap, topic_prefix)
+    names = topics(settings)
+    gen = fixture("generic_reports.json")
+    async with running(settings) as base:
+        status, answer = await post(f"{base}/generic", gen, generic(gen))
+        assert (status, answer["error"]) == (500, "parser_error")
+    async with TopicReader(kafka_bootstrap, names[RAW.name], names[DEADLETTER.name]) as reader:
+        await reader.wait_for(lambda r: len(r) >= 2)
+    (letter,) = [orjson.loads(r.value) for r in reader.on(names[DEADLETTER.name])]
+    assert letter["reason"] == "parser_error" and "boom" in letter["detail"]
+    assert [r.value for r in reader.on(names[RAW.name])] == [gen]

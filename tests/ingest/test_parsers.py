@@ -90,6 +90,13 @@ class TestFacebook:
         assert citizen.thread_key.startswith(f"facebook:dm:{FB}:u_")
         assert citizen.text is not None and "[EMAIL]" in citizen.text
 
+    def test_photo_comment_and_moderation_verbs(self) -> None:
+        r = parse("facebook", "facebook_feed_photo.json")
+        assert (len(r.messages), r.skipped) == (1, 1)  # "hide" is moderation: skipped
+        (photo,) = r.messages
+        assert photo.attachments[0].type == "image"
+        assert photo.attachments[0].ref.endswith("genangan.jpg")
+
     def test_kecamatan_page_uses_its_agency_region(self) -> None:
         body = orjson.loads(fixture("facebook_feed.json"))
         body["entry"][0]["id"] = "100000000000002"
@@ -122,6 +129,15 @@ class TestWhatsApp:
         assert doc.thread_key != siti
         assert all(m.kind is EventKind.dm and not m.is_agency_reply for m in r.messages)
         assert all(m.account_id == WA_PHONE for m in r.messages)
+
+    def test_media_messages(self) -> None:
+        r = parse("whatsapp", "whatsapp_media.json")
+        assert (len(r.messages), r.rejected, r.skipped) == (3, [], 1)  # "unsupported" skipped
+        video, audio, sticker = r.messages
+        assert video.text == "Video banjir di Kedung Baruk"
+        assert [a.type for m in r.messages for a in m.attachments] == ["video", "audio", "sticker"]
+        assert audio.text is None and audio.attachments[0].mime_type == "audio/ogg; codecs=opus"
+        assert sticker.attachments[0].ref == "1003383421387303"
 
     def test_statuses_are_agency_replies_on_the_citizen_thread(self) -> None:
         r = parse("whatsapp", "whatsapp_statuses.json")
