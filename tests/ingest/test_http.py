@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 import orjson
@@ -60,7 +61,7 @@ async def running(settings: Settings) -> AsyncIterator[str]:
 
 async def post(
     url: str, body: bytes, headers: dict[str, str], content_type: str = "application/json"
-) -> tuple[int, dict[str, object]]:
+) -> tuple[int, dict[str, Any]]:
     async with (
         aiohttp.ClientSession() as session,
         session.post(url, data=body, headers={"Content-Type": content_type, **headers}) as resp,
@@ -81,9 +82,7 @@ def generic(body: bytes, ts: int | None = None, secret: str = GENERIC_SECRET) ->
     return {"X-Aduan-Timestamp": stamp, "X-Aduan-Signature": generic_signature(secret, stamp, body)}
 
 
-async def retry_until_ok(
-    url: str, body: bytes, timeout: float = 30
-) -> tuple[int, dict[str, object]]:
+async def retry_until_ok(url: str, body: bytes, timeout: float = 30) -> tuple[int, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     statuses = []
     while True:
