@@ -234,6 +234,12 @@ class TestGeneric:
         assert len(r.messages) == 1 and r.rejected[0].entry_index == 0
         assert "created_at" in r.rejected[0].detail
 
+    def test_non_object_report_rejected_alone(self) -> None:
+        body = orjson.loads(fixture("generic_reports.json"))
+        body["reports"].append("not a report")
+        r = parse("generic", orjson.dumps(body))
+        assert len(r.messages) == 2 and [x.entry_index for x in r.rejected] == [2]
+
     def test_missing_reports_is_malformed(self) -> None:
         with pytest.raises(MalformedDelivery):
             parse("generic", b'{"account_id": "web-sby"}')

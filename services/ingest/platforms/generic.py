@@ -59,7 +59,7 @@ class GenericDelivery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     account_id: str = Field(min_length=1, max_length=128)
-    reports: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    reports: list[Any] = Field(min_length=1, max_length=1000)  # each validated alone
 
 
 def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
@@ -79,13 +79,11 @@ def _items(
         yield i, path, _thunk(delivery.account_id, raw, ctx)
 
 
-def _thunk(
-    account_id: str, raw: dict[str, Any], ctx: DeliveryContext
-) -> Callable[[], list[Message] | None]:
+def _thunk(account_id: str, raw: Any, ctx: DeliveryContext) -> Callable[[], list[Message] | None]:
     return lambda: [_report(account_id, raw, ctx)]
 
 
-def _report(account_id: str, raw: dict[str, Any], ctx: DeliveryContext) -> Message:
+def _report(account_id: str, raw: Any, ctx: DeliveryContext) -> Message:
     account = lookup_account(ctx, P, account_id)
     try:
         report = GenericReport.model_validate(raw)
