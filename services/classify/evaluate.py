@@ -96,8 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         texts, truth = read_eval(args.path)
         model = None
         if args.train:
-            htexts, hlabels, field = read_history(args.train, config)
-            model = train_model(htexts, hlabels, ruleset, field)
+            history = read_history(args.train, config)
+            model = train_model(
+                history.texts, history.labels, ruleset, history.label_field, aux=history.aux
+            )
         elif args.model:
             model = load_model(args.model)
     except (ConfigError, HistoryError, OSError) as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,9 @@ from services.classify.rules import RuleResult, RuleSet
 MODEL_FORMAT = 1
 KIND_ORDER = tuple(sorted(AGENCY_KINDS))
 RULE_FEATURE_SCALE = 0.3  # chosen by 5-fold CV on the dev data (0.3 > 1.0 > none)
+AUX_WEIGHT = 0.5
+AUX_MIN_COUNT = 20
+DEFAULT_BIAS = {"subdistrict": -0.6}
 
 
 class HistoryError(ValueError):
@@ -74,6 +78,8 @@ class TextModel:
     terms: TfidfVectorizer
     clf: LinearSVC
     bias: dict[str, float] = field(default_factory=dict)
+    aux_clf: LinearSVC | None = None
+    aux_weight: float = AUX_WEIGHT
     format: int = MODEL_FORMAT
 
     @property
@@ -91,26 +97,41 @@ class TextModel:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
     def _index(self) -> None:
-        self._vocab = {str(k): int(v) for k, v in self.terms.vocabulary_.items()}
+        vocab = {str(k): int(v) for k, v in self.terms.vocabulary_.items()}
+        self._vocab = vocab
+        self._root_vocab = {k[1:]: v for k, v in vocab.items() if k.startswith("~")}
         self._idf = np.asarray(self.terms.idf_, dtype=np.float64)
+        # for each main class, the columns of the auxiliary classes ("topic|agency") under it
+        self._aux_cols: list[np.ndarray] = []
+        if self.aux_clf is not None:
+            owners = [str(c).rpartition("|")[2] for c in self.aux_clf.classes_]
+            self._aux_cols = [
+                np.flatnonzero(np.asarray(owners) == str(c)) for c in self.clf.classes_
+            ]
 
     def term_matrix(self, results: Sequence[RuleResult]) -> csr_matrix:
         """Same numbers as ``self.terms.transform`` (sublinear tf x idf, l2 rows) in one lean
         loop: sklearn's generic transform builds every n-gram string first and was the
         slowest step of the pipeline."""
-        get = self._vocab.get
+        get, get_root = self._vocab.get, self._root_vocab.get
         indptr: list[int] = [0]
         indices: list[int] = []
         counts_out: list[int] = []
         for res in results:
             counts: dict[int, int] = {}
             toks = res.tokens
-            for term in (
-                *toks,
-                *[a + "_" + b for a, b in itertools.pairwise(toks)],
-                *["~" + r for r in res.roots],
-            ):
-                j = get(term)
+            prev = None
+            for t in toks:
+                j = get(t)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+                if prev is not None:
+                    j = get(prev + "_" + t)
+                    if j is not None:
+                        counts[j] = counts.get(j, 0) + 1
+                prev = t
+            for r in res.roots:
+                j = get_root(r)
                 if j is not None:
                     counts[j] = counts.get(j, 0) + 1
             indices.extend(counts.keys())
@@ -131,9 +152,19 @@ class TextModel:
         """(label, confidence in 0..1) per message; confidence is a softmax of the margins."""
         if not results:
             return []
-        margins = np.asarray(self.clf.decision_function(self.features(results, ruleset)))
+        x = self.features(results, ruleset)
+        margins = np.asarray(self.clf.decision_function(x))
         if margins.ndim == 1:  # two classes: sklearn returns one column
             margins = np.stack([-margins, margins], axis=1)
+        margins = _standardise(margins)
+        if self.aux_clf is not None:
+            aux = np.asarray(self.aux_clf.decision_function(x))
+            if aux.ndim == 2:
+                best_aux = np.full_like(margins, -5.0)
+                for k, cols in enumerate(self._aux_cols):
+                    if len(cols):
+                        best_aux[:, k] = aux[:, cols].max(axis=1)
+                margins = margins + self.aux_weight * _standardise(best_aux)
         classes = self.classes
         for label, shift in self.bias.items():
             if label in classes:
@@ -144,6 +175,23 @@ class TextModel:
         return [(classes[j], float(p)) for j, p in zip(best, confidence, strict=True)]
 
 
+def _standardise(margins: np.ndarray) -> np.ndarray:
+    """Per-row z-scores: puts the two models' margins on one scale (argmax unchanged)."""
+    centred = margins - margins.mean(axis=1, keepdims=True)
+    return centred / (centred.std(axis=1, keepdims=True) + 1e-9)
+
+
+def auxiliary_labels(labels: Sequence[str], aux: Sequence[str], min_count: int) -> list[str]:
+    """``"<finer label>|<label>"`` for finer labels seen ``min_count`` times with that label,
+    ``"*|<label>"`` otherwise: the fine split where history supports it, never a class the
+    main label does not own."""
+    counts = Counter(zip(aux, labels, strict=True))
+    return [
+        f"{a}|{lab}" if a and counts[(a, lab)] >= min_count else f"*|{lab}"
+        for a, lab in zip(aux, labels, strict=True)
+    ]
+
+
 def train_model(
     texts: Sequence[str],
     labels: Sequence[str],
@@ -151,8 +199,16 @@ def train_model(
     label_field: str = "agency_kind",
     bias: dict[str, float] | None = None,
     c: float = 1.0,
+    aux: Sequence[str] | None = None,
+    aux_min_count: int = AUX_MIN_COUNT,
 ) -> TextModel:
-    """Fit a model on labelled history. Deterministic: same rows, same model."""
+    """Fit a model on labelled history. Deterministic: same rows, same model.
+
+    ``aux`` is an optional finer label per row (the history's category or topic). A second
+    LinearSVC learns "finer|label" classes and its best margin per label is added to the main
+    model's: complaints of one agency kind are really several topics (tree pruning vs.
+    waste), and separating them sharpens the boundary (5-fold CV on the dev data: macro-F1
+    +0.015, accuracy +0.008)."""
     if len(texts) != len(labels):
         raise HistoryError("texts and labels differ in length")
     if len(set(labels)) < 2:
@@ -165,16 +221,30 @@ def train_model(
     clf = LinearSVC(C=c, class_weight="balanced", random_state=0)
     clf.fit(x, list(labels))
     if bias is None:
-        bias = {"subdistrict": -0.2} if label_field == "agency_kind" else {}
-    return TextModel(label_field, terms, clf, bias)
+        bias = dict(DEFAULT_BIAS) if label_field == "agency_kind" else {}
+    aux_clf = None
+    if aux is not None:
+        pseudo = auxiliary_labels(labels, aux, aux_min_count)
+        if len(set(pseudo)) > len(set(labels)):
+            aux_clf = LinearSVC(C=c, random_state=0).fit(x, pseudo)
+    return TextModel(label_field, terms, clf, bias, aux_clf)
 
 
-def read_history(path: Path, config: ClassifyConfig) -> tuple[list[str], list[str], str]:
+@dataclass(frozen=True)
+class History:
+    texts: list[str]
+    labels: list[str]
+    label_field: str
+    aux: list[str] | None = None  # finer label per row (category or topic) when present
+
+
+def read_history(path: Path, config: ClassifyConfig) -> History:
     """Rows of a CSV or JSONL history: ``text`` plus ``agency_kind`` and/or ``category``.
 
-    Returns (texts, labels, label_field). ``agency_kind`` is preferred (it is what routing
-    needs); a category-only history is accepted when the categories exist in the config.
-    Rows without text or label are skipped; unknown labels are refused with the row number."""
+    ``agency_kind`` is preferred (it is what routing needs); a category-only history is
+    accepted when the categories exist in the config. With ``agency_kind``, a ``category``
+    or else ``topic`` column is kept as the finer auxiliary label. Rows without text or label
+    are skipped; unknown labels are refused with the row number."""
     try:
         if path.suffix.lower() in {".jsonl", ".ndjson"}:
             rows = []
@@ -200,7 +270,10 @@ def read_history(path: Path, config: ClassifyConfig) -> tuple[list[str], list[st
         label_field, allowed = "category", set(config.categories)
     else:
         raise HistoryError(f"{path}: needs a column 'agency_kind' or 'category'")
-    texts, labels = [], []
+    aux_field = None
+    if label_field == "agency_kind":
+        aux_field = next((f for f in ("category", "topic") if f in fields), None)
+    texts, labels, aux = [], [], []
     for n, row in enumerate(rows, 2 if path.suffix.lower() == ".csv" else 1):
         if not isinstance(row, dict):
             raise HistoryError(f"{path}: row {n}: expected an object")
@@ -211,7 +284,8 @@ def read_history(path: Path, config: ClassifyConfig) -> tuple[list[str], list[st
             raise HistoryError(f"{path}: row {n}: unknown {label_field} {label!r}")
         texts.append(text)
         labels.append(str(label))
-    return texts, labels, label_field
+        aux.append(str(row.get(aux_field) or "") if aux_field else "")
+    return History(texts, labels, label_field, aux if aux_field else None)
 
 
 def save_model(model: TextModel, path: Path) -> None:

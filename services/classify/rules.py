@@ -66,13 +66,13 @@ class PhraseIndex:
         n = len(toks)
         cache = self._cands
         for i, tok in enumerate(toks):
-            cands = cache.get(tok)
-            if cands is None:
-                cands = cache[tok] = [
+            if tok not in cache:
+                cache[tok] = [
                     *((rest, pid, False) for rest, pid in self.surface.get(tok, ())),
                     *((rest, pid, True) for rest, pid in self.stemmed.get(roots[i], ())),
                 ]
-            for rest, pid, by_root in cands:
+        for i in [i for i, tok in enumerate(toks) if cache[tok]]:
+            for rest, pid, by_root in cache[toks[i]]:
                 k = len(rest)
                 seq = roots if by_root else toks
                 if k == 0 or (i + k < n and tuple(seq[i + 1 : i + 1 + k]) == rest):
@@ -129,16 +129,18 @@ class RuleSet:
         toks = tokens(text)
         roots = stems(toks)
         hits = self.index.match(toks, roots)
-        weights: list[dict[str, float]] = [{} for _ in self.categories]
+        weights: dict[int, dict[str, float]] = {}  # category position -> root -> weight
         evidence_by_cat: dict[str, list[str]] = defaultdict(list)
         subs: dict[str, int] = defaultdict(int)
         kinds: dict[str, float] = defaultdict(float)
         urgent: list[str] = []
+        targets, cat_pos = self.index.targets, self._cat_pos
         for pid in sorted(hits):  # sorted: evidence order must not depend on set order
-            for t in self.index.targets[pid]:
+            for t in targets[pid]:
                 if t.group == CAT:
-                    seen = weights[self._cat_pos[t.label]]
-                    seen[t.root] = max(seen.get(t.root, 0.0), t.weight)
+                    seen = weights.setdefault(cat_pos[t.label], {})
+                    if t.weight > seen.get(t.root, 0.0):
+                        seen[t.root] = t.weight
                     evidence_by_cat[t.label].append(t.phrase)
                 elif t.group == SUB:
                     subs[t.label] += 1
@@ -147,11 +149,15 @@ class RuleSet:
                 else:
                     urgent.append(t.label)
         decay = self.config.decay
-        scores = [_diminishing(list(w.values()), decay) if w else 0.0 for w in weights]
+        scores = [0.0] * len(self.categories)
+        best, best_score = -1, 0.0
+        for pos in sorted(weights):  # ascending: on a tie the first configured category wins
+            score = scores[pos] = _diminishing(list(weights[pos].values()), decay)
+            if score > best_score:
+                best, best_score = pos, score
         if self._question_mark and "?" in text:
             kinds["question"] += self._question_mark
-        best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-        if scores[best] >= self.config.min_score:
+        if best >= 0 and best_score >= self.config.min_score:
             category = self.categories[best]
         else:
             category = self.config.fallback_category
@@ -162,7 +168,7 @@ class RuleSet:
         if urgent:
             label = min(urgent, key=self._urgency_order.__getitem__)
             level, reason = label.split("/", 1)
-        kind = decide_kind(kinds, scores[best])
+        kind = decide_kind(kinds, best_score)
         evidence = [f"keyword:{p}" for p in evidence_by_cat.get(category, [])]
         evidence += [f"kind:{k}={v:g}" for k, v in sorted(kinds.items())]
         if reason:

@@ -55,20 +55,33 @@ def clean(text: str) -> str:
     return _STRETCH.sub(r"\1", text)
 
 
+_SCAN = re.compile(
+    r"\[(?:phone|nik|kk|email|telepon|telp|hp|nomor|no_hp|pii)\]|[a-z]{2,}2(?![a-z0-9])|[a-z]+|\d+"
+)
+
+
+@lru_cache(maxsize=200_000)
+def _normalize_word(raw: str) -> tuple[str, ...]:
+    """One scanned word → standard token(s): reduplication, stretched letters, slang."""
+    if raw[0] == "[":
+        return (PII_TOKEN,)
+    if raw[-1] == "2" and not raw.isdigit():
+        word = _normalize_word(raw[:-1])
+        return word + word
+    word = _STRETCH.sub(r"\1", raw)
+    return SLANG.get(word, (word,))
+
+
 def tokens(text: str) -> list[str]:
     """Standardised word tokens: slang expanded, ``_pii_`` kept, digits kept as one token.
 
-    Emoji and punctuation vanish (they separate words but carry no topic)."""
+    Emoji and punctuation vanish (they separate words but carry no topic). One regex scan
+    per text; each distinct word is normalized once per process (cached)."""
+    if "\\" in text:
+        text = _LITERAL_NEWLINE.sub(" ", text)
     out: list[str] = []
-    for raw in _TOKEN.findall(clean(text).replace(PII_TOKEN, " zpiiz ")):
-        if raw == "zpiiz":
-            out.append(PII_TOKEN)
-            continue
-        expanded = SLANG.get(raw)
-        if expanded is None:
-            out.append(raw)
-        else:
-            out.extend(expanded)
+    for raw in _SCAN.findall(text.lower()):
+        out.extend(_normalize_word(raw))
     return out
 
 

@@ -27,14 +27,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         config = load_config(args.config)
-        texts, labels, field = read_history(args.history, config)
-        model = train_model(texts, labels, RuleSet(config), field)
+        history = read_history(args.history, config)
+        model = train_model(
+            history.texts, history.labels, RuleSet(config), history.label_field, aux=history.aux
+        )
         save_model(model, args.out)
     except (ConfigError, HistoryError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    counts = Counter(labels)
-    print(f"trained on {len(texts)} rows, {len(counts)} {field} labels -> {args.out}")
+    counts = Counter(history.labels)
+    aux = "with" if model.aux_clf is not None else "without"
+    print(
+        f"trained on {len(history.texts)} rows, {len(counts)} {history.label_field} labels "
+        f"({aux} a finer auxiliary label) -> {args.out}"
+    )
     for label, n in counts.most_common():
         print(f"  {n:>6}  {label}")
     return 0

@@ -14,7 +14,9 @@ from services.classify import train
 from services.classify.classifier import Classifier, load_classifier
 from services.classify.config import load_config
 from services.classify.model import (
+    History,
     HistoryError,
+    auxiliary_labels,
     load_model,
     read_history,
     save_model,
@@ -96,10 +98,19 @@ def test_read_history_csv_jsonl_and_category_only(tmp_path: Path) -> None:
         [{"text": "jalan rusak", "agency_kind": "public_works", "extra": "x"},
          {"text": "", "agency_kind": "public_works", "extra": "skipped: no text"}],
     )  # fmt: skip
-    assert read_history(csv_path, config) == (["jalan rusak"], ["public_works"], "agency_kind")
+    assert read_history(csv_path, config) == History(
+        ["jalan rusak"], ["public_works"], "agency_kind", None
+    )
     jsonl = tmp_path / "h.jsonl"
     jsonl.write_text(json.dumps({"text": "got mampet", "category": "drainage_flooding"}) + "\n")
-    assert read_history(jsonl, config) == (["got mampet"], ["drainage_flooding"], "category")
+    assert read_history(jsonl, config) == History(
+        ["got mampet"], ["drainage_flooding"], "category", None
+    )
+    with_topic = _write_csv(
+        tmp_path / "t.csv",
+        [{"text": "pohon rimbun", "agency_kind": "environment", "topic": "Pohon"}],
+    )
+    assert read_history(with_topic, config).aux == ["Pohon"]
 
 
 @pytest.mark.parametrize(
@@ -123,3 +134,21 @@ def test_train_command_writes_a_model_file(tmp_path: Path, capsys) -> None:
     assert train.main([str(history), "--out", str(out)]) == 0
     assert out.exists() and "trained on 48 rows" in capsys.readouterr().out
     assert train.main([str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
+
+
+def test_auxiliary_labels_split_only_well_supported_topics() -> None:
+    labels = ["environment"] * 3 + ["public_works"]
+    aux = ["Pohon", "Pohon", "Sampah", "Pohon"]
+    assert auxiliary_labels(labels, aux, min_count=2) == [
+        "Pohon|environment", "Pohon|environment", "*|environment", "*|public_works",
+    ]  # fmt: skip
+
+
+def test_auxiliary_model_is_trained_and_used_when_history_has_topics() -> None:
+    texts, labels = _texts_labels()
+    aux = [("Pangkas" if i % 2 else "Sampah") if k == "environment" else "" for i, k in
+           enumerate(labels)]  # fmt: skip
+    model = train_model(texts, labels, RULES, aux=aux, aux_min_count=3)
+    assert model.aux_clf is not None
+    results = [RULES.apply("sampah menumpuk belum diangkut")]
+    assert model.decide(results, RULES)[0][0] == "environment"
