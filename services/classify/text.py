@@ -66,8 +66,8 @@ def _normalize_word(raw: str) -> tuple[str, ...]:
     if raw[0] == "[":
         return (PII_TOKEN,)
     if raw[-1] == "2" and not raw.isdigit():
-        word = _normalize_word(raw[:-1])
-        return word + word
+        once = _normalize_word(raw[:-1])
+        return once + once
     word = _STRETCH.sub(r"\1", raw)
     return SLANG.get(word, (word,))
 
