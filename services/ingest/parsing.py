@@ -133,7 +133,8 @@ def run_items(
                 result.rejected.append(Rejected(p.reason, p.detail, index))
             continue
         except EntryError as exc:
-            result.rejected.append(Rejected(exc.reason, f"{path}: {exc.detail}", index))
+            detail = exc.detail if exc.detail.startswith(path) else f"{path}: {exc.detail}"
+            result.rejected.append(Rejected(exc.reason, detail, index))
             continue
         except Exception as exc:  # the batch boundary: nothing escapes an item
             detail = f"{path}: {type(exc).__name__}: {exc}"[:1000]
