@@ -244,23 +244,26 @@ def create_app(
         key: bytes,
         step: Callable[[ComplaintState | None], tuple[ComplaintState | None, list[Event]]],
         out: Outbox,
-    ) -> None:
-        """Load the thread's state, run one pure step, queue its events and the new state."""
+    ) -> bool:
+        """Load the thread's state, run one pure step, queue its events and the new state.
+
+        False when the input was dead-lettered instead."""
         partition = event.message.partition
-        old, state = load(key)
-        was = (state.agency_id, state.is_open) if state else None
         try:
+            old, state = load(key)
+            was = (state.agency_id, state.is_open) if state else None
             new, events = step(state)
         except Rejected as exc:
             dead(event, exc.reason, exc.detail, out)
-            return
-        except Exception as exc:  # a bug must not stop the partition: park the record
+            return False
+        except Exception as exc:  # a bug or a corrupt state must not stop the partition
             log.exception("route failed on %r", key)
-            dead(event, "internal_error", repr(exc), out)
-            return
+            dead(event, "internal_error", f"{key!r}: {exc!r}", out)
+            return False
         publish(key, events, out)  # events before state: a crash re-emits, never loses
         store(key, partition, old, new, out)
         track_open(was, new)
+        return True
 
     def on_classified_event(event: faust.EventT, out: Outbox) -> None:
         try:
@@ -298,8 +301,10 @@ def create_app(
         if mem.needs_reindex or partition not in mem.owned:
             return
         lags: list[float] = []
-        for key in mem.index(partition).pop_due(now, limit=rs.tick_batch):
-            apply(event, key, lambda state: router.on_tick(state, now, lags), out)
+        index = mem.index(partition)
+        for key in index.pop_due(now, limit=rs.tick_batch):
+            if not apply(event, key, lambda state: router.on_tick(state, now, lags), out):
+                index.set(key, now + 60.0)  # keep it scheduled; retried a minute later
         for lag in lags:
             metrics.TIMER_LAG.observe(max(0.0, lag))
 
