@@ -383,6 +383,8 @@ class Router:
         if m.is_agency_reply:
             if at < state.opened_at:
                 return state, []  # an older post of the account, not an answer
+            if m.delivery_status == "failed":
+                return state, []  # a WhatsApp reply that never reached the citizen
             state.last_reply_at = max(at, state.last_reply_at or at)
             for clock in (Clock.first_response, Clock.next_response):
                 c = state.clocks.get(clock.value)

@@ -332,3 +332,17 @@ def test_stored_header_matches_the_state() -> None:
     assert peek_schedule(state.to_bytes()).is_open is False
     with pytest.raises(ValueError, match="magic"):
         ComplaintState.from_bytes(b'{"v": 1}')
+
+
+def test_failed_whatsapp_delivery_is_not_a_response() -> None:
+    state, _ = R.on_message(None, message("c1", "t1", MON_9))
+    failed = message("r1", "t1", MON_9 + timedelta(minutes=5), agency_reply=True)
+    failed = failed.model_copy(
+        update={"message": failed.message.model_copy(update={"delivery_status": "failed"})}
+    )
+    state, events = R.on_message(state, failed)
+    assert events == [] and state is not None and "first_response" in state.clocks
+    state, [resp] = R.on_message(
+        state, message("r2", "t1", MON_9 + timedelta(minutes=9), agency_reply=True)
+    )
+    assert isinstance(resp, SlaEvent) and resp.response_seconds == 540
