@@ -15,9 +15,9 @@ restart or rebalance the index is rebuilt from the recovered table and the first
 everything that came due meanwhile (catch-up). Time comes from an injectable ``clock`` so
 tests drive deadlines in simulated time.
 
-Delivery is at-least-once: events are sent before the state that records them is written,
-so a crash in between re-emits them with the same deterministic ``event_id`` rather than
-losing them; consumers dedup on it.
+Delivery is at-least-once: a batch's events are acknowledged by the broker before the
+state that records them is written, so a crash in between re-emits them with the same
+deterministic ``event_id`` rather than losing them; consumers dedup on it.
 """
 
 from __future__ import annotations
@@ -162,20 +162,29 @@ def create_app(
         return table.changelog_topic.get_topic_name()
 
     async def flush(out: Outbox) -> None:
+        """Write a batch's outbox: events and dead letters first, then the state.
+
+        Each phase waits for the broker's acks, so a crash can lose a state write (and the
+        inputs are replayed: the same events again, same ids) but never an event whose
+        state already says it was sent."""
         if not out:
             return
         producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka
-        futures = [
-            await producer.send(topic, value, key=key, partition=partition)
-            for topic, key, value, partition in out
-        ]
-        await asyncio.gather(*futures)
+        cl = changelog_name()
+        for phase in (
+            [r for r in out if r[0] != cl],
+            [r for r in out if r[0] == cl],
+        ):
+            futures = [
+                await producer.send(topic, value, key=key, partition=partition)
+                for topic, key, value, partition in phase
+            ]
+            await asyncio.gather(*futures)
         # Close every changelog partition written with a one-record batch (a tombstone of a
         # key no state uses). Faust's recovery reads up to ListOffsets' end offset, which
         # Tansu reports as the *first* offset of the last batch + 1: without this record a
         # recovering worker would miss the rest of our last batch and fire stages again.
         # On Kafka it is a harmless tombstone.
-        cl = changelog_name()
         touched = {partition for topic, _, _, partition in out if topic == cl}
         markers = [await producer.send(cl, None, key=MARKER_KEY, partition=p) for p in touched]
         await asyncio.gather(*markers)
