@@ -18,6 +18,7 @@ from schemas import (
     RouteEvent,
     SlaEvent,
 )
+from schemas.routes import RouteTick
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -111,7 +112,27 @@ DEADLETTER = TopicSpec(
     description="Input that could not be processed, with stage and reason; replayable.",
 )
 
-CATALOG: tuple[TopicSpec, ...] = (RAW, MESSAGES, CLASSIFIED, ROUTES, SLA, COMMANDS, DEADLETTER)
+ROUTE_TICKS = TopicSpec(
+    name="aduan.route-ticks.v1",
+    key="none (sent to a partition)",
+    value_model=RouteTick,
+    partitions=6,  # must equal aduan.classified.v1's: a tick addresses one table partition
+    cleanup_policy="delete",
+    retention_ms=3600 * 1000,
+    description="Internal to route: 'process what is due on this partition' (a faust timer "
+    "may not modify a table, the agent receiving the tick does). Worthless once consumed.",
+)
+
+CATALOG: tuple[TopicSpec, ...] = (
+    RAW,
+    MESSAGES,
+    CLASSIFIED,
+    ROUTES,
+    SLA,
+    COMMANDS,
+    DEADLETTER,
+    ROUTE_TICKS,
+)
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in CATALOG}
 
 

@@ -52,7 +52,7 @@ class Message(Event):
     such as ``[PHONE]``. The raw topic alone holds the original bytes."""
 
     message_id: str = Field(
-        description="globally unique id '<platform>:<platform_message_id>'; dedup and idempotency key"
+        description="globally unique '<platform>:<platform_message_id>'; dedup and idempotency key"
     )
     platform: Platform
     kind: EventKind

@@ -31,3 +31,12 @@ class RouteEvent(Event):
     routed_at: UtcDatetime
     previous_agency_id: str | None = None
     reason: str | None = None
+
+
+class RouteTick(Event):
+    """Internal to route (``aduan.route-ticks.v1``): "process what is due on this partition".
+
+    A faust timer may not modify a table, so it sends this record to the partition that owns
+    the due complaints and the agent consuming it fires their deadline events."""
+
+    now: float = Field(description="POSIX seconds the tick was issued for")

@@ -43,7 +43,7 @@ from common import codecs, metrics
 from common.codecs import register_faust_codec
 from common.registry import load_registry
 from common.settings import Settings
-from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTES, SLA
+from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTE_TICKS, ROUTES, SLA
 from schemas.classified import ClassifiedMessage
 from schemas.commands import Command
 from schemas.deadletter import DeadLetter
@@ -55,8 +55,6 @@ from services.route.timers import DueIndex
 
 log = logging.getLogger("aduan.route")
 NAME = "route"
-TICKS_TOPIC = "aduan.route-ticks.v1"
-"""Internal: tick records ``{"now": <POSIX seconds>}`` sent to one partition each."""
 TABLE = "route-complaints"
 MARKER_KEY = b"\x00route:end-of-batch"
 
@@ -141,7 +139,9 @@ def create_app(
     classified = topic(classified_name)
     commands = topic(COMMANDS.full_name(prefix))
     # Ticks are worthless once consumed: keep an hour (debugging), then let them go.
-    ticks = topic(f"{prefix}{TICKS_TOPIC}", partitions=partitions, internal=True, retention=3600.0)
+    ticks = topic(
+        ROUTE_TICKS.full_name(prefix), partitions=partitions, internal=True, retention=3600.0
+    )
     table = app.Table(TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
     mem = RouteState()
     app.route_state = mem  # type: ignore[attr-defined]  # for tests and the bench
