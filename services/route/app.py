@@ -324,13 +324,13 @@ def create_app(
         async def agent(stream: faust.StreamT[bytes]) -> None:
             batches = stream.take_events(rs.batch_max, within=rs.batch_within_s)  # type: ignore[attr-defined]
             async for batch in batches:
+                if source:  # counted on consumption, before any output they cause
+                    metrics.MESSAGES_IN.labels(NAME, source).inc(len(batch))
                 out: Outbox = []
                 async with mem.lock:
                     for event in batch:
                         handle(event, out)
                     await flush(out)
-                if source:
-                    metrics.MESSAGES_IN.labels(NAME, source).inc(len(batch))
 
         agent.__name__ = agent.__qualname__ = f"route_{handle.__name__}"
         app.agent(channel, name=f"route.{handle.__name__}")(agent)
