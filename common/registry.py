@@ -11,17 +11,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from common.configfile import read_yaml, validate_mapping
 from schemas.messages import Platform
 
 INDONESIAN_TIMEZONES = ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura")
@@ -139,22 +138,10 @@ class Registry(BaseModel):
 
 def load_registry(path: Path) -> Registry:
     """Load and validate a registry file; raise RegistryError naming file, entry and field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read registry: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{path}: expected a mapping with 'agencies' and 'accounts'")
-    try:
-        return Registry.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise RegistryError(f"{path}: {problems}") from exc
+    raw = read_yaml(path, "registry", RegistryError)
+    return validate_mapping(
+        Registry, raw, str(path), RegistryError, "a mapping with 'agencies' and 'accounts'"
+    )
 
 
 def secret_from_env(name: str, secrets_file: Path | None = None) -> str | None:

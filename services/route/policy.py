@@ -14,9 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from common.configfile import read_yaml, validate_mapping
 from common.registry import Agency
 from schemas.sla import Clock
 from services.route.calendar import (
@@ -280,25 +280,13 @@ class ClockPlan:
 
 def load_sla_config(path: Path = DEFAULT_SLA_FILE) -> SlaConfig:
     """Load and validate an SLA file; raise PolicyError naming file, entry and field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read SLA config: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_sla_config(raw, str(path))
+    return parse_sla_config(read_yaml(path, "SLA config", PolicyError), str(path))
 
 
 def parse_sla_config(raw: Any, source: str = "<sla config>") -> SlaConfig:
-    if not isinstance(raw, dict):
-        raise PolicyError(f"{source}: expected a mapping with 'calendars' and 'policies'")
     try:
-        return SlaConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
+        return validate_mapping(
+            SlaConfig, raw, source, PolicyError, "a mapping with 'calendars' and 'policies'"
         )
-        raise PolicyError(f"{source}: {problems}") from exc
     except CalendarError as exc:  # pragma: no cover - wrapped by pydantic normally
         raise PolicyError(f"{source}: {exc}") from exc
