@@ -11,6 +11,7 @@ processor shell can call :meth:`Classifier.classify_many` on a consumed batch.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -210,7 +211,12 @@ def load_classifier(
             tag = hashlib.sha256(mpath.read_bytes()).hexdigest()[:12]
     else:
         tag = "memory"
-    return Classifier(registry, RuleSet(config), model, tag, watcher)
+    classifier = Classifier(registry, RuleSet(config), model, tag, watcher)
+    # The model's vocabulary and the gazetteer are tens of thousands of long-lived objects;
+    # moving them to the permanent generation keeps full GC passes from walking them.
+    gc.collect()
+    gc.freeze()
+    return classifier
 
 
 __all__ = ["Classifier", "Decision", "load_classifier", "load_config"]

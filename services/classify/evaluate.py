@@ -9,13 +9,15 @@ confusions and, as the last line, one JSON object:
 ``macro_f1`` is scikit-learn's macro average over every label seen in truth or prediction.
 ``msgs_per_s`` times classification only (rules + model, one process, batches of 1,000) in
 steady state: the per-word stemming cache is warmed by one untimed pass first, as it is in a
-long-running processor; the cold first pass is printed above for reference.
+long-running processor (the cold first pass is printed above for reference), then the best
+of three timed passes is reported, as ``timeit`` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import sys
 import time
 from collections import Counter
@@ -32,6 +34,7 @@ from services.classify.model import HistoryError, load_model, read_history, trai
 from services.classify.rules import RuleSet
 
 BATCH = 1000
+TIMED_PASSES = 3
 SUBDISTRICT = "subdistrict"
 
 
@@ -106,12 +109,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     classifier = Classifier(Registry(agencies=[], accounts=[]), ruleset, model)
+    # Long-lived objects (model vocabulary, training rows) out of the collector's way, as
+    # load_classifier does in the processor: a full collection walking them mid-batch
+    # otherwise costs more than the classification itself.
+    gc.collect()
+    gc.freeze()
     t0 = time.perf_counter()
     predict(classifier, texts)  # cold: fills the stemming cache
     cold = len(texts) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    pred = predict(classifier, texts)
-    rate = len(texts) / (time.perf_counter() - t0)
+    best = float("inf")
+    for _ in range(TIMED_PASSES):  # best of n, like timeit: other processes only add time
+        t0 = time.perf_counter()
+        pred = predict(classifier, texts)
+        best = min(best, time.perf_counter() - t0)
+    rate = len(texts) / best
     lines: list[str] = [f"mode: {'trained on ' + str(args.train) if args.train else 'rules'}"]
     report(truth, pred, lines)
     lines.append(f"cold first pass: {cold:.0f} msg/s; steady state: {rate:.0f} msg/s")

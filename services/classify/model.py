@@ -115,25 +115,15 @@ class TextModel:
         slowest step of the pipeline."""
         get, get_root = self._vocab.get, self._root_vocab.get
         indptr: list[int] = [0]
-        indices: list[int] = []
+        indices: list[int | None] = []  # never None: popped below
         counts_out: list[int] = []
         for res in results:
-            counts: dict[int, int] = {}
             toks = res.tokens
-            prev = None
-            for t in toks:
-                j = get(t)
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
-                if prev is not None:
-                    j = get(prev + "_" + t)
-                    if j is not None:
-                        counts[j] = counts.get(j, 0) + 1
-                prev = t
-            for r in res.roots:
-                j = get_root(r)
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
+            ids = [get(t) for t in toks]
+            ids += [get(a + "_" + b) for a, b in itertools.pairwise(toks)]
+            ids += [get_root(r) for r in res.roots]
+            counts = Counter(ids)  # counted in C; out-of-vocabulary terms are None
+            counts.pop(None, None)
             indices.extend(counts.keys())
             counts_out.extend(counts.values())
             indptr.append(len(indices))

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from services.classify.config import ClassifyConfig
-from services.classify.text import stem, stems, tokens
+from services.classify.text import stem, stems, tokens, tokens_and_roots
 
 # group names inside the phrase index
 CAT, SUB, KIND, URG = "cat", "sub", "kind", "urg"
@@ -65,14 +65,16 @@ class PhraseIndex:
         found: set[int] = set()
         n = len(toks)
         cache = self._cands
-        for i, tok in enumerate(toks):
-            if tok not in cache:
-                cache[tok] = [
+        # one pass in a comprehension: positions whose token has candidates or is new
+        for i in [i for i, tok in enumerate(toks) if cache.get(tok, True)]:
+            tok = toks[i]
+            cands = cache.get(tok)
+            if cands is None:
+                cands = cache[tok] = [
                     *((rest, pid, False) for rest, pid in self.surface.get(tok, ())),
                     *((rest, pid, True) for rest, pid in self.stemmed.get(roots[i], ())),
                 ]
-        for i in [i for i, tok in enumerate(toks) if cache[tok]]:
-            for rest, pid, by_root in cache[toks[i]]:
+            for rest, pid, by_root in cands:
                 k = len(rest)
                 seq = roots if by_root else toks
                 if k == 0 or (i + k < n and tuple(seq[i + 1 : i + 1 + k]) == rest):
@@ -126,8 +128,7 @@ class RuleSet:
                     self.index.add(phrase, Target(URG, label, 1.0, phrase))
 
     def apply(self, text: str) -> RuleResult:
-        toks = tokens(text)
-        roots = stems(toks)
+        toks, roots = tokens_and_roots(text)
         hits = self.index.match(toks, roots)
         weights: dict[int, dict[str, float]] = {}  # category position -> root -> weight
         evidence_by_cat: dict[str, list[str]] = defaultdict(list)

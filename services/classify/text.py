@@ -79,10 +79,20 @@ def tokens(text: str) -> list[str]:
     per text; each distinct word is normalized once per process (cached)."""
     if "\\" in text:
         text = _LITERAL_NEWLINE.sub(" ", text)
-    out: list[str] = []
-    for raw in _SCAN.findall(text.lower()):
-        out.extend(_normalize_word(raw))
-    return out
+    return [t for raw in _SCAN.findall(text.lower()) for t in _normalize_word(raw)]
+
+
+@lru_cache(maxsize=200_000)
+def _rooted_word(raw: str) -> tuple[tuple[str, str], ...]:
+    return tuple((t, stem(t)) for t in _normalize_word(raw))
+
+
+def tokens_and_roots(text: str) -> tuple[list[str], list[str]]:
+    """:func:`tokens` and their Sastrawi roots in one scan (the hot path of the rules)."""
+    if "\\" in text:
+        text = _LITERAL_NEWLINE.sub(" ", text)
+    pairs = [p for raw in _SCAN.findall(text.lower()) for p in _rooted_word(raw)]
+    return [t for t, _ in pairs], [r for _, r in pairs]
 
 
 @lru_cache(maxsize=1)
