@@ -147,6 +147,31 @@ class ClassifyConfig(BaseModel):
         return self.categories[category].agency_kind
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping: PyYAML silently keeps the
+    last one, which would quietly drop a keyword weight an operator wrote."""
+
+
+def _construct_unique_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode
+) -> dict[object, object]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_unique_mapping,
+)
+
+
 def parse_config(raw: object, source: str = "<config>") -> ClassifyConfig:
     """Validate an already-parsed mapping; errors name ``source`` and the dotted field path."""
     if not isinstance(raw, dict):
@@ -167,7 +192,7 @@ def load_config(path: Path | None = None) -> ClassifyConfig:
         env = os.environ.get("ADUAN_CLASSIFY_CONFIG")
         path = Path(env) if env else DEFAULT_CONFIG
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read classify config: {exc}") from exc
     except yaml.YAMLError as exc:

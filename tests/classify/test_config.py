@@ -92,3 +92,13 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     data["categories"]["roads"]["label"] = "Jalan (deployment copy)"
     monkeypatch.setenv("ADUAN_CLASSIFY_CONFIG", str(_write(tmp_path, data)))
     assert load_config().categories["roads"].label == "Jalan (deployment copy)"
+
+
+def test_a_keyword_written_twice_is_refused_not_silently_dropped(tmp_path: Path) -> None:
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
+        "      sampah: 4\n", "      sampah: 4\n      sampah: 1\n", 1
+    )
+    path = tmp_path / "dup.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="duplicate key 'sampah'"):
+        load_config(path)
