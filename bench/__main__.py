@@ -33,6 +33,7 @@ from common.kafka import ensure_topics, topic_name
 from common.settings import Settings
 from common.topics import CLASSIFIED, MESSAGES, ROUTES, TopicSpec
 from services.demo.complaints import COMPLAINTS, KELURAHAN
+from services.demo.generator import instagram_comment
 from services.ingest.signatures import meta_signature
 
 RESULTS = Path(__file__).parent / "results"
@@ -228,28 +229,7 @@ async def _post(
     session: aiohttp.ClientSession, base: str, secret: str, cid: str, i: int, sent: dict[str, float]
 ) -> None:
     text = COMPLAINTS[i % len(COMPLAINTS)].format(kel=KELURAHAN[i % len(KELURAHAN)])
-    body = orjson.dumps(
-        {
-            "object": "instagram",
-            "entry": [
-                {
-                    "id": "17841400000000001",
-                    "time": int(time.time()),
-                    "changes": [
-                        {
-                            "field": "comments",
-                            "value": {
-                                "id": cid,
-                                "text": text,
-                                "from": {"id": f"77{i}", "username": "w"},
-                                "media": {"id": f"1801{i % 50}", "media_product_type": "FEED"},
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    body = instagram_comment(cid, text, author_id=f"77{i}", media_id=f"1801{i % 50}")
     headers = {
         "Content-Type": "application/json",
         "X-Hub-Signature-256": meta_signature(secret, body),

@@ -20,6 +20,35 @@ log = logging.getLogger("aduan.demo")
 IG_ACCOUNT = "17841400000000001"  # the demo registry's Instagram account
 
 
+def instagram_comment(
+    comment_id: str,
+    text: str,
+    *,
+    author_id: str = "990001",
+    media_id: str = "18000000000000001",
+    parent_id: str | None = None,
+    account_id: str = IG_ACCOUNT,
+    time_s: int | None = None,
+) -> bytes:
+    """One Instagram ``comments`` webhook body, shaped as Meta documents it. ``author_id``
+    equal to ``account_id`` makes it the agency's own reply."""
+    username = "pemkot_demo" if author_id == account_id else "warga"
+    value: dict[str, object] = {
+        "id": comment_id,
+        "text": text,
+        "from": {"id": author_id, "username": username},
+        "media": {"id": media_id, "media_product_type": "FEED"},
+    }
+    if parent_id is not None:
+        value["parent_id"] = parent_id
+    entry = {
+        "id": account_id,
+        "time": int(time.time()) if time_s is None else time_s,
+        "changes": [{"field": "comments", "value": value}],
+    }
+    return orjson.dumps({"object": "instagram", "entry": [entry]})
+
+
 def instagram_deliveries(seed: int = 7) -> Iterator[tuple[str, bytes]]:
     """Endless Instagram ``comments`` deliveries: mostly complaints, some other kinds, and now
     and then the agency answering an earlier comment (so deadlines get met as well as missed)."""
@@ -27,35 +56,21 @@ def instagram_deliveries(seed: int = 7) -> Iterator[tuple[str, bytes]]:
     counter = itertools.count(1)
     recent: list[tuple[str, str]] = []
     while True:
-        n = next(counter)
-        now = int(time.time())
+        comment_id = f"1790{int(time.time())}{next(counter):06d}"
         if recent and rng.random() < 0.2:
             parent, media = recent.pop(rng.randrange(len(recent)))
-            value = {
-                "id": f"1790{now}{n:06d}",
-                "text": rng.choice(AGENCY_REPLIES),
-                "from": {"id": IG_ACCOUNT, "username": "pemkot_demo"},
-                "media": {"id": media, "media_product_type": "FEED"},
-                "parent_id": parent,
-            }
+            text = rng.choice(AGENCY_REPLIES)
+            body = instagram_comment(
+                comment_id, text, author_id=IG_ACCOUNT, media_id=media, parent_id=parent
+            )
         else:
             template = rng.choice(COMPLAINTS if rng.random() < 0.85 else OTHER)
-            comment_id = f"1790{now}{n:06d}"
             media = f"1800000000000{rng.randrange(100):04d}"
-            value = {
-                "id": comment_id,
-                "text": template.format(kel=rng.choice(KELURAHAN)),
-                "from": {"id": f"99{rng.randrange(10_000):05d}", "username": "warga"},
-                "media": {"id": media, "media_product_type": "FEED"},
-            }
+            text = template.format(kel=rng.choice(KELURAHAN))
+            author = f"99{rng.randrange(10_000):05d}"
+            body = instagram_comment(comment_id, text, author_id=author, media_id=media)
             recent = [*recent[-50:], (comment_id, media)]
-        body = {
-            "object": "instagram",
-            "entry": [
-                {"id": IG_ACCOUNT, "time": now, "changes": [{"field": "comments", "value": value}]}
-            ],
-        }
-        yield "instagram", orjson.dumps(body)
+        yield "instagram", body
 
 
 async def run_generator(base_url: str, secret: str, rate: float, stop: asyncio.Event) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,6 +13,7 @@ from common.kafka import topic_name
 from common.settings import Settings
 from common.topics import CATALOG, ROUTES
 from services.classify import processor as classify_processor
+from services.demo.generator import instagram_comment
 from services.ingest import app as ingest_app
 from services.ingest.signatures import meta_signature
 from services.route.app import create_app
@@ -23,31 +23,6 @@ pytestmark = pytest.mark.kafka
 
 SECRET = "test-app-secret"
 IG_ACCOUNT = "17841400000000001"  # in deploy/config/registry.yaml
-
-
-def instagram_comment(comment_id: str, text: str) -> bytes:
-    return orjson.dumps(
-        {
-            "object": "instagram",
-            "entry": [
-                {
-                    "id": IG_ACCOUNT,
-                    "time": int(time.time()),
-                    "changes": [
-                        {
-                            "field": "comments",
-                            "value": {
-                                "id": comment_id,
-                                "text": text,
-                                "from": {"id": "990001", "username": "warga_rungkut"},
-                                "media": {"id": "18000000000000001", "media_product_type": "FEED"},
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    )
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import orjson
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,6 +22,7 @@ from pydantic import SecretStr
 from common.settings import Settings
 from schemas.sla import SlaEventType
 from services.classify import processor as classify_processor
+from services.demo.generator import instagram_comment as build_comment
 from services.ingest import app as ingest_app
 from services.ingest.signatures import meta_signature
 from services.route.app import create_app
@@ -36,17 +36,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def instagram_comment(comment_id: str, text: str) -> bytes:
-    change = {
-        "field": "comments",
-        "value": {
-            "id": comment_id,
-            "text": text,
-            "from": {"id": "990002", "username": "warga_ops"},
-            "media": {"id": "18000000000000009", "media_product_type": "FEED"},
-        },
-    }
-    entry = {"id": IG_ACCOUNT, "time": int(time.time()), "changes": [change]}
-    return orjson.dumps({"object": "instagram", "entry": [entry]})
+    return build_comment(comment_id, text, author_id="990002", media_id="18000000000000009")
 
 
 @pytest.fixture

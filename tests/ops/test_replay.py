@@ -33,6 +33,7 @@ from common.topics import DEADLETTER, MESSAGES, RAW
 from schemas.deadletter import DeadLetter
 from schemas.messages import Platform
 from schemas.raw import RawDelivery
+from services.demo.generator import instagram_comment as build_comment
 from tests.ops.metric_names import REPO
 from tests.support import TopicReader
 
@@ -110,28 +111,7 @@ def test_raw_metadata_rebuilt_from_ingest_headers() -> None:
 
 # --- against the broker --------------------------------------------------------------------
 def instagram_comment(comment_id: str, text: str) -> bytes:
-    return orjson.dumps(
-        {
-            "object": "instagram",
-            "entry": [
-                {
-                    "id": IG_ACCOUNT,
-                    "time": int(T0.timestamp()),
-                    "changes": [
-                        {
-                            "field": "comments",
-                            "value": {
-                                "id": comment_id,
-                                "text": text,
-                                "from": {"id": "990001", "username": "warga"},
-                                "media": {"id": "18000000000000001"},
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    return build_comment(comment_id, text, account_id=IG_ACCOUNT, time_s=int(T0.timestamp()))
 
 
 @pytest.fixture
