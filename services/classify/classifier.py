@@ -212,11 +212,21 @@ def load_classifier(
     else:
         tag = "memory"
     classifier = Classifier(registry, RuleSet(config), model, tag, watcher)
-    # The model's vocabulary and the gazetteer are tens of thousands of long-lived objects;
-    # moving them to the permanent generation keeps full GC passes from walking them.
+    tune_gc()
+    return classifier
+
+
+def tune_gc() -> None:
+    """Process-wide GC settings for a classifying process (the processor and evaluate).
+
+    Classification allocates many short-lived tuples and lists but creates no reference
+    cycles, while the model vocabulary and per-word caches are tens of thousands of
+    long-lived objects. With CPython's default gen-0 threshold (700) the collector runs every
+    few messages and regularly walks those long-lived objects: measured at 25-35% of the
+    classification time. Freeze what exists now and collect young objects less often."""
     gc.collect()
     gc.freeze()
-    return classifier
+    gc.set_threshold(50_000, 20, 20)
 
 
 __all__ = ["Classifier", "Decision", "load_classifier", "load_config"]
