@@ -31,8 +31,9 @@ def format_event(topic: str, event: dict[str, Any], registry: Registry | None = 
         excerpt = excerpt if len(excerpt) <= 70 else excerpt[:69] + "…"
         return f'{kind:<9} {agency:<28} {category:<22} due {_local(due, tz)}  "{excerpt}"'
     clock = event.get("clock") or ""
-    when = _local(event.get("due_at") or event.get("occurred_at"), tz)
-    return f"{kind:<9} {agency:<28} {clock:<22} at  {when}  {event.get('complaint_id', '')}"
+    when = _local(event.get("occurred_at"), tz)
+    due = f" (due {_local(event['due_at'], tz)})" if event.get("due_at") else ""
+    return f"{kind:<9} {agency:<28} {clock:<22} at  {when}{due}  {event.get('complaint_id', '')}"
 
 
 def _local(iso: str | None, tz: ZoneInfo) -> str:
