@@ -129,7 +129,7 @@ async def run_batch_processor(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
-        fetch_max_wait_ms=100,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=max(100, int(settings.session_timeout_s * 1000 / 5)),
     )

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         gt=0,
         description="consumer group session timeout; a restarted member rejoins after ~this",
     )
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=1500,
+        description="longest a fetch waits for data; Tansu answers only when it expires",
+    )
     rebalance_timeout_s: float = Field(
         default=10.0, gt=0, description="faust broker_rebalance_timeout; first join takes ~half"
     )

@@ -50,6 +50,7 @@ from schemas.deadletter import DeadLetter
 from schemas.routes import RouteEvent
 from schemas.sla import SlaEvent
 from services.route.clocks import ComplaintState, Event, Rejected, Router, peek_schedule
+from services.route.faust_tuning import bound_fetch_wait
 from services.route.policy import DEFAULT_SLA_FILE, load_sla_config
 from services.route.timers import DueIndex
 
@@ -130,6 +131,7 @@ def create_app(
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
     )
+    bound_fetch_wait(app, settings.fetch_max_wait_ms)
     prefix = settings.topic_prefix
     classified_name = CLASSIFIED.full_name(prefix)
 
