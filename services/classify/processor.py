@@ -21,6 +21,7 @@ from common.kafka import Output, ensure_topics, run_batch_processor, topic_name
 from common.registry import load_registry
 from common.settings import Settings
 from common.topics import CLASSIFIED, DEADLETTER, MESSAGES
+from schemas.classified import ClassifiedMessage
 from schemas.messages import Message
 from services.classify.classifier import Classifier, load_classifier
 
@@ -39,40 +40,57 @@ class ClassifyHandler:
 
     def __call__(self, records: Sequence[ConsumerRecord]) -> Iterator[Output]:
         now = datetime.now(UTC)
+        valid: list[tuple[ConsumerRecord, Message]] = []
         for record in records:
             try:
-                message = codecs.decode_model(Message, record.value)
+                valid.append((record, codecs.decode_model(Message, record.value)))
             except (ValidationError, ValueError) as exc:
-                yield dead_letter_for(
-                    record,
-                    stage=NAME,
-                    reason="invalid_message",
-                    detail=str(exc),
-                    deadletter_topic=self.dlq_topic,
+                yield self._dead(record, "invalid_message", str(exc))
+        for record, result in self._classify(valid):
+            if isinstance(result, Exception):
+                yield self._dead(
+                    record, "classification_error", f"{type(result).__name__}: {result}"
                 )
                 continue
-            try:
-                result = self.classifier.classify(message)
-            except Exception as exc:
-                log.exception("classification failed for %s", message.message_id)
-                yield dead_letter_for(
-                    record,
-                    stage=NAME,
-                    reason="classification_error",
-                    detail=f"{type(exc).__name__}: {exc}",
-                    deadletter_topic=self.dlq_topic,
-                )
-                continue
-            metrics.CLASSIFIED.labels(result.kind, result.category, result.agency_kind).inc()
-            if result.confidence < LOW_CONFIDENCE:
-                metrics.LOW_CONFIDENCE.labels(result.agency_kind).inc()
-            metrics.PROCESSING_LATENCY.labels(NAME, "platform").observe(
-                (now - message.platform_time).total_seconds()
-            )
-            metrics.PROCESSING_LATENCY.labels(NAME, "received").observe(
-                (now - message.received_at).total_seconds()
-            )
+            self._observe(result, now)
             yield Output(self.out_topic, record.key, codecs.dumps(result))
+
+    def _classify(
+        self, batch: list[tuple[ConsumerRecord, Message]]
+    ) -> list[tuple[ConsumerRecord, ClassifiedMessage | Exception]]:
+        """One vectorised call per batch (about twice as fast as one call per message); if it
+        fails, classify one by one so the failure is pinned to the message that caused it."""
+        if not batch:
+            return []
+        try:
+            results = self.classifier.classify_many([m for _, m in batch])
+            return [(r, c) for (r, _), c in zip(batch, results, strict=True)]
+        except Exception:
+            out: list[tuple[ConsumerRecord, ClassifiedMessage | Exception]] = []
+            for record, message in batch:
+                try:
+                    out.append((record, self.classifier.classify(message)))
+                except Exception as exc:
+                    log.exception("classification failed for %s", message.message_id)
+                    out.append((record, exc))
+            return out
+
+    def _observe(self, result: ClassifiedMessage, now: datetime) -> None:
+        metrics.CLASSIFIED.labels(result.kind, result.category, result.agency_kind).inc()
+        if result.confidence < LOW_CONFIDENCE:
+            metrics.LOW_CONFIDENCE.labels(result.agency_kind).inc()
+        message = result.message
+        metrics.PROCESSING_LATENCY.labels(NAME, "platform").observe(
+            (now - message.platform_time).total_seconds()
+        )
+        metrics.PROCESSING_LATENCY.labels(NAME, "received").observe(
+            (now - message.received_at).total_seconds()
+        )
+
+    def _dead(self, record: ConsumerRecord, reason: str, detail: str) -> Output:
+        return dead_letter_for(
+            record, stage=NAME, reason=reason, detail=detail, deadletter_topic=self.dlq_topic
+        )
 
 
 async def run(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
