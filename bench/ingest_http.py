@@ -178,7 +178,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def _one_run(
-    bootstrap: str, run: int, requests: int, concurrency: int, log_dir: Path
+    bootstrap: str,
+    run: int,
+    requests: int,
+    concurrency: int,
+    log_dir: Path,
+    broker_pid: int | None = None,
 ) -> dict[str, dict[str, float]]:
     secret = secrets.token_hex(8)
     prefix = f"bench{run}{secrets.token_hex(3)}."
@@ -208,9 +213,17 @@ async def _one_run(
             payloads = bodies(per_round, secret, f"r{run}x{r}x")
             for side, port, proc in (("bare", bare_port, bare), ("ingest", ingest_port, ingest)):
                 cpu = _cpu_s(proc.pid)
+                broker_cpu = _cpu_s(broker_pid) if broker_pid else 0.0
+                client_cpu = time.process_time()
                 url = f"http://127.0.0.1:{port}/webhooks/instagram"
                 result = await load(url, payloads, concurrency)
                 result["server_cpu_ms_per_request"] = (_cpu_s(proc.pid) - cpu) * 1000 / per_round
+                result["client_cpu_ms_per_request"] = (
+                    (time.process_time() - client_cpu) * 1000 / per_round
+                )
+                if broker_pid:
+                    broker_cpu = _cpu_s(broker_pid) - broker_cpu
+                    result["broker_cpu_ms_per_request"] = broker_cpu * 1000 / per_round
                 rounds[side].append(result)
         ratios = [
             i["requests_per_s"] / b["requests_per_s"]
@@ -228,13 +241,16 @@ def run(runs: int = 3, requests: int = 4000, concurrency: int = 32) -> dict[str,
     log_dir = ROOT / "bench" / "results" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     broker: EmbeddedBroker | None = None
+    broker_pid: int | None = None  # only the embedded broker's CPU can be measured
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
         broker = EmbeddedBroker(log_path=log_dir / "ingest_broker.log").start()
         bootstrap = broker.bootstrap_servers
+        broker_pid = broker.proc.pid if broker.proc else None
     try:
         results = [
-            asyncio.run(_one_run(bootstrap, i, requests, concurrency, log_dir)) for i in range(runs)
+            asyncio.run(_one_run(bootstrap, i, requests, concurrency, log_dir, broker_pid))
+            for i in range(runs)
         ]
     finally:
         if broker is not None:
@@ -255,9 +271,13 @@ def run(runs: int = 3, requests: int = 4000, concurrency: int = 32) -> dict[str,
         "bare_p99_ms": median("bare", "p99_ms"),
         "ingest_cpu_ms_per_request": median("ingest", "server_cpu_ms_per_request"),
         "bare_cpu_ms_per_request": median("bare", "server_cpu_ms_per_request"),
+        "client_cpu_ms_per_request_ingest": median("ingest", "client_cpu_ms_per_request"),
+        "client_cpu_ms_per_request_bare": median("bare", "client_cpu_ms_per_request"),
         "failures": sum(int(r["ingest"]["failures"] + r["bare"]["failures"]) for r in results),
         "method": f"{ROUNDS} alternating bare/ingest rounds per run; medians",
     }
+    if broker_pid:
+        summary["broker_cpu_ms_per_request"] = median("ingest", "broker_cpu_ms_per_request")
     summary["ratio_to_bare"] = median("ingest", "ratio_to_bare")
     return summary
 

@@ -395,7 +395,9 @@ async def start(
         secret_from_env("ADUAN_PSEUDONYM_KEY", settings.secrets_file) or ""
     )
     await ensure_topics(settings)
-    producer = make_producer(settings)
+    # No linger: aiokafka keeps one produce request in flight per broker, so records batch
+    # up behind it anyway; a linger only added its wait (bench: 19 -> 13 ms server time).
+    producer = make_producer(settings, linger_ms=0)
     await producer.start()
     service = IngestService(settings, registry, producer, Pseudonymizer(key.encode()), ingest)
     assert service.dedup is not None

@@ -22,6 +22,7 @@ not; a removal adds ``remove``. WhatsApp statuses already carry the status in th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -34,6 +35,11 @@ from schemas.messages import Action, Message
 
 log = logging.getLogger("aduan.ingest.dedup")
 HEADER = "dedup"
+TAIL_PAUSE_S = 0.05
+"""Pause of the live tail after a small batch. Without it the tail fetches after every few
+records the service itself just wrote (one fetch per produce round trip): a pause makes each
+fetch carry ~50 ms of records, which cut ingest's and the broker's CPU per request. It adds at
+most this much to the lag with which replicas learn each other's keys."""
 
 
 def dedup_key(message: Message) -> str:
@@ -161,9 +167,15 @@ class TopicTail:
                 for records in batches.values():
                     for record in records:
                         self._absorb(record.headers, record.timestamp)
-                if not self.caught_up.is_set() and await self._at_end(consumer, partitions):
-                    self.caught_up.set()
-                    log.info("dedup store rebuilt: %d keys from %s", len(self.store), self.topic)
+                if not self.caught_up.is_set():
+                    if await self._at_end(consumer, partitions):
+                        self.caught_up.set()
+                        log.info(
+                            "dedup store rebuilt: %d keys from %s", len(self.store), self.topic
+                        )
+                elif sum(map(len, batches.values())) < 1000:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), TAIL_PAUSE_S)
         finally:
             await consumer.stop()
 
