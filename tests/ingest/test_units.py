@@ -173,3 +173,41 @@ class TestParseCommand:
         assert done.returncode == 2
         assert orjson.loads(done.stdout)["error"] == "malformed_json"
         assert b"demo key" not in done.stderr
+
+
+class TestRequestPathHelpers:
+    def test_delivery_ids_are_distinct_version_4_uuids(self) -> None:
+        import uuid
+
+        from services.ingest.app import new_delivery_id
+
+        ids = {new_delivery_id() for _ in range(2000)}
+        assert len(ids) == 2000
+        for text in list(ids)[:200]:
+            parsed = uuid.UUID(text)
+            assert str(parsed) == text
+            assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+    def test_raw_partitions_are_sticky_then_rotate_evenly(self) -> None:
+        from collections import Counter
+        from typing import cast
+
+        from aiokafka import AIOKafkaProducer
+
+        from common.registry import Registry
+        from common.settings import Settings
+        from services.ingest.app import RAW_STICKY, IngestService
+        from services.ingest.privacy import Pseudonymizer
+
+        service = IngestService(
+            Settings(),
+            Registry(agencies=[], accounts=[]),
+            cast(AIOKafkaProducer, None),  # never used: only partition choice is tested
+            Pseudonymizer(b"k"),
+        )
+        assert service._next_raw_partition() is None  # partitions unknown: default partitioner
+        service.raw_partitions = [0, 1, 2]
+        picks = [service._next_raw_partition() for _ in range(6 * RAW_STICKY)]
+        assert picks[:RAW_STICKY] == [0] * RAW_STICKY
+        assert picks[RAW_STICKY : 2 * RAW_STICKY] == [1] * RAW_STICKY
+        assert Counter(picks) == {0: 2 * RAW_STICKY, 1: 2 * RAW_STICKY, 2: 2 * RAW_STICKY}
