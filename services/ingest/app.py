@@ -47,6 +47,7 @@ from schemas.messages import Message, Platform
 from services.ingest.config import IngestSettings
 from services.ingest.dedup import HEADER, DedupStore, InFlight, TopicTail, dedup_key
 from services.ingest.parsing import (
+    AccountIndex,
     DeliveryContext,
     MalformedDelivery,
     Rejected,
@@ -86,6 +87,7 @@ class IngestService:
 
     def __post_init__(self) -> None:
         s = self.settings
+        self.accounts = AccountIndex(self.registry)
         for platform in Platform:
             accounts = self.registry.accounts_for(platform)
             self.app_secrets[platform] = _resolve({a.app_secret_env for a in accounts}, s)
@@ -180,7 +182,7 @@ class IngestService:
         received_at = datetime.now(UTC)
         delivery_id = new_delivery_id()
         raw = self._raw_output(platform, body, delivery_id, received_at, content_type)
-        ctx = DeliveryContext(delivery_id, received_at, self.registry, self.pseudonymize)
+        ctx = DeliveryContext(delivery_id, received_at, self.accounts, self.pseudonymize)
         try:
             result = parse_delivery(platform, body, ctx)
         except MalformedDelivery as exc:

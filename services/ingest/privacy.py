@@ -26,6 +26,8 @@ _INTL = re.compile(r"(?<![\d+])(?:\(\s*)?\+\s?62(?:[ \t.\-()]{0,3}\d){7,12}(?!\d
 # Landlines with a parenthesised area code: "(031) 531-2144", "(0343) 123456".
 _LANDLINE = re.compile(r"\(\s*0\d{2,3}\s*\)[ \t.\-]?\d{3,4}[ \t.\-]?\d{3,5}(?!\d)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Every NIK and phone pattern needs a digit (``\d``, so Unicode digits count too).
+_DIGIT = re.compile(r"\d")
 
 
 def mask_text(text: str) -> str:
@@ -33,8 +35,12 @@ def mask_text(text: str) -> str:
     ``[NIK]``, ``[PHONE]``, ``[EMAIL]``.
 
     E-mail first (its local part may hold digits), then NIK (16 digits exactly, so it is
-    not mistaken for a 12-13 digit phone), then phones."""
-    text = _EMAIL.sub("[EMAIL]", text)
+    not mistaken for a 12-13 digit phone), then phones. A pattern that cannot match (no
+    ``@``, no digit) is not run: this is on every message's path."""
+    if "@" in text:
+        text = _EMAIL.sub("[EMAIL]", text)
+    if _DIGIT.search(text) is None:
+        return text
     text = _NIK.sub("[NIK]", text)
     text = _INTL.sub("[PHONE]", text)
     text = _MOBILE.sub("[PHONE]", text)
@@ -50,5 +56,6 @@ class Pseudonymizer:
         self._key = key
 
     def __call__(self, platform: str, user_id: str) -> str:
-        digest = hmac.new(self._key, f"{platform}:{user_id}".encode(), hashlib.sha256)
-        return "u_" + digest.hexdigest()[:24]
+        # hmac.digest: the one-shot C path, same value as hmac.new(...).hexdigest().
+        digest = hmac.digest(self._key, f"{platform}:{user_id}".encode(), hashlib.sha256)
+        return "u_" + digest.hex()[:24]

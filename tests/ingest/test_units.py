@@ -211,3 +211,19 @@ class TestRequestPathHelpers:
         assert picks[:RAW_STICKY] == [0] * RAW_STICKY
         assert picks[RAW_STICKY : 2 * RAW_STICKY] == [1] * RAW_STICKY
         assert Counter(picks) == {0: 2 * RAW_STICKY, 1: 2 * RAW_STICKY, 2: 2 * RAW_STICKY}
+
+    def test_account_index_answers_like_the_registry(self) -> None:
+        from services.ingest.parsing import AccountIndex
+
+        registry = load_registry(ROOT / "deploy" / "config" / "registry.yaml")
+        index = AccountIndex(registry)
+        assert registry.accounts
+        for account in registry.accounts:
+            for pid in (account.platform_id, *account.aliases):
+                assert index.account(account.platform, pid) is registry.account(
+                    account.platform, pid
+                )
+            assert index.account_region(account) == registry.account_region(account)
+        assert index.account(Platform.instagram, "no-such-account") is None
+        stranger = registry.accounts[0].model_copy(update={"region_code": None})
+        assert index.account_region(stranger) == registry.account_region(stranger)
