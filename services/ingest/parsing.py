@@ -279,7 +279,7 @@ def location(lat: Any, lon: Any, name: Any = None, address: Any = None) -> Locat
         raise EntryError("bad_location", f"invalid coordinates {lat!r}, {lon!r}") from exc
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init sets its 16 fields one by one, slowly
 class Draft:
     """Everything a platform parser knows about one item, before privacy and registry rules."""
 

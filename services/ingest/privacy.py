@@ -42,9 +42,12 @@ def mask_text(text: str) -> str:
     if _DIGIT.search(text) is None:
         return text
     text = _NIK.sub("[NIK]", text)
-    text = _INTL.sub("[PHONE]", text)
+    if "+" in text:  # _INTL needs a literal "+" (placeholders hold none)
+        text = _INTL.sub("[PHONE]", text)
     text = _MOBILE.sub("[PHONE]", text)
-    return _LANDLINE.sub("[PHONE]", text)
+    if "(" in text:  # _LANDLINE needs a literal "("
+        text = _LANDLINE.sub("[PHONE]", text)
+    return text
 
 
 class Pseudonymizer:
