@@ -44,6 +44,7 @@ from common.settings import Settings
 from common.topics import DEADLETTER, MESSAGES, RAW
 from schemas.deadletter import DeadLetter
 from schemas.messages import Message, Platform
+from services.ingest import partitioning
 from services.ingest.config import IngestSettings
 from services.ingest.dedup import HEADER, DedupStore, InFlight, TopicTail, dedup_key
 from services.ingest.parsing import (
@@ -466,7 +467,7 @@ async def start(
     await ensure_topics(settings)
     # No linger: aiokafka keeps one produce request in flight per broker, so records batch
     # up behind it anyway; a linger only added its wait (bench: 19 -> 13 ms server time).
-    producer = make_producer(settings, linger_ms=0)
+    producer = make_producer(settings, linger_ms=0, partitioner=partitioning.partition)
     await producer.start()
     raw_partitions = sorted(await producer.partitions_for(topic_name(RAW, settings)))
     service = IngestService(settings, registry, producer, Pseudonymizer(key.encode()), ingest)

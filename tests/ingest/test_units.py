@@ -12,6 +12,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common.registry import RegistryError, load_registry
 from schemas.messages import Action, Platform
@@ -227,3 +229,24 @@ class TestRequestPathHelpers:
         assert index.account(Platform.instagram, "no-such-account") is None
         stranger = registry.accounts[0].model_copy(update={"region_code": None})
         assert index.account_region(stranger) == registry.account_region(stranger)
+
+
+class TestPartitioner:
+    """Ingest's murmur2 partitioner must place every key where every other Kafka producer
+    does (aiokafka's DefaultPartitioner is the reference)."""
+
+    @given(st.binary(max_size=300), st.integers(min_value=1, max_value=64))
+    def test_same_partition_as_aiokafka(self, key: bytes, count: int) -> None:
+        from aiokafka.partitioner import DefaultPartitioner, murmur2
+
+        from services.ingest import partitioning
+
+        assert partitioning.murmur2(key) == murmur2(key)
+        parts = list(range(count))
+        assert partitioning.partition(key, parts, parts) == DefaultPartitioner()(key, parts, parts)
+
+    def test_keyless_records_go_to_an_available_partition(self) -> None:
+        from services.ingest.partitioning import partition
+
+        assert {partition(None, [0, 1, 2], [2]) for _ in range(50)} == {2}
+        assert {partition(None, [0, 1], []) for _ in range(200)} == {0, 1}
