@@ -12,6 +12,7 @@ from services.ingest import app
 async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
     runner, service = await app.start(settings)
+    app.tune_gc()
     logging.getLogger("aduan.ingest").info(
         "listening on http://%s:%d/webhooks/{platform}", settings.http_host, service.port
     )

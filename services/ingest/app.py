@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import itertools
 import logging
 import os
@@ -492,6 +493,21 @@ async def start(
     log.info("dedup store holds %d keys", len(service.dedup))
     service.ready = True
     return runner, service
+
+
+def tune_gc() -> None:
+    """Collect young objects less often, and never walk what exists once serving starts.
+
+    Every request allocates hundreds of short-lived objects (parsed JSON, the message model,
+    futures, aiohttp's request and response), so with CPython's default gen-0 threshold (700)
+    the collector ran every couple of requests and regularly walked the long-lived ones
+    (registry, modules, connections). Freezing them and raising the threshold cut ingest's CPU
+    per request by about a tenth in the bench; cyclic garbage waits for at most 50,000
+    allocations (a few MB). The same settings as classify's. Process-wide, so called by
+    ``python -m services.ingest`` once started, not by ``start()`` (tests share a process)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 async def stop(runner: web.AppRunner, service: IngestService) -> None:
