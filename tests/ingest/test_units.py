@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.registry import RegistryError, load_registry
@@ -235,6 +235,7 @@ class TestPartitioner:
     """Ingest's murmur2 partitioner must place every key where every other Kafka producer
     does (aiokafka's DefaultPartitioner is the reference)."""
 
+    @settings(deadline=None)  # first example pays for imports
     @given(st.binary(max_size=300), st.integers(min_value=1, max_value=64))
     def test_same_partition_as_aiokafka(self, key: bytes, count: int) -> None:
         from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -250,3 +251,33 @@ class TestPartitioner:
 
         assert {partition(None, [0, 1, 2], [2]) for _ in range(50)} == {2}
         assert {partition(None, [0, 1], []) for _ in range(200)} == {0, 1}
+
+
+class TestMessageEncoding:
+    @settings(deadline=None)  # first example pays for imports and parsing the fixture
+    @given(
+        text=st.one_of(st.none(), st.text(max_size=200)),
+        lat=st.floats(min_value=-90, max_value=90),
+        lon=st.floats(min_value=-180, max_value=180),
+        micros=st.integers(min_value=0, max_value=999_999),
+        thread=st.text(min_size=1, max_size=60),
+    )
+    def test_same_bytes_as_the_shared_codec(
+        self, text: str | None, lat: float, lon: float, micros: int, thread: str
+    ) -> None:
+        from datetime import UTC, datetime
+
+        from common import codecs
+        from schemas.messages import Location
+        from services.ingest.app import encode_message
+
+        (message, *_) = parse("whatsapp", fixture("whatsapp_messages.json")).messages
+        varied = message.model_copy(
+            update={
+                "text": text,
+                "thread_key": thread,
+                "location": Location(latitude=lat, longitude=lon, name=text),
+                "received_at": datetime(2026, 1, 2, 3, 4, 5, micros, tzinfo=UTC),
+            }
+        )
+        assert encode_message(varied) == codecs.dumps(varied)
