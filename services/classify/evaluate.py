@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--train", type=Path, help="learn from this labelled history first")
     ap.add_argument("--model", type=Path, help="use a model file from services.classify.train")
     ap.add_argument("--config", type=Path, help="classification config (default: shipped)")
+    ap.add_argument("--char-ngrams", action="store_true", help="with --train: as train's flag")
     args = ap.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -100,7 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.train:
             history = read_history(args.train, config)
             model = train_model(
-                history.texts, history.labels, ruleset, history.label_field, aux=history.aux
+                history.texts,
+                history.labels,
+                ruleset,
+                history.label_field,
+                aux=history.aux,
+                char_ngrams=args.char_ngrams,
             )
         elif args.model:
             model = load_model(args.model)

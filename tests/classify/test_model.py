@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.svm import LinearSVC
 
 from common.registry import Registry
 from services.classify import train
@@ -16,6 +17,7 @@ from services.classify.config import load_config
 from services.classify.model import (
     History,
     HistoryError,
+    TextModel,
     auxiliary_labels,
     load_model,
     read_history,
@@ -78,6 +80,36 @@ def test_lean_transform_matches_sklearn() -> None:
     ours = model.term_matrix(results).toarray()
     ref = model.terms.transform([(r.tokens, r.roots) for r in results]).toarray()
     assert np.allclose(ours, ref)
+
+
+def test_lean_char_ngrams_match_sklearn_including_short_words_and_cached_words() -> None:
+    assert train_model(*_texts_labels(), RULES).chars is None  # opt-in
+    model = train_model(*_texts_labels(), RULES, char_ngrams=True)
+    assert model.chars is not None
+    texts = ["lampu pju di gang 7 mati", "", "a jl rusak", "lampu pju mati lampu pju mati"]
+    results = [RULES.apply(t) for t in texts]
+    ref = model.chars.transform([" ".join(r.tokens) for r in results]).toarray()
+    for _ in range(2):  # second pass is served from the per-word cache
+        assert np.allclose(model.char_matrix(results).toarray(), ref)
+    assert model.char_matrix(results).nnz > 0
+
+
+def test_model_file_from_before_char_ngrams_still_decides(tmp_path: Path) -> None:
+    """A model pickled before character n-grams existed has no ``chars`` in its state."""
+    texts, labels = _texts_labels()
+    model = train_model(texts, labels, RULES)
+    model.chars, model.aux_clf = None, None
+    model.clf = LinearSVC(class_weight="balanced", random_state=0).fit(
+        model.features([RULES.apply(t) for t in texts], RULES), labels
+    )
+    state = model.__getstate__()
+    del state["chars"], state["char_weight"]
+    old = TextModel.__new__(TextModel)
+    old.__setstate__(state)
+    path = tmp_path / "old.joblib"
+    save_model(old, path)
+    decided = load_model(path).decide([RULES.apply("jalan rusak berlubang")], RULES)
+    assert decided[0][0] == "public_works"
 
 
 def test_model_from_environment_is_used_by_load_classifier(
