@@ -28,7 +28,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from common.broker import EmbeddedBroker, free_port
+from common.broker import broker_from_env, free_port
+from common.runtime import stop_processes
 from services.ingest.signatures import meta_signature
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,16 +168,6 @@ def _cpu_s(pid: int) -> float:
     return total
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 async def _one_run(
     bootstrap: str,
     run: int,
@@ -233,28 +224,19 @@ async def _one_run(
         out["ingest"]["ratio_to_bare"] = statistics.median(ratios)
         return out
     finally:
-        _stop(ingest)
-        _stop(bare)
+        stop_processes([ingest, bare])
 
 
 def run(runs: int = 3, requests: int = 4000, concurrency: int = 32) -> dict[str, object]:
     log_dir = ROOT / "bench" / "results" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    broker: EmbeddedBroker | None = None
-    broker_pid: int | None = None  # only the embedded broker's CPU can be measured
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = EmbeddedBroker(log_path=log_dir / "ingest_broker.log").start()
-        bootstrap = broker.bootstrap_servers
-        broker_pid = broker.proc.pid if broker.proc else None
-    try:
+    with broker_from_env(log_dir / "ingest_broker.log") as (bootstrap, broker):
+        # only the embedded broker's CPU can be measured
+        broker_pid = broker.proc.pid if broker and broker.proc else None
         results = [
             asyncio.run(_one_run(bootstrap, i, requests, concurrency, log_dir, broker_pid))
             for i in range(runs)
         ]
-    finally:
-        if broker is not None:
-            broker.stop()
 
     def median(side: str, key: str) -> float:
         return statistics.median(r[side][key] for r in results)

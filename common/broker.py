@@ -126,14 +126,15 @@ class EmbeddedBroker:
 
 
 @contextlib.contextmanager
-def broker_from_env() -> Iterator[str]:
-    """Yield bootstrap servers: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else an embedded broker."""
+def broker_from_env(log_path: Path | None = None) -> Iterator[tuple[str, EmbeddedBroker | None]]:
+    """Yield ``(bootstrap servers, embedded broker or None)``: ``KAFKA_BOOTSTRAP_SERVERS``
+    when set, else an embedded broker started here and stopped when the block exits."""
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if configured:
-        yield configured
+        yield configured, None
         return
-    with EmbeddedBroker() as broker:
-        yield broker.bootstrap_servers
+    with EmbeddedBroker(log_path=log_path) as broker:
+        yield broker.bootstrap_servers, broker
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from common.configfile import validate_mapping
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
 
@@ -174,16 +176,7 @@ _UniqueKeyLoader.add_constructor(
 
 def parse_config(raw: object, source: str = "<config>") -> ClassifyConfig:
     """Validate an already-parsed mapping; errors name ``source`` and the dotted field path."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    try:
-        return ClassifyConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from exc
+    return validate_mapping(ClassifyConfig, raw, source, ConfigError, "a mapping at the top level")
 
 
 def load_config(path: Path | None = None) -> ClassifyConfig:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import aiohttp
 
-from common.broker import EmbeddedBroker, die_with_parent, free_port
+from common.broker import broker_from_env, die_with_parent, free_port
 from common.kafka import ensure_topics, topic_name
 from common.registry import load_registry
-from common.runtime import configure_logging
+from common.runtime import configure_logging, stop_processes
 from common.settings import Settings
 from common.topics import ROUTES, SLA
 from services.demo.generator import run_generator
@@ -52,19 +52,6 @@ def start_service(name: str, env: dict[str, str], log_dir: Path) -> subprocess.P
     )
 
 
-def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    for p in procs.values():
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for p in procs.values():
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-
-
 async def wait_ready(url: str, procs: dict[str, subprocess.Popen[bytes]], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
@@ -88,15 +75,19 @@ async def main(args: argparse.Namespace) -> None:
 
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    broker: EmbeddedBroker | None = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = EmbeddedBroker(log_path=log_dir / "broker.log").start()
-        bootstrap = broker.bootstrap_servers
-        print(f"embedded Tansu broker on {bootstrap} (memory only: data is gone when it stops)")
-    else:
-        print(f"using Kafka cluster at {bootstrap}")
+    with broker_from_env(log_dir / "broker.log") as (bootstrap, broker):
+        if broker is not None:
+            print(f"embedded Tansu broker on {bootstrap} (memory only: gone when it stops)")
+        else:
+            print(f"using Kafka cluster at {bootstrap}")
+        await run_stack(bootstrap, args, stop, log_dir)
+    print("stopped.")
 
+
+async def run_stack(
+    bootstrap: str, args: argparse.Namespace, stop: asyncio.Event, log_dir: Path
+) -> None:
+    """The processors as children, then demo traffic and the tail until ``stop``."""
     env = dict(os.environ)
     env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     for name in DEMO_SECRETS:  # demo-only secrets, random per run, never stored in the repo
@@ -134,10 +125,7 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.gather(tail, gen, return_exceptions=True)
     finally:
         print("stopping…")
-        stop_all(procs)
-        if broker is not None:
-            broker.stop()
-        print("stopped.")
+        stop_processes(procs.values())
 
 
 def cli() -> None:
