@@ -276,6 +276,17 @@ def create_app(
         track_open(was, new)
         return True
 
+    def observe_latency(cm: ClassifiedMessage) -> None:
+        """Age of the message when route decided on it (its outputs follow in the batch)."""
+        now = datetime.fromtimestamp(clock(), UTC)
+        message = cm.message
+        metrics.PROCESSING_LATENCY.labels(NAME, "platform").observe(
+            (now - message.platform_time).total_seconds()
+        )
+        metrics.PROCESSING_LATENCY.labels(NAME, "received").observe(
+            (now - message.received_at).total_seconds()
+        )
+
     def on_classified_event(event: faust.EventT, out: Outbox) -> None:
         try:
             cm = ClassifiedMessage.model_validate_json(event.value)
@@ -287,7 +298,8 @@ def create_app(
             dead(event, "key_mismatch", "record key must be the message's thread_key", out)
             return
         partition = event.message.partition
-        apply(event, key, lambda state: router.on_message(state, cm, partition), out)
+        if apply(event, key, lambda state: router.on_message(state, cm, partition), out):
+            observe_latency(cm)
 
     def on_command_event(event: faust.EventT, out: Outbox) -> None:
         try:
@@ -328,11 +340,13 @@ def create_app(
             async for batch in batches:
                 if source:  # counted on consumption, before any output they cause
                     metrics.MESSAGES_IN.labels(NAME, source).inc(len(batch))
+                started = time.perf_counter()
                 out: Outbox = []
                 async with mem.lock:
                     for event in batch:
                         handle(event, out)
                     await flush(out)
+                metrics.BATCH_DURATION.labels(NAME).observe(time.perf_counter() - started)
 
         agent.__name__ = agent.__qualname__ = f"route_{handle.__name__}"
         app.agent(channel, name=f"route.{handle.__name__}")(agent)

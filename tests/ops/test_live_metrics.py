@@ -126,6 +126,7 @@ async def test_series_selected_by_rules_and_dashboards_move(services: Settings) 
     latency = "aduan_pipeline_latency_seconds_count"
     assert moved(before, after, latency, processor="classify", since="received") >= 1
     assert moved(before, after, latency, processor="classify", since="platform") >= 1
+    assert moved(before, after, latency, processor="route", since="received") >= 1
     # SLA dashboard: agency ids from the registry
     assert moved(before, after, "aduan_routed_total", agency_id="sby-public-works") >= 1
     open_now = [
