@@ -32,11 +32,11 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import orjson
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common import codecs, metrics
@@ -55,6 +55,7 @@ from services.route.policy import DEFAULT_SLA_FILE, load_sla_config
 from services.route.timers import DueIndex
 
 log = logging.getLogger("aduan.route")
+M = TypeVar("M", bound=BaseModel)
 NAME = "route"
 TABLE = "route-complaints"
 MARKER_KEY = b"\x00route:end-of-batch"
@@ -287,31 +288,43 @@ def create_app(
             (now - message.received_at).total_seconds()
         )
 
-    def on_classified_event(event: faust.EventT, out: Outbox) -> None:
+    def decode(
+        event: faust.EventT,
+        model: type[M],
+        invalid: str,
+        thread_key: Callable[[M], str],
+        what: str,
+        out: Outbox,
+    ) -> tuple[M, bytes] | None:
+        """Validate an input record and check it is keyed by its thread; else dead-letter."""
         try:
-            cm = ClassifiedMessage.model_validate_json(event.value)
+            value = model.model_validate_json(event.value)
         except (ValidationError, ValueError) as exc:
-            dead(event, "invalid_classified", str(exc), out)
-            return
+            dead(event, invalid, str(exc), out)
+            return None
         key = event.key
-        if key is None or key != cm.message.thread_key.encode():
-            dead(event, "key_mismatch", "record key must be the message's thread_key", out)
+        if not isinstance(key, bytes) or key != thread_key(value).encode():
+            dead(event, "key_mismatch", f"record key must be the {what}'s thread_key", out)
+            return None
+        return value, key
+
+    def on_classified_event(event: faust.EventT, out: Outbox) -> None:
+        decoded = decode(
+            event, ClassifiedMessage, "invalid_classified", lambda c: c.message.thread_key,
+            "message", out,
+        )  # fmt: skip
+        if decoded is None:
             return
+        cm, key = decoded
         partition = event.message.partition
         if apply(event, key, lambda state: router.on_message(state, cm, partition), out):
             observe_latency(cm)
 
     def on_command_event(event: faust.EventT, out: Outbox) -> None:
-        try:
-            cmd = Command.model_validate_json(event.value)
-        except (ValidationError, ValueError) as exc:
-            dead(event, "invalid_command", str(exc), out)
-            return
-        key = event.key
-        if key is None or key != cmd.thread_key.encode():
-            dead(event, "key_mismatch", "record key must be the command's thread_key", out)
-            return
-        apply(event, key, lambda state: router.on_command(state, cmd), out)
+        decoded = decode(event, Command, "invalid_command", lambda c: c.thread_key, "command", out)
+        if decoded is not None:
+            cmd, key = decoded
+            apply(event, key, lambda state: router.on_command(state, cmd), out)
 
     def on_tick_event(event: faust.EventT, out: Outbox) -> None:
         partition = event.message.partition
