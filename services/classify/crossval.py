@@ -1,4 +1,4 @@
-"""``python -m services.classify.crossval PATH.csv [--folds 5] [--char-ngrams]``: CV figures.
+"""``python -m services.classify.crossval PATH.csv [--folds 5] [model options]``: CV figures.
 
 Stratified k-fold cross-validation (shuffled, seed 0) of the trained mode on one labelled
 history, with the same metrics as ``evaluate``: the figures in ``docs/classify.md`` come from
@@ -20,14 +20,26 @@ from sklearn.model_selection import StratifiedKFold
 
 from services.classify.config import ConfigError, load_config
 from services.classify.evaluate import metrics
-from services.classify.model import HistoryError, read_history, train_model
+from services.classify.model import (
+    CATCH_ALL_MARGIN,
+    HistoryError,
+    TrainingOptions,
+    add_training_options,
+    read_history,
+    train_model,
+    training_options,
+)
 from services.classify.rules import RuleSet
 
 SEED = 0
+DEFAULT_OPTIONS = TrainingOptions(char_ngrams=True, catch_all_margin=CATCH_ALL_MARGIN)
 
 
 def crossval(
-    path: Path, folds: int, char_ngrams: bool = False, config_path: Path | None = None
+    path: Path,
+    folds: int,
+    config_path: Path | None = None,
+    options: TrainingOptions | None = None,
 ) -> list[dict[str, float | int]]:
     """Metrics per fold (``msgs_per_s`` is 0: not timed here)."""
     config = load_config(config_path)
@@ -43,7 +55,7 @@ def crossval(
             ruleset,
             history.label_field,
             aux=[history.aux[i] for i in train] if history.aux is not None else None,
-            char_ngrams=char_ngrams,
+            **(options or DEFAULT_OPTIONS),
         )
         decided = model.decide([ruleset.apply(history.texts[i]) for i in test], ruleset)
         out.append(metrics(list(labels[test]), [label for label, _ in decided], 0.0))
@@ -54,11 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m services.classify.crossval", description=__doc__)
     ap.add_argument("path", type=Path, help="CSV/JSONL with text + agency_kind (+ topic)")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--char-ngrams", action="store_true", help="as train's flag")
+    add_training_options(ap)
     ap.add_argument("--config", type=Path, help="classification config (default: shipped)")
     args = ap.parse_args(argv)
     try:
-        per_fold = crossval(args.path, args.folds, args.char_ngrams, args.config)
+        per_fold = crossval(args.path, args.folds, args.config, training_options(args))
     except (ConfigError, HistoryError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

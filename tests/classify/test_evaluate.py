@@ -57,3 +57,12 @@ def test_missing_column_is_an_error(tmp_path: Path, capsys) -> None:
     path.write_text("text\njalan rusak\n", encoding="utf-8")
     assert evaluate.main([str(path)]) == 2
     assert "agency_kind" in capsys.readouterr().err
+
+
+def test_macro_f1_leaves_the_subdistrict_class_out_like_the_reference() -> None:
+    truth = ["roads", "roads", "waste", "subdistrict"]
+    pred = ["roads", "subdistrict", "waste", "roads"]
+    m = evaluate.metrics(truth, pred, 1.0)
+    assert m["accuracy"] == 0.5 and m["accuracy_excl_subdistrict"] == round(2 / 3, 4)
+    # roads: P 1 (the kelurahan row is not counted), R 1/2 -> F1 2/3; waste: 1
+    assert m["macro_f1"] == round((2 / 3 + 1) / 2, 4)

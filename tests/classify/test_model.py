@@ -83,8 +83,8 @@ def test_lean_transform_matches_sklearn() -> None:
 
 
 def test_lean_char_ngrams_match_sklearn_including_short_words_and_cached_words() -> None:
-    assert train_model(*_texts_labels(), RULES).chars is None  # opt-in
-    model = train_model(*_texts_labels(), RULES, char_ngrams=True)
+    assert train_model(*_texts_labels(), RULES, char_ngrams=False).chars is None
+    model = train_model(*_texts_labels(), RULES)  # on by default
     assert model.chars is not None
     texts = ["lampu pju di gang 7 mati", "", "a jl rusak", "lampu pju mati lampu pju mati"]
     results = [RULES.apply(t) for t in texts]
@@ -184,3 +184,51 @@ def test_auxiliary_model_is_trained_and_used_when_history_has_topics() -> None:
     assert model.aux_clf is not None
     results = [RULES.apply("sampah menumpuk belum diangkut")]
     assert model.decide(results, RULES)[0][0] == "environment"
+
+
+def test_block_wise_scores_equal_the_stacked_features_times_the_weights() -> None:
+    texts, labels = _texts_labels()
+    model = train_model(texts, labels, RULES, aux=["x" if i % 2 else "" for i in range(48)],
+                        aux_min_count=3)  # fmt: skip
+    results = [RULES.apply(t) for t in ["lampu pju mati di gang 3", "", "wadul sobat sampah"]]
+    weights = np.vstack([m.coef_ for m in (model.clf, model.aux_clf) if m is not None]).T
+    intercepts = np.concatenate([model.clf.intercept_, model.aux_clf.intercept_])
+    stacked = model.features(results, RULES) @ weights + intercepts
+    assert np.allclose(model.scores(results, RULES), stacked, atol=1e-4)
+
+
+# the kelurahan takes a bit of everything: its rows repeat the specialists' words
+CATCH_ALL_HISTORY = [
+    *HISTORY,
+    *[(f"surat pengantar rt rw {i} dari kelurahan belum jadi", "subdistrict") for i in range(12)],
+    *[(f"jalan rusak gang {i} sudah lapor ke lurah", "subdistrict") for i in range(3)],
+]
+
+
+def test_catch_all_rows_train_a_detector_not_a_specialist_class() -> None:
+    texts, labels = [t for t, _ in CATCH_ALL_HISTORY], [k for _, k in CATCH_ALL_HISTORY]
+    model = train_model(texts, labels, RULES)
+    assert "subdistrict" not in model.classes and model.catch_all == "subdistrict"
+    kelurahan = RULES.apply("surat pengantar dari kelurahan kok belum jadi")
+    road = RULES.apply("jalan rusak berlubang di gang 9")
+    assert [label for label, _ in model.decide([kelurahan, road], RULES)] == [
+        "subdistrict", "public_works",
+    ]  # fmt: skip
+    never = train_model(texts, labels, RULES, catch_all_margin=float("inf"))
+    assert never.decide([kelurahan], RULES)[0][0] != "subdistrict"
+    ordinary = train_model(texts, labels, RULES, catch_all_margin=None)
+    assert ordinary.catch_all_clf is None and "subdistrict" in ordinary.classes
+
+
+def test_train_command_takes_the_model_options(tmp_path: Path, capsys) -> None:
+    history = _write_csv(
+        tmp_path / "h.csv", [{"text": t, "agency_kind": k} for t, k in CATCH_ALL_HISTORY]
+    )
+    out = tmp_path / "m.joblib"
+    argv = [str(history), "--out", str(out), "--no-char-ngrams", "--subdistrict-margin", "none"]
+    assert train.main(argv) == 0
+    model = load_model(out)
+    assert model.chars is None and model.catch_all_clf is None
+    with pytest.raises(SystemExit):
+        train.main([str(history), "--out", str(out), "--subdistrict-margin", "high"])
+    assert "not a number or 'none': 'high'" in capsys.readouterr().err
