@@ -10,7 +10,9 @@ lexicon, which keeps the rules far cheaper than the model.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain, compress
 
 from services.classify.config import ClassifyConfig
 from services.classify.text import stem, stems, tokens, tokens_and_roots
@@ -28,9 +30,22 @@ class Target:
     root: str = ""  # the phrase's Sastrawi roots: "genangan" and "tergenang" count once
 
 
+# A multi-word phrase's continuation, as the match loop needs it: (compare roots rather than
+# tokens?, number of words still to come, table from those words to the phrases they
+# complete). The table's key is the next word itself when one word is left, else the tuple
+# of words. One dict lookup per table replaces comparing the tail of every candidate phrase:
+# "jalan" alone starts dozens of phrases.
+_Tail = tuple[bool, int, dict[object, tuple[int, ...]]]
+
+
 @dataclass
 class PhraseIndex:
-    """First word → [(remaining words, stemmed?, target index)]."""
+    """First word → [(remaining words, phrase id)], by surface form and by root.
+
+    Matching uses two per-token memos compiled from these on first sight of a token (a
+    token's root never changes, so they are exact): the phrases that are the token alone,
+    and the tails of the longer phrases it starts. Both are bounded in practice by the
+    stream's vocabulary and emptied whenever a phrase is added."""
 
     surface: dict[str, list[tuple[tuple[str, ...], int]]] = field(
         default_factory=lambda: defaultdict(list)
@@ -40,9 +55,10 @@ class PhraseIndex:
     )
     targets: list[list[Target]] = field(default_factory=list)
     _ids: dict[str, int] = field(default_factory=dict)
-    # token -> its candidates by surface and by root; a token's root never changes, so this
-    # per-token memo is exact. Bounded in practice by the stream's vocabulary.
-    _cands: dict[str, list[tuple[tuple[str, ...], int, bool]]] = field(default_factory=dict)
+    # every token seen -> the one-word phrases it is (usually none: an empty tuple)
+    _singles: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # only the tokens that start a longer phrase -> the tails of those phrases
+    _tails: dict[str, tuple[_Tail, ...]] = field(default_factory=dict)
 
     def add(self, phrase: str, target: Target) -> None:
         if phrase in self._ids:
@@ -54,31 +70,57 @@ class PhraseIndex:
             raise ValueError(f"keyword {phrase!r} has no word characters")
         pid = len(self.targets)
         self._ids[phrase] = pid
-        self._cands.clear()
+        self._singles.clear()
+        self._tails.clear()
         self.targets.append([target])
         self.surface[words[0]].append((tuple(words[1:]), pid))
         if not surface_only:
             roots = [stem(w) for w in words]
             self.stemmed[roots[0]].append((tuple(roots[1:]), pid))
 
+    def _learn(self, tok: str, root: str) -> None:
+        """Compile the candidates of one new token (by its surface form and by its root)."""
+        singles: list[int] = []
+        tails: dict[tuple[bool, int], dict[object, list[int]]] = {}
+        for by_root, cands in (
+            (False, self.surface.get(tok, ())),
+            (True, self.stemmed.get(root, ())),
+        ):
+            for rest, pid in cands:
+                if not rest:
+                    singles.append(pid)
+                else:
+                    key: object = rest[0] if len(rest) == 1 else rest
+                    tails.setdefault((by_root, len(rest)), {}).setdefault(key, []).append(pid)
+        self._singles[tok] = tuple(singles)
+        if tails:
+            self._tails[tok] = tuple(
+                (by_root, k, {key: tuple(pids) for key, pids in table.items()})
+                for (by_root, k), table in tails.items()
+            )
+
     def match(self, toks: list[str], roots: list[str]) -> set[int]:
-        found: set[int] = set()
+        """Ids of the phrases that occur in the token list (by surface) or its roots.
+
+        One-word phrases, most of the hits, are collected in one C-level pass over the
+        tokens; Python only visits the positions whose token starts a longer phrase."""
+        singles = self._singles
+        try:  # filter: most tokens have no one-word phrase, skip their empty tuples in C
+            found = set(chain.from_iterable(filter(None, map(singles.__getitem__, toks))))
+        except KeyError:  # a token never seen before
+            for tok, root in zip(toks, roots, strict=True):
+                if tok not in singles:
+                    self._learn(tok, root)
+            found = set(chain.from_iterable(filter(None, map(singles.__getitem__, toks))))
+        tails = self._tails
         n = len(toks)
-        cache = self._cands
-        # one pass in a comprehension: positions whose token has candidates or is new
-        for i in [i for i, tok in enumerate(toks) if cache.get(tok, True)]:
-            tok = toks[i]
-            cands = cache.get(tok)
-            if cands is None:
-                cands = cache[tok] = [
-                    *((rest, pid, False) for rest, pid in self.surface.get(tok, ())),
-                    *((rest, pid, True) for rest, pid in self.stemmed.get(roots[i], ())),
-                ]
-            for rest, pid, by_root in cands:
-                k = len(rest)
-                seq = roots if by_root else toks
-                if k == 0 or (i + k < n and tuple(seq[i + 1 : i + 1 + k]) == rest):
-                    found.add(pid)
+        for i in compress(range(n), map(tails.__contains__, toks)):
+            for by_root, k, table in tails[toks[i]]:
+                if i + k < n:
+                    seq = roots if by_root else toks
+                    pids = table.get(seq[i + 1] if k == 1 else tuple(seq[i + 1 : i + 1 + k]))
+                    if pids:
+                        found.update(pids)
         return found
 
 
@@ -126,52 +168,81 @@ class RuleSet:
                 self._urgency_order.setdefault(label, len(self._urgency_order))
                 for phrase in rule.any:
                     self.index.add(phrase, Target(URG, label, 1.0, phrase))
+        self._urgency_levels = [
+            tuple(label.split("/", 1)) for label in self._urgency_order
+        ]  # by rank: (level, reason)
+        self._compile_effects()
+
+    def _compile_effects(self) -> None:
+        """Per phrase id, what a hit adds, as plain tuples the scoring loop unpacks without
+        attribute lookups or group tests: most hits are category keywords and nothing else,
+        so the other groups are only looked at for the ids in ``_non_cat``."""
+        targets = self.index.targets
+        self._cat_effects = [
+            tuple((self._cat_pos[t.label], t.root, t.weight) for t in ts if t.group == CAT)
+            for ts in targets
+        ]
+        self._keyword_evidence = [
+            tuple((self._cat_pos[t.label], f"keyword:{t.phrase}") for t in ts if t.group == CAT)
+            for ts in targets
+        ]
+        self._sub_labels = [tuple(t.label for t in ts if t.group == SUB) for ts in targets]
+        self._kind_weights = [
+            tuple((t.label, t.weight) for t in ts if t.group == KIND) for ts in targets
+        ]
+        self._urgency_ranks = [
+            tuple(self._urgency_order[t.label] for t in ts if t.group == URG) for ts in targets
+        ]
+        self._non_cat = frozenset(
+            pid for pid, ts in enumerate(targets) if any(t.group != CAT for t in ts)
+        )
 
     def apply(self, text: str) -> RuleResult:
         toks, roots = tokens_and_roots(text)
-        hits = self.index.match(toks, roots)
+        pids = sorted(self.index.match(toks, roots))  # sorted: evidence order is fixed
         weights: dict[int, dict[str, float]] = {}  # category position -> root -> weight
-        evidence_by_cat: dict[str, list[str]] = defaultdict(list)
-        subs: dict[str, int] = defaultdict(int)
-        kinds: dict[str, float] = defaultdict(float)
-        urgent: list[str] = []
-        targets, cat_pos = self.index.targets, self._cat_pos
-        for pid in sorted(hits):  # sorted: evidence order must not depend on set order
-            for t in targets[pid]:
-                if t.group == CAT:
-                    seen = weights.setdefault(cat_pos[t.label], {})
-                    if t.weight > seen.get(t.root, 0.0):
-                        seen[t.root] = t.weight
-                    evidence_by_cat[t.label].append(t.phrase)
-                elif t.group == SUB:
-                    subs[t.label] += 1
-                elif t.group == KIND:
-                    kinds[t.label] += t.weight
-                else:
-                    urgent.append(t.label)
+        subs: dict[str, int] = {}
+        kinds: dict[str, float] = {}
+        urgent: list[int] = []  # urgency ranks
+        cat_effects, non_cat = self._cat_effects, self._non_cat
+        for pid in pids:
+            for pos, root, weight in cat_effects[pid]:
+                seen = weights.setdefault(pos, {})
+                if weight > seen.get(root, 0.0):
+                    seen[root] = weight
+            if pid in non_cat:
+                for label in self._sub_labels[pid]:
+                    subs[label] = subs.get(label, 0) + 1
+                for label, weight in self._kind_weights[pid]:
+                    kinds[label] = kinds.get(label, 0.0) + weight
+                urgent += self._urgency_ranks[pid]
         decay = self.config.decay
         scores = [0.0] * len(self.categories)
         best, best_score = -1, 0.0
         for pos in sorted(weights):  # ascending: on a tie the first configured category wins
-            score = scores[pos] = _diminishing(list(weights[pos].values()), decay)
+            score = scores[pos] = _diminishing(weights[pos].values(), decay)
             if score > best_score:
                 best, best_score = pos, score
         if self._question_mark and "?" in text:
-            kinds["question"] += self._question_mark
+            kinds["question"] = kinds.get("question", 0.0) + self._question_mark
         if best >= 0 and best_score >= self.config.min_score:
-            category = self.categories[best]
+            pos = best
         else:
-            category = self.config.fallback_category
-        prefix = category + "/"
-        cands = [(n, lab) for lab, n in subs.items() if lab.startswith(prefix)]
-        subcategory = max(cands)[1].removeprefix(prefix) if cands else None
+            pos = self._cat_pos[self.config.fallback_category]
+        category = self.categories[pos]
+        subcategory = None
+        if subs:
+            prefix = category + "/"
+            cands = [(n, lab) for lab, n in subs.items() if lab.startswith(prefix)]
+            subcategory = max(cands)[1].removeprefix(prefix) if cands else None
         level, reason = "normal", None
         if urgent:
-            label = min(urgent, key=self._urgency_order.__getitem__)
-            level, reason = label.split("/", 1)
+            level, reason = self._urgency_levels[min(urgent)]
         kind = decide_kind(kinds, best_score)
-        evidence = [f"keyword:{p}" for p in evidence_by_cat.get(category, [])]
-        evidence += [f"kind:{k}={v:g}" for k, v in sorted(kinds.items())]
+        kw = self._keyword_evidence
+        evidence = [ev for pid in pids for p, ev in kw[pid] if p == pos]
+        if kinds:
+            evidence += [f"kind:{k}={v:g}" for k, v in sorted(kinds.items())]
         if reason:
             evidence.append(f"urgency:{level}:{reason}")
         return RuleResult(
@@ -187,7 +258,7 @@ class RuleSet:
         )
 
 
-def _diminishing(weights: list[float], decay: float) -> float:
+def _diminishing(weights: Iterable[float], decay: float) -> float:
     """Sum of weights, strongest first, each next one counting ``decay`` times the previous:
     a long letter that lists six school words must not outvote the one decisive term."""
     total, factor = 0.0, 1.0

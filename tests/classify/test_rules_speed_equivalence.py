@@ -1,0 +1,136 @@
+"""The fast paths of the rule layer against the plain definitions they replace.
+
+``tokens_and_roots`` scans coarse chunks and memoizes per chunk; ``PhraseIndex.match`` looks
+phrase tails up in per-token tables. Both must give exactly what the straightforward
+definitions give (``tokens`` + ``stem``; comparing every phrase at every position), on
+fresh input and again once the memos are warm.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.classify.config import load_config
+from services.classify.rules import RuleSet
+from services.classify.text import stem, tokens, tokens_and_roots
+
+# pieces that exercise every branch of the scanners: placeholders (valid, unknown, broken),
+# reduplication with "2" (and near misses), stretched letters, slang, digits (also non-ASCII
+# ones), literal escapes, emoji, punctuation and upper case
+PIECES = [
+    "[PHONE]", "[nik]", "[no_hp]", "[phonex]", "[", "]", "jalan2", "a2", "ab2c", "rt05",
+    "2", "23", "٣", "１２", "bangeeet", "jln", "gpp", "udh", "rusak", "Sampah", "banjir",
+    "lampu", "pju", "mati", "tolong", "?", "\\n", "\\t", "😡", "é", ",", ".", "-", "_",
+    "dinas", "kesehatan", "tergenang", "genangan", "air", "pdam",
+]  # fmt: skip
+SEPARATORS = [" ", "", "  ", "\n", ",", "\u00a0"]
+
+
+@lru_cache(maxsize=1)
+def ruleset() -> RuleSet:
+    return RuleSet(load_config(None))
+
+
+def phrase_words() -> list[str]:
+    """Words of the shipped configuration's phrases, so generated texts contain real hits."""
+    words: set[str] = set()
+    config = load_config(None)
+    for cat in config.categories.values():
+        for phrase in cat.keywords:
+            words.update(phrase.removeprefix("=").split())
+        for cues in cat.subcategories.values():
+            for phrase in cues:
+                words.update(phrase.removeprefix("=").split())
+    for phrases in config.kinds.values():
+        for phrase in phrases:
+            words.update(phrase.split())
+    return sorted(words)
+
+
+texts = st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(SEPARATORS)), max_size=30).map(
+    lambda parts: "".join(p + s for p, s in parts)
+)
+phrase_texts = st.lists(
+    st.sampled_from(phrase_words() + ["jalan2", "tidak", "ada", "[PHONE]"]), max_size=25
+).map(" ".join)
+
+
+@given(st.one_of(texts, phrase_texts, st.text(max_size=60)))
+@settings(max_examples=400, deadline=None)
+def test_tokens_and_roots_equal_the_plain_definition(text: str) -> None:
+    expected_toks = tokens(text)
+    expected = (expected_toks, [stem(t) for t in expected_toks])
+    assert tokens_and_roots(text) == expected  # cold or partly warm
+    assert tokens_and_roots(text) == expected  # warm
+
+
+def naive_match(rs: RuleSet, toks: list[str], roots: list[str]) -> set[int]:
+    """Every indexed phrase compared at every position: the definition of a hit."""
+    found: set[int] = set()
+    for first, entries in rs.index.surface.items():
+        for rest, pid in entries:
+            words = (first, *rest)
+            for i in range(len(toks) - len(words) + 1):
+                if tuple(toks[i : i + len(words)]) == words:
+                    found.add(pid)
+    for first, entries in rs.index.stemmed.items():
+        for rest, pid in entries:
+            words = (first, *rest)
+            for i in range(len(roots) - len(words) + 1):
+                if tuple(roots[i : i + len(words)]) == words:
+                    found.add(pid)
+    return found
+
+
+@given(st.one_of(phrase_texts, texts))
+@settings(max_examples=150, deadline=None)
+def test_match_equals_comparing_every_phrase_everywhere(text: str) -> None:
+    rs = ruleset()
+    toks, roots = tokens_and_roots(text)
+    expected = naive_match(rs, toks, roots)
+    assert rs.index.match(toks, roots) == expected
+    assert rs.index.match(toks, roots) == expected
+
+
+def test_multi_word_phrase_at_the_end_and_cut_off() -> None:
+    """A phrase's last word may be the text's last token; a phrase cut by the end is no hit."""
+    rs = ruleset()
+    multi = next(
+        (first, rest, pid)
+        for first, entries in rs.index.surface.items()
+        for rest, pid in entries
+        if rest
+    )
+    first, rest, pid = multi
+    whole = [first, *rest]
+    assert pid in rs.index.match(whole, [stem(w) for w in whole])
+    cut = [first, *rest[:-1]]
+    assert pid not in naive_match(rs, cut, [stem(w) for w in cut])
+    assert pid not in rs.index.match(cut, [stem(w) for w in cut])
+
+
+def test_apply_is_the_same_cold_and_warm_and_orders_evidence_by_phrase() -> None:
+    rs = RuleSet(load_config(None))  # fresh memos
+    text = "Jln2 rusak bangeeet, lampu PJU mati & sampah numpuk?? hub [PHONE] tolong segera"
+    cold = rs.apply(text)
+    assert rs.apply(text) == cold
+    assert cold.tokens == tuple(tokens(text))
+    assert cold.roots == tuple(stem(t) for t in cold.tokens)
+    keywords = [e for e in cold.evidence if e.startswith("keyword:")]
+    assert keywords, cold
+    ids = [rs.index._ids[e.removeprefix("keyword:")] for e in keywords]
+    assert ids == sorted(ids)
+    kinds = [e for e in cold.evidence if e.startswith("kind:")]
+    assert kinds == sorted(kinds)
+    assert any(e.startswith("kind:question=") for e in kinds)  # the "?" cue
+
+
+def test_text_without_any_phrase() -> None:
+    result = ruleset().apply("zzq xqv 12345")
+    assert result.category == ruleset().config.fallback_category
+    assert result.scores == (0.0,) * len(ruleset().categories)
+    assert result.urgency == "normal" and result.urgency_reason is None
+    assert result.tokens == ("zzq", "xqv", "12345")
