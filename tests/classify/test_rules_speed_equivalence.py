@@ -54,7 +54,7 @@ texts = st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(SEPARATORS))
     lambda parts: "".join(p + s for p, s in parts)
 )
 phrase_texts = st.lists(
-    st.sampled_from(phrase_words() + ["jalan2", "tidak", "ada", "[PHONE]"]), max_size=25
+    st.sampled_from([*phrase_words(), "jalan2", "tidak", "ada", "[PHONE]"]), max_size=25
 ).map(" ".join)
 
 
