@@ -54,7 +54,7 @@ CATCH_ALL = "subdistrict"
 # complaint it does not own; one parked at the kelurahan tends to wait.
 CATCH_ALL_MARGIN = 0.75
 # character n-grams within words (on by default; ``--no-char-ngrams``): 5-fold CV on the dev
-# data, accuracy excl. subdistrict 0.876 -> 0.879, macro-F1 0.655 -> 0.662, for about a
+# data, accuracy excl. subdistrict 0.875 -> 0.880, macro-F1 0.655 -> 0.661, for about a
 # fifth of the throughput
 CHAR_NGRAMS = (3, 4)
 CHAR_WEIGHT = 0.6
@@ -362,8 +362,9 @@ def train_model(
 
     With agency kinds that include :data:`CATCH_ALL`, its rows train only a binary detector
     used at ``catch_all_margin`` (see the module docstring); ``None`` keeps it an ordinary
-    class instead. 5-fold CV on the dev data, accuracy on non-kelurahan rows 0.870 -> 0.879,
-    macro-F1 without the kelurahan class 0.653 -> 0.662, overall accuracy 0.815 -> 0.797."""
+    class instead. 5-fold CV on the dev data, ordinary class -> detector at 0.75: accuracy on
+    non-kelurahan rows 0.865 -> 0.880, macro-F1 without the kelurahan class 0.647 -> 0.661,
+    overall accuracy 0.819 -> 0.798 (see docs/classify.md for the trade-off)."""
     if len(texts) != len(labels):
         raise HistoryError("texts and labels differ in length")
     if len(set(labels)) < 2:
@@ -404,9 +405,13 @@ def train_model(
         clf = LinearSVC(C=c, class_weight="balanced", random_state=0).fit(x, list(labels))
     aux_clf = None
     if aux is not None:
-        pseudo = auxiliary_labels(labels, aux, aux_min_count)
-        if len(set(pseudo)) > len(set(labels)):
-            aux_clf = LinearSVC(C=c, random_state=0).fit(x, pseudo)
+        # like the specialist model, the topic model learns from the specialist rows only
+        # when the catch-all has its own detector (same accuracy in CV, fewer classes)
+        rows = specialist if catch_all else np.ones(len(y), dtype=bool)
+        kept_aux = [a for a, keep in zip(aux, rows, strict=True) if keep]
+        pseudo = auxiliary_labels(list(y[rows]), kept_aux, aux_min_count)
+        if len(set(pseudo)) > len(set(y[rows])):
+            aux_clf = LinearSVC(C=c, random_state=0).fit(x[rows], pseudo)
     return TextModel(
         label_field,
         terms,
