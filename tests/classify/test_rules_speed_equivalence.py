@@ -1,6 +1,6 @@
 """The fast paths of the rule layer against the plain definitions they replace.
 
-``tokens_and_roots`` scans coarse chunks and memoizes per chunk; ``PhraseIndex.match`` looks
+``tokens_and_roots`` splits on whitespace and memoizes per piece; ``PhraseIndex.match`` looks
 phrase tails up in per-token tables. Both must give exactly what the straightforward
 definitions give (``tokens`` + ``stem``; comparing every phrase at every position), on
 fresh input and again once the memos are warm.
@@ -26,7 +26,9 @@ PIECES = [
     "lampu", "pju", "mati", "tolong", "?", "\\n", "\\t", "😡", "é", ",", ".", "-", "_",
     "dinas", "kesehatan", "tergenang", "genangan", "air", "pdam",
 ]  # fmt: skip
-SEPARATORS = [" ", "", "  ", "\n", ",", "\u00a0"]
+# every kind of whitespace str.split() cuts at (incl. the ASCII separators \x1c-\x1f), and
+# non-separators
+SEPARATORS = [" ", "", "  ", "\n", "\t", ",", "\u00a0", "\u2003", "\u3000", "\x1c", "\x85"]
 
 
 @lru_cache(maxsize=1)
