@@ -138,6 +138,46 @@ class RuleResult:
     tokens: tuple[str, ...]
     roots: tuple[str, ...] = ()
 
+    @classmethod
+    def _build(
+        cls,
+        category: str,
+        subcategory: str | None,
+        scores: tuple[float, ...],
+        kind: str,
+        urgency: str,
+        urgency_reason: str | None,
+        evidence: tuple[str, ...],
+        tokens: tuple[str, ...],
+        roots: tuple[str, ...],
+    ) -> RuleResult:
+        """The same instance as ``RuleResult(...)`` at half the cost, for the hot path.
+
+        The frozen dataclass ``__init__`` calls ``object.__setattr__`` once per field (~1.4 µs
+        for nine); this installs the finished instance dict in one call. Equality, hashing,
+        repr and immutability come from the class and are unchanged."""
+        self = _new_object(cls)
+        _set_attribute(
+            self,
+            "__dict__",
+            {
+                "category": category,
+                "subcategory": subcategory,
+                "scores": scores,
+                "kind": kind,
+                "urgency": urgency,
+                "urgency_reason": urgency_reason,
+                "evidence": evidence,
+                "tokens": tokens,
+                "roots": roots,
+            },
+        )
+        return self
+
+
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
 
 class RuleSet:
     """A compiled :class:`ClassifyConfig`; immutable and safe to share between tasks."""
@@ -220,7 +260,12 @@ class RuleSet:
         scores = [0.0] * len(self.categories)
         best, best_score = -1, 0.0
         for pos in sorted(weights):  # ascending: on a tie the first configured category wins
-            score = scores[pos] = _diminishing(weights[pos].values(), decay)
+            seen = weights[pos]
+            if len(seen) == 1:  # the usual case: _diminishing's sum of one, without its loop
+                (weight,) = seen.values()
+                score = scores[pos] = 0.0 + weight
+            else:
+                score = scores[pos] = _diminishing(seen.values(), decay)
             if score > best_score:
                 best, best_score = pos, score
         if self._question_mark and "?" in text:
@@ -245,16 +290,16 @@ class RuleSet:
             evidence += [f"kind:{k}={v:g}" for k, v in sorted(kinds.items())]
         if reason:
             evidence.append(f"urgency:{level}:{reason}")
-        return RuleResult(
-            category=category,
-            subcategory=subcategory,
-            scores=tuple(scores),
-            kind=kind,
-            urgency=level,
-            urgency_reason=reason,
-            evidence=tuple(evidence),
-            tokens=tuple(toks),
-            roots=tuple(roots),
+        return RuleResult._build(
+            category,
+            subcategory,
+            tuple(scores),
+            kind,
+            level,
+            reason,
+            tuple(evidence),
+            tuple(toks),
+            tuple(roots),
         )
 
 

@@ -8,13 +8,15 @@ fresh input and again once the memos are warm.
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError, fields
 from functools import lru_cache
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.classify.config import load_config
-from services.classify.rules import RuleSet
+from services.classify.rules import RuleResult, RuleSet
 from services.classify.text import stem, tokens, tokens_and_roots
 
 # pieces that exercise every branch of the scanners: placeholders (valid, unknown, broken),
@@ -136,3 +138,17 @@ def test_text_without_any_phrase() -> None:
     assert result.scores == (0.0,) * len(ruleset().categories)
     assert result.urgency == "normal" and result.urgency_reason is None
     assert result.tokens == ("zzq", "xqv", "12345")
+
+
+@given(st.one_of(texts, phrase_texts))
+@settings(max_examples=100, deadline=None)
+def test_results_are_ordinary_frozen_rule_results(text: str) -> None:
+    """``apply`` builds its result without the dataclass ``__init__``; it must be the very same
+    value: equal to (and hashing like) one built the ordinary way, with the same repr, and
+    still frozen."""
+    result = ruleset().apply(text)
+    plain = RuleResult(**{f.name: getattr(result, f.name) for f in fields(RuleResult)})
+    assert result == plain and hash(result) == hash(plain) and repr(result) == repr(plain)
+    assert vars(result) == vars(plain)
+    with pytest.raises(FrozenInstanceError):
+        result.kind = "other"  # type: ignore[misc]
