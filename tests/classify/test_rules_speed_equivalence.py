@@ -74,18 +74,13 @@ def test_tokens_and_roots_equal_the_plain_definition(text: str) -> None:
 def naive_match(rs: RuleSet, toks: list[str], roots: list[str]) -> set[int]:
     """Every indexed phrase compared at every position: the definition of a hit."""
     found: set[int] = set()
-    for first, entries in rs.index.surface.items():
-        for rest, pid in entries:
-            words = (first, *rest)
-            for i in range(len(toks) - len(words) + 1):
-                if tuple(toks[i : i + len(words)]) == words:
-                    found.add(pid)
-    for first, entries in rs.index.stemmed.items():
-        for rest, pid in entries:
-            words = (first, *rest)
-            for i in range(len(roots) - len(words) + 1):
-                if tuple(roots[i : i + len(words)]) == words:
-                    found.add(pid)
+    for table, seq in ((rs.index.surface, toks), (rs.index.stemmed, roots)):
+        for first, entries in table.items():
+            for rest, pid in entries:
+                words = (first, *rest)
+                for i in range(len(seq) - len(words) + 1):
+                    if tuple(seq[i : i + len(words)]) == words:
+                        found.add(pid)
     return found
 
 
