@@ -3,7 +3,7 @@
 #   docker run aduan python -m services.ingest     (webhooks + /metrics on ADUAN_HTTP_PORT)
 #   docker run aduan python -m services.classify   (/metrics on ADUAN_METRICS_PORT)
 #   docker run aduan python -m services.route      (/metrics on ADUAN_METRICS_PORT)
-#   docker run aduan python -m common.replay --help
+#   docker run aduan python -m services.replay --help
 # Multi-stage: compilers and pip caches stay in the build stage; the runtime stage holds the
 # virtualenv, the deployment config and nothing else, and runs as an unprivileged user.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

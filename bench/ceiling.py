@@ -15,7 +15,8 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from common.codecs import dumps
-from common.kafka import Output, run_batch_processor, topic_name
+from common.kafka import run_batch_processor, topic_name
+from common.produce import Output
 from common.registry import load_registry
 from common.runtime import run_until_signalled
 from common.settings import Settings

@@ -1,4 +1,4 @@
-"""Kafka plumbing: topic creation, producers, and the at-least-once batch loop.
+"""Kafka plumbing: topic creation and the at-least-once consumer loops.
 
 Stateless processors (classify) run on ``run_batch_processor`` rather than a faust agent: the
 brief measured faust's per-event machinery at ~4.5k msg/s against ~53k msg/s for a bare
@@ -12,13 +12,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.admin import NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 
 from common import metrics
+from common.connection import make_admin, make_consumer, make_producer
+from common.produce import KafkaSink, Output, send_all_or_raise
 from common.settings import Settings
 from common.topics import CATALOG, TopicSpec
 
@@ -34,7 +35,7 @@ async def ensure_topics(
 ) -> None:
     """Create the catalog's topics if missing (idempotent). Explicit creation matters on Tansu:
     topics auto-created by a metadata request get 4 partitions whatever the catalog says."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = make_admin(settings.kafka)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -66,75 +67,41 @@ async def ensure_topics(
         await admin.close()
 
 
-def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
-    """A producer that waits for all in-sync replicas. Not idempotent: Tansu refuses
-    InitProducerId; duplicates from retries are absorbed by idempotent consumers instead."""
-    options: dict[str, object] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "acks": "all",
-        "enable_idempotence": False,
-        "linger_ms": 2,
-        "max_batch_size": 256 * 1024,
-        "max_request_size": 8 * 1024 * 1024,
-        "request_timeout_ms": int(settings.produce_timeout_s * 1000),
-    }
-    options.update(overrides)
-    return AIOKafkaProducer(**options)
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """A record a processor wants written."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
 Handler = Callable[[Sequence[ConsumerRecord]], Iterable[Output]]
+Process = Callable[[list[ConsumerRecord]], Awaitable[None]]
 
 
-async def produce_all(producer: AIOKafkaProducer, outputs: Iterable[Output]) -> int:
-    """Send every output and wait until each is acknowledged; raises on the first failure."""
-    futures = [
-        await producer.send(o.topic, o.value, key=o.key, headers=list(o.headers) or None)
-        for o in outputs
-    ]
-    if futures:
-        await asyncio.gather(*futures)
-    return len(futures)
-
-
-async def run_batch_processor(
+async def consume_batches(
     *,
     name: str,
     settings: Settings,
     input_topics: Sequence[str],
     group_id: str,
-    handle: Handler,
+    process: Process,
     stop: asyncio.Event,
     max_records: int = 2000,
     on_ready: Callable[[], Awaitable[None] | None] | None = None,
+    commit: bool = True,
+    listener: ConsumerRebalanceListener | None = None,
 ) -> None:
-    """Consume batches, turn each into outputs, write them, then commit.
+    """The consumer loop every aiokafka processor runs: fetch a batch, ``process`` it, then
+    commit its offsets, and count records in, batch duration and per-partition lag.
 
-    ``handle`` is pure (no I/O) and must never raise for bad input: it returns dead-letter
-    outputs instead. Should it raise anyway (a bug), nothing of that batch is committed and
-    the process stops, so the batch is reprocessed after the fix rather than lost."""
-    consumer = AIOKafkaConsumer(
-        *input_topics,
-        bootstrap_servers=settings.bootstrap_servers,
+    ``process`` must make the batch's effects durable before it returns (records acked,
+    rows committed, deliveries recorded); it must never raise for bad input. Should it raise
+    anyway (a bug, a broker gone), nothing of that batch is committed and the loop stops, so
+    the batch is reprocessed after the fix rather than lost. ``commit=False`` is for
+    consumers that keep their offsets themselves (in the same database transaction as
+    their rows) and seek to them from a rebalance ``listener``."""
+    consumer = make_consumer(
+        settings.kafka,
         group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=max(100, int(settings.session_timeout_s * 1000 / 5)),
     )
-    producer = make_producer(settings)
-    await producer.start()
+    consumer.subscribe(list(input_topics), listener=listener)
     await consumer.start()
     announced = on_ready is None
     try:
@@ -151,22 +118,60 @@ async def run_batch_processor(
             records = [r for recs in batches.values() for r in recs]
             for tp, recs in batches.items():
                 metrics.MESSAGES_IN.labels(name, _catalog_name(tp.topic, settings)).inc(len(recs))
-            outputs = list(handle(records))
-            await produce_all(producer, outputs)
-            for topic, count in Counter(o.topic for o in outputs).items():
-                metrics.MESSAGES_OUT.labels(name, _catalog_name(topic, settings)).inc(count)
-            try:
-                await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
-            except CommitFailedError as exc:
-                # A rebalance moved the partitions: the new owner re-reads from the last
-                # commit, so this batch's (already written) outputs may appear twice and
-                # downstream consumers dedup by event id. Nothing is lost.
-                log.warning("commit failed after rebalance, batch will be redelivered: %s", exc)
-                continue
+            await process(records)
+            if commit:
+                try:
+                    await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+                except CommitFailedError as exc:
+                    # A rebalance moved the partitions: the new owner re-reads from the last
+                    # commit, so this batch's (already written) outputs may appear twice and
+                    # downstream consumers dedup by event id. Nothing is lost.
+                    log.warning("commit failed after rebalance, batch will be redelivered: %s", exc)
+                    continue
             metrics.BATCH_DURATION.labels(name).observe(time.perf_counter() - started)
             _record_lag(consumer, name, batches, settings)
     finally:
         await consumer.stop()
+
+
+async def run_batch_processor(
+    *,
+    name: str,
+    settings: Settings,
+    input_topics: Sequence[str],
+    group_id: str,
+    handle: Handler,
+    stop: asyncio.Event,
+    max_records: int = 2000,
+    on_ready: Callable[[], Awaitable[None] | None] | None = None,
+) -> None:
+    """A stateless processor: each batch becomes outputs through the pure ``handle``
+    (records in, records out; bad input becomes dead-letter outputs), and the batch is
+    committed only after every output is acknowledged."""
+    producer = make_producer(
+        settings.kafka, request_timeout_ms=int(settings.produce_timeout_s * 1000)
+    )
+    sink = KafkaSink(producer)
+
+    async def process(records: list[ConsumerRecord]) -> None:
+        outputs = list(handle(records))
+        await send_all_or_raise(sink, outputs)
+        for topic, count in Counter(o.topic for o in outputs).items():
+            metrics.MESSAGES_OUT.labels(name, _catalog_name(topic, settings)).inc(count)
+
+    await producer.start()
+    try:
+        await consume_batches(
+            name=name,
+            settings=settings,
+            input_topics=input_topics,
+            group_id=group_id,
+            process=process,
+            stop=stop,
+            max_records=max_records,
+            on_ready=on_ready,
+        )
+    finally:
         await producer.stop()
 
 

@@ -7,7 +7,10 @@ from this module (``python -m common.metrics``) and a test keeps it in sync."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 PIPELINE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
@@ -129,6 +132,28 @@ ALL = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    """What the docs and tests need to know of a metric (its exposed base name, type,
+    label names and help text)."""
+
+    name: str
+    type: str
+    labelnames: tuple[str, ...]
+    documentation: str
+
+
+def info(metric: MetricWrapperBase) -> MetricInfo:
+    """prometheus-client keeps these in private attributes and has no public accessor for
+    a metric's label names; this is the one place that reads them."""
+    return MetricInfo(
+        metric._name,  # noqa: SLF001
+        metric._type or "untyped",  # noqa: SLF001
+        tuple(metric._labelnames),  # noqa: SLF001
+        metric._documentation,  # noqa: SLF001
+    )
+
+
 def render_markdown() -> str:
     lines = [
         "# Metrics",
@@ -139,10 +164,10 @@ def render_markdown() -> str:
         "| metric | type | labels | meaning |",
         "|---|---|---|---|",
     ]
-    for m in ALL:
-        name = m._name + ("_total" if m._type == "counter" else "")
-        labels = ", ".join(f"`{label}`" for label in m._labelnames) or "–"
-        lines.append(f"| `{name}` | {m._type} | {labels} | {m._documentation} |")
+    for m in map(info, ALL):
+        name = m.name + ("_total" if m.type == "counter" else "")
+        labels = ", ".join(f"`{label}`" for label in m.labelnames) or "–"
+        lines.append(f"| `{name}` | {m.type} | {labels} | {m.documentation} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,7 @@
-"""``python -m common.replay``: re-submit selected dead letters after the cause is fixed.
+"""Re-submitting selected dead letters after the cause is fixed (the generic part).
+
+The command is ``python -m services.replay``, which binds ingest's parser as the re-parser;
+this module knows nothing of any service, so it takes the re-parser as a parameter.
 
 Dead letters come in two shapes (``schemas/deadletter.py``):
 
@@ -9,8 +12,8 @@ Dead letters come in two shapes (``schemas/deadletter.py``):
   partition, offset) because raw bytes may hold personal data. Nothing consumes the raw topic
   (ingest parses inline before answering the platform), so re-producing the raw record would
   only duplicate the system of record. The default ``--raw-mode reparse`` therefore fetches
-  the raw record, runs ingest's own pure parser on it (the same ``parse_delivery`` the HTTP
-  path uses, with this deployment's registry and pseudonym key) and produces the resulting
+  the raw record, runs the given re-parser on it (ingest's own pure ``parse_delivery``, with
+  this deployment's registry and pseudonym key) and produces the resulting
   messages to the messages topic; entries that still fail are dead-lettered again.
   ``--raw-mode republish`` re-produces the raw record as-is (key, value, headers) for
   deployments that run a consumer on the raw topic.
@@ -26,27 +29,26 @@ Progress goes to stderr; a one-line JSON summary goes to stdout for scripts."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import binascii
-import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, TextIO
 
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from common import codecs
-from common.settings import Settings, get_settings
+from common.connection import make_consumer, make_producer
+from common.deadletters import Source, dead_letter
+from common.produce import KafkaSink, Output, RecordSink, send_all_or_raise
+from common.settings import Settings
 from common.topics import DEADLETTER, MESSAGES, RAW
 from schemas.deadletter import DeadLetter
-from schemas.raw import RawDelivery
+from schemas.raw import RawDelivery, from_headers
 
 RawMode = Literal["reparse", "republish"]
 REPLAY_HEADER = "aduan-replayed-from"
@@ -120,22 +122,6 @@ def plan(letter: DeadLetter) -> Plan:
     return Unreplayable(f"no payload and {letter.source_topic!r} is not the raw topic")
 
 
-def raw_delivery_from(key: bytes | None, headers: Iterable[tuple[str, bytes]]) -> RawDelivery:
-    """Rebuild the ``RawDelivery`` metadata ingest wrote as record headers (key = delivery id).
-
-    Raises ValueError (pydantic.ValidationError) when a header is missing or malformed."""
-    fields: dict[str, Any] = {}
-    for name, value in headers:
-        norm = name.lower().removeprefix("aduan-").replace("-", "_")
-        if norm in RawDelivery.model_fields:
-            fields[norm] = value.decode("utf-8", "replace")
-    if key is not None:
-        fields.setdefault("delivery_id", key.decode("utf-8", "replace"))
-    if "signature_verified" in fields:
-        fields["signature_verified"] = fields["signature_verified"].lower() in {"true", "1"}
-    return RawDelivery.model_validate(fields)
-
-
 # --- re-parsing raw deliveries ----------------------------------------------------------
 @dataclass(slots=True)
 class Reparsed:
@@ -147,40 +133,7 @@ class Reparsed:
 
 
 Reparser = Callable[[RawDelivery, bytes], Reparsed]
-
-
-def ingest_reparser(settings: Settings) -> Reparser:
-    """Bind ingest's pure parser to this deployment's registry and pseudonym key, so a
-    re-parsed message is byte-for-byte what ingest would have produced."""
-    from common.registry import load_registry, secret_from_env
-    from services.ingest.dedup import HEADER, dedup_key
-    from services.ingest.parsing import DeliveryContext, MalformedDelivery, parse_delivery
-    from services.ingest.privacy import Pseudonymizer
-
-    registry = load_registry(settings.registry_file)
-    key = settings.pseudonym_key.get_secret_value() or (
-        secret_from_env("ADUAN_PSEUDONYM_KEY", settings.secrets_file) or ""
-    )
-    pseudonymize = Pseudonymizer(key.encode())
-
-    def reparse(meta: RawDelivery, body: bytes) -> Reparsed:
-        ctx = DeliveryContext(meta.delivery_id, meta.received_at, registry, pseudonymize)
-        out = Reparsed()
-        try:
-            result = parse_delivery(meta.platform, body, ctx)
-        except MalformedDelivery as exc:
-            out.rejected.append((exc.reason, exc.detail, None))
-            return out
-        # The dedup header lets running ingest instances, which tail the messages topic,
-        # learn these keys: a later platform retry of the same entry is then dropped.
-        out.messages = [
-            (m.thread_key.encode(), codecs.dumps(m), ((HEADER, dedup_key(m).encode()),))
-            for m in result.messages
-        ]
-        out.rejected = [(r.reason, r.detail, r.entry_index) for r in result.rejected]
-        return out
-
-    return reparse
+"""Re-parses one raw delivery (its metadata and body) into message records and refusals."""
 
 
 # --- transport -----------------------------------------------------------------------------
@@ -240,19 +193,13 @@ async def _read_deadletters(
     The end comes from fetch high-watermarks, not ListOffsets (which Tansu under-reports);
     an empty topic is recognised by ``idle_timeout_s`` without any record."""
     topic = f"{settings.topic_prefix}{DEADLETTER.name}"
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=100,
-    )
+    consumer = make_consumer(settings.kafka, group_id=None)
     await consumer.start()
     out: list[tuple[int, int, bytes]] = []
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            await consumer._client.force_metadata_update()
+            await consumer.topics()  # refreshes the cluster metadata
             partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
             return out
@@ -303,21 +250,17 @@ async def _fetch_raw(
 
 
 def _redeadletter(
-    meta: RawDelivery, ref: FetchRaw, reason: str, detail: str, entry_index: int | None
-) -> bytes:
-    letter = DeadLetter(
-        stage="ingest",
-        reason=reason,
-        detail=f"after replay: {detail}"[:2000],
-        source_topic=ref.topic,
-        source_partition=ref.partition,
-        source_offset=ref.offset,
-        source_key=meta.delivery_id,
-        entry_index=entry_index,
-        payload_b64=None,
-        failed_at=datetime.now(UTC),
+    deadletter_topic: str,
+    meta: RawDelivery,
+    ref: FetchRaw,
+    reason: str,
+    detail: str,
+    entry_index: int | None,
+) -> Output:
+    source = Source(ref.topic, ref.partition, ref.offset, meta.delivery_id.encode())
+    return dead_letter(
+        deadletter_topic, "ingest", reason, f"after replay: {detail}", source, entry_index
     )
-    return codecs.dumps(letter)
 
 
 async def replay(
@@ -380,51 +323,45 @@ async def replay(
         and reparser is None
         and any(isinstance(a, FetchRaw) for *_, a in chosen)
     ):
-        reparser = ingest_reparser(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        acks="all",
-        enable_idempotence=False,  # Tansu refuses InitProducerId; consumers are idempotent
-        max_request_size=8 * 1024 * 1024,
-        request_timeout_ms=int(settings.produce_timeout_s * 1000),
+        raise ValueError("raw references selected but no re-parser given (raw_mode='reparse')")
+    producer = make_producer(
+        settings.kafka, linger_ms=0, request_timeout_ms=int(settings.produce_timeout_s * 1000)
     )
-    raw_consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=100,
-    )
+    sink = KafkaSink(producer)
+    raw_consumer = make_consumer(settings.kafka, group_id=None)
     await producer.start()
     await raw_consumer.start()
+    # A delivery referenced by several selected dead letters is re-parsed once, and only
+    # the entries that were selected are dead-lettered again if they still fail.
+    selected_entries: dict[tuple[str, int, int], set[int | None]] = {}
+    for _p, _o, letter, action in chosen:
+        if isinstance(action, FetchRaw):
+            pos = (action.topic, action.partition, action.offset)
+            selected_entries.setdefault(pos, set()).add(letter.entry_index)
     done_raw: set[tuple[str, int, int]] = set()
     try:
         for partition, offset, _letter, action in chosen:
-            origin = [(REPLAY_HEADER, f"deadletter:{partition}:{offset}".encode())]
+            origin = ((REPLAY_HEADER, f"deadletter:{partition}:{offset}".encode()),)
             try:
                 if isinstance(action, Resend):
-                    await _send(producer, action.topic, action.key, action.value, origin)
+                    out = Output(action.topic, action.key, action.value, origin)
+                    await send_all_or_raise(sink, [out])
                     summary.produced += 1
                 elif isinstance(action, FetchRaw):
                     pos = (action.topic, action.partition, action.offset)
                     if pos not in done_raw:
                         done_raw.add(pos)
+                        raw = RawTarget(
+                            action, selected_entries[pos], messages_topic, deadletter_topic
+                        )
                         await _replay_raw(
-                            producer,
-                            raw_consumer,
-                            action,
-                            raw_mode,
-                            reparser,
-                            messages_topic,
-                            deadletter_topic,
-                            origin,
-                            summary,
+                            sink, raw_consumer, raw, raw_mode, reparser, origin, summary
                         )
                 summary.replayed += 1
             except Exception as exc:  # one bad record must not stop the run
                 summary.failed += 1
                 summary.problems.append(f"deadletter@{partition}:{offset}: {exc!r}"[:300])
             report(summary)
-        await producer.flush()
     finally:
         await raw_consumer.stop()
         await producer.stop()
@@ -432,112 +369,50 @@ async def replay(
     return summary
 
 
-async def _send(
-    producer: AIOKafkaProducer,
-    topic: str,
-    key: bytes | None,
-    value: bytes,
-    headers: list[tuple[str, bytes]],
-) -> None:
-    fut = await producer.send(topic, value, key=key, headers=headers)
-    await fut
+@dataclass(frozen=True, slots=True)
+class RawTarget:
+    """One raw delivery to replay, which of its entries were selected (None: the delivery
+    as a whole), and where re-parsed records go."""
+
+    ref: FetchRaw
+    entries: set[int | None]
+    messages_topic: str
+    deadletter_topic: str
 
 
 async def _replay_raw(
-    producer: AIOKafkaProducer,
+    sink: RecordSink,
     consumer: AIOKafkaConsumer,
-    ref: FetchRaw,
+    target: RawTarget,
     raw_mode: RawMode,
     reparser: Reparser | None,
-    messages_topic: str,
-    deadletter_topic: str,
-    origin: list[tuple[str, bytes]],
+    origin: tuple[tuple[str, bytes], ...],
     summary: Summary,
 ) -> None:
+    ref = target.ref
     key, body, headers = await _fetch_raw(consumer, ref, timeout_s=10.0)
     if raw_mode == "republish":
-        await _send(producer, ref.topic, key, body, [*headers, *origin])
+        await send_all_or_raise(sink, [Output(ref.topic, key, body, (*headers, *origin))])
         summary.produced += 1
         return
     assert reparser is not None
-    meta = raw_delivery_from(key, headers)
+    meta = from_headers(key, headers)
     result = reparser(meta, body)
-    sends: list[Awaitable[Any]] = []
-    for mkey, mvalue, mheaders in result.messages:
-        headers = [*mheaders, *origin]
-        sends.append(await producer.send(messages_topic, mvalue, key=mkey, headers=headers))
-    for reason, detail, entry_index in result.rejected:
-        value = _redeadletter(meta, ref, reason, detail, entry_index)
-        sends.append(await producer.send(deadletter_topic, value, key=meta.delivery_id.encode()))
-    await asyncio.gather(*sends)
+    outputs = [
+        Output(target.messages_topic, mkey, mvalue, (*mheaders, *origin))
+        for mkey, mvalue, mheaders in result.messages
+    ]
+    # A delivery that fails as a whole (entry None) is always kept; of its entries only
+    # those selected: the others' dead letters are still there, untouched.
+    again = [
+        r
+        for r in result.rejected
+        if r[2] is None or None in target.entries or r[2] in target.entries
+    ]
+    outputs += [
+        _redeadletter(target.deadletter_topic, meta, ref, reason, detail, entry_index)
+        for reason, detail, entry_index in again
+    ]
+    await send_all_or_raise(sink, outputs)
     summary.produced += len(result.messages)
-    summary.dead_lettered_again += len(result.rejected)
-
-
-# --- command line ----------------------------------------------------------------------------
-def _utc(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a time zone, e.g. 2026-01-31T08:00+07:00")
-    return value.astimezone(UTC)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m common.replay",
-        description="Re-submit selected records of aduan.deadletter.v1 to their source topic.",
-    )
-    p.add_argument("--reason", action="append", default=[], help="dead-letter reason (repeat)")
-    p.add_argument("--stage", action="append", default=[], help="ingest, classify, route (repeat)")
-    p.add_argument(
-        "--source-topic", action="append", default=[], help="e.g. aduan.messages.v1 (repeat)"
-    )
-    p.add_argument("--since", type=_utc, help="failed_at >= this instant (ISO 8601 with zone)")
-    p.add_argument("--until", type=_utc, help="failed_at < this instant (ISO 8601 with zone)")
-    p.add_argument("--limit", type=int, help="replay at most this many selected records")
-    p.add_argument(
-        "--raw-mode",
-        choices=("reparse", "republish"),
-        default="reparse",
-        help="how to replay raw references (default reparse: run ingest's parser again)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="select and count, write nothing")
-    p.add_argument("--list", action="store_true", help="print each selected record on stdout")
-    p.add_argument("--bootstrap-servers", help="override KAFKA_BOOTSTRAP_SERVERS")
-    p.add_argument("--topic-prefix", help="override ADUAN_TOPIC_PREFIX")
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    overrides: dict[str, Any] = {}
-    if args.bootstrap_servers:
-        overrides["bootstrap_servers"] = args.bootstrap_servers
-    if args.topic_prefix is not None:
-        overrides["topic_prefix"] = args.topic_prefix
-    settings = get_settings().model_copy(update=overrides)
-    selection = Selection(
-        reasons=frozenset(args.reason),
-        stages=frozenset(args.stage),
-        source_topics=frozenset(args.source_topic),
-        since=args.since,
-        until=args.until,
-    )
-    summary = asyncio.run(
-        replay(
-            settings,
-            selection,
-            dry_run=args.dry_run,
-            raw_mode=args.raw_mode,
-            limit=args.limit,
-            progress=Progress(sys.stderr),
-            listing=sys.stdout if args.list else None,
-        )
-    )
-    result = {"dry_run": args.dry_run, **summary.as_dict()}
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    return 1 if summary.failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    summary.dead_lettered_again += len(again)

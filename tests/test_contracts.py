@@ -35,9 +35,9 @@ def test_every_topic_is_versioned_and_unique() -> None:
 
 
 def test_metric_names_follow_conventions() -> None:
-    for m in metrics.ALL:
-        assert m._name.startswith("aduan_")
-        if m._type == "histogram":
-            assert m._name.endswith(("_seconds", "_bytes")), m._name
-        for label in m._labelnames:
+    for m in map(metrics.info, metrics.ALL):
+        assert m.name.startswith("aduan_")
+        if m.type == "histogram":
+            assert m.name.endswith(("_seconds", "_bytes")), m.name
+        for label in m.labelnames:
             assert label not in {"message_id", "complaint_id", "user_id", "author"}, label

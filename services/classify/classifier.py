@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ from common.registry import Registry
 from schemas.classified import ClassifiedMessage, MessageKind, RegionSource, Urgency
 from schemas.messages import Message
 from services.classify.config import (
-    DEFAULT_CONFIG,
     ClassifyConfig,
     ConfigError,
     ConfigWatcher,
@@ -33,6 +31,7 @@ from services.classify.config import (
 from services.classify.gazetteer import gazetteer_for, regency_of
 from services.classify.model import TextModel, load_model, softmax_confidence
 from services.classify.rules import RuleResult, RuleSet
+from services.classify.settings import ClassifySettings
 
 VERSION = "rules-2"
 RELOAD_CHECK_S = 1.0
@@ -197,15 +196,15 @@ def load_classifier(
     shipped default (watched for changes when it is a file), model from ``model_path`` /
     ``ADUAN_CLASSIFY_MODEL`` when given (rules only otherwise)."""
     watcher = None
+    settings = ClassifySettings() if config is None or model is None else None
     if config is None:
-        env = os.environ.get("ADUAN_CLASSIFY_CONFIG")
-        path = config_path or (Path(env) if env else DEFAULT_CONFIG)
-        watcher = ConfigWatcher(path)
+        assert settings is not None
+        watcher = ConfigWatcher(config_path or settings.config)
         config = watcher.config
     tag = None
     if model is None:
-        env_model = os.environ.get("ADUAN_CLASSIFY_MODEL")
-        mpath = model_path or (Path(env_model) if env_model else None)
+        assert settings is not None
+        mpath = model_path or settings.model
         if mpath is not None:
             model = load_model(mpath)
             tag = hashlib.sha256(mpath.read_bytes()).hexdigest()[:12]

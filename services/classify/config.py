@@ -9,7 +9,6 @@ entry and the reason, and the previous configuration stays in force.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -182,8 +181,9 @@ def parse_config(raw: object, source: str = "<config>") -> ClassifyConfig:
 def load_config(path: Path | None = None) -> ClassifyConfig:
     """Load ``path``, else ``ADUAN_CLASSIFY_CONFIG``, else the shipped default."""
     if path is None:
-        env = os.environ.get("ADUAN_CLASSIFY_CONFIG")
-        path = Path(env) if env else DEFAULT_CONFIG
+        from services.classify.settings import ClassifySettings
+
+        path = ClassifySettings().config
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as exc:

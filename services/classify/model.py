@@ -254,7 +254,8 @@ class TextModel:
         if self.chars is not None:
             out += self.char_matrix(results).astype(np.float32) @ self._coef_chars
         out += rule_scores(results, ruleset).astype(np.float32) @ self._coef_rules
-        return np.asarray(out, dtype=np.float64) + self._intercept
+        margins: np.ndarray = np.asarray(out, dtype=np.float64) + self._intercept
+        return margins
 
     def decide(self, results: Sequence[RuleResult], ruleset: RuleSet) -> list[tuple[str, float]]:
         """(label, confidence in 0..1) per message; confidence is a softmax of the margins."""
@@ -323,7 +324,8 @@ def _normalise_rows(x: csr_matrix) -> None:
 def _standardise(margins: np.ndarray) -> np.ndarray:
     """Per-row z-scores: puts the two models' margins on one scale (argmax unchanged)."""
     centred = margins - margins.mean(axis=1, keepdims=True)
-    return centred / (centred.std(axis=1, keepdims=True) + 1e-9)
+    scaled: np.ndarray = centred / (centred.std(axis=1, keepdims=True) + 1e-9)
+    return scaled
 
 
 def auxiliary_labels(labels: Sequence[str], aux: Sequence[str], min_count: int) -> list[str]:

@@ -16,8 +16,9 @@ from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from common import codecs, metrics
-from common.deadletters import dead_letter_for
-from common.kafka import Output, ensure_topics, run_batch_processor, topic_name
+from common.deadletters import Source, dead_letter
+from common.kafka import ensure_topics, run_batch_processor, topic_name
+from common.produce import Output
 from common.registry import load_registry
 from common.settings import Settings
 from common.topics import CLASSIFIED, DEADLETTER, MESSAGES
@@ -88,9 +89,7 @@ class ClassifyHandler:
         )
 
     def _dead(self, record: ConsumerRecord, reason: str, detail: str) -> Output:
-        return dead_letter_for(
-            record, stage=NAME, reason=reason, detail=detail, deadletter_topic=self.dlq_topic
-        )
+        return dead_letter(self.dlq_topic, NAME, reason, detail, Source.of(record))
 
 
 async def run(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:

@@ -290,7 +290,7 @@ class RuleSet:
             evidence += [f"kind:{k}={v:g}" for k, v in sorted(kinds.items())]
         if reason:
             evidence.append(f"urgency:{level}:{reason}")
-        return RuleResult._build(
+        return RuleResult._build(  # noqa: SLF001  # its fast constructor, this module's own
             category,
             subcategory,
             tuple(scores),

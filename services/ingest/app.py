@@ -7,7 +7,7 @@ the dedup store (``dedup.py``), so it lands exactly once.
 
 Answers, per request:
 
-* 415 not ``application/json``; 413 body over ``ADUAN_MAX_BODY_BYTES`` (3 MB);
+* 415 not ``application/json``; 413 body over ``ADUAN_INGEST_MAX_BODY_BYTES`` (3 MB);
 * 403 missing/bad signature (nothing written); 403 generic timestamp outside the window;
 * 503 broker unavailable or slow, ingest still rebuilding its dedup store, or the same
   message being written by a concurrent request;
@@ -35,27 +35,29 @@ from datetime import UTC, datetime
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from aiokafka.structs import RecordMetadata
 
-from common import codecs, metrics
+from common import metrics
+from common.connection import make_producer
+from common.deadletters import Source, dead_letter
 from common.http import add_ops_routes
-from common.kafka import Output, ensure_topics, make_producer, topic_name
-from common.registry import Registry, load_registry, secret_from_env
+from common.kafka import ensure_topics, topic_name
+from common.produce import KafkaSink, Output, RecordSink, SendResult, Written, send_all
+from common.registry import Registry, load_registry
 from common.settings import Settings
 from common.topics import DEADLETTER, MESSAGES, RAW
-from schemas.deadletter import DeadLetter
+from schemas import raw as raw_record
 from schemas.messages import Message, Platform
 from services.ingest import partitioning
-from services.ingest.config import IngestSettings
 from services.ingest.dedup import HEADER, DedupStore, InFlight, TopicTail, dedup_key
-from services.ingest.parsing import (
+from services.ingest.platforms import parse_delivery
+from services.ingest.platforms.base import (
     AccountIndex,
     DeliveryContext,
     MalformedDelivery,
-    Rejected,
-    parse_delivery,
+    RejectedEntry,
 )
 from services.ingest.privacy import Pseudonymizer
+from services.ingest.settings import IngestSettings
 from services.ingest.signatures import (
     meta_signature,
     verify_any,
@@ -68,16 +70,16 @@ log = logging.getLogger("aduan.ingest")
 
 META_PLATFORMS = {Platform.instagram, Platform.facebook, Platform.whatsapp}
 JSON_TYPES = {"application/json"}
-RawRef = tuple[int, int, str]
-_PLATFORM_BYTES = {p: p.value.encode() for p in Platform}
-_JSON_BYTES = b"application/json"
 
 
 @dataclass
 class IngestService:
+    """The webhook endpoints of one ingest process; writes through ``sink`` (Kafka in
+    production, ``common.produce.MemorySink`` in tests of the HTTP rules)."""
+
     settings: Settings
     registry: Registry
-    producer: AIOKafkaProducer
+    sink: RecordSink
     pseudonymize: Pseudonymizer
     ingest: IngestSettings = field(default_factory=IngestSettings)
     dedup: DedupStore | None = None
@@ -88,6 +90,7 @@ class IngestService:
     tail_stop: asyncio.Event = field(default_factory=asyncio.Event)
     tail_task: asyncio.Task[None] | None = None
     raw_partitions: list[int] = field(default_factory=list)
+    producer: AIOKafkaProducer | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -107,7 +110,7 @@ class IngestService:
         self._raw_partition = 0
         self._raw_left = 0
 
-    def _next_raw_partition(self) -> int | None:
+    def next_raw_partition(self) -> int | None:
         """The raw topic's partition for the next delivery: sticky for ``RAW_STICKY``
         deliveries, then the next partition in turn.
 
@@ -170,7 +173,7 @@ class IngestService:
             content_type = request.content_type
             if content_type not in JSON_TYPES:
                 return _refuse(platform, "unsupported_media_type", web.HTTPUnsupportedMediaType)
-        limit = self.settings.max_body_bytes
+        limit = self.ingest.max_body_bytes
         if (request.content_length or 0) > limit:
             return _refuse(platform, "too_large", web.HTTPRequestEntityTooLarge, limit)
         try:
@@ -217,7 +220,7 @@ class IngestService:
         platform: Platform,
         raw: Output,
         messages: list[Message],
-        rejected: list[Rejected],
+        rejected: list[RejectedEntry],
         skipped: int,
     ) -> web.Response:
         """Drop duplicates, write raw, messages and dead letters, remember keys once acked.
@@ -312,18 +315,11 @@ class IngestService:
         received_at: datetime,
         content_type: str,
     ) -> Output:
-        headers = (
-            ("platform", _PLATFORM_BYTES[platform]),
-            ("received_at", received_at.isoformat().encode()),
-            (
-                "content_type",
-                _JSON_BYTES if content_type == "application/json" else content_type.encode(),
-            ),
-            ("signature_verified", b"true"),
-        )
-        return Output(self.raw_topic, delivery_id.encode(), body, headers)
+        headers = raw_record.to_headers(platform, received_at, content_type)
+        partition = self.next_raw_partition()
+        return Output(self.raw_topic, delivery_id.encode(), body, headers, partition)
 
-    async def _send(self, outputs: list[Output]) -> list[RecordMetadata | BaseException]:
+    async def _send(self, outputs: list[Output]) -> list[SendResult]:
         """Send and wait for every acknowledgement (acks=all), bounded by
         ``produce_timeout_s``; one result per output, an exception where it failed. On
         timeout every output counts as failed (some may still land: the dedup tail sees
@@ -331,58 +327,26 @@ class IngestService:
         if not outputs:
             return []
         started = time.perf_counter()
-
-        producer = self.producer
-        raw_topic = self.raw_topic
-        results: list[RecordMetadata | BaseException] = []
-        try:
-            async with asyncio.timeout(self.settings.produce_timeout_s):
-                futures = [
-                    await producer.send(
-                        o.topic,
-                        o.value,
-                        key=o.key,
-                        partition=self._next_raw_partition() if o.topic == raw_topic else None,
-                        headers=list(o.headers),
-                    )
-                    for o in outputs
-                ]
-                # Awaited one by one: cheaper than gather() and the same outcome, since
-                # every record is waited for anyway.
-                for future in futures:
-                    try:
-                        results.append(await future)
-                    except Exception as exc:  # this record refused: the others still count
-                        results.append(exc)
-        except Exception as exc:  # timeout, broker gone, record refused: nothing certain
-            log.warning("records not acknowledged: %r", exc)
-            return [exc] * len(outputs)
+        results = await send_all(self.sink, outputs, self.settings.produce_timeout_s)
         elapsed = time.perf_counter() - started
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            log.warning(
+                "%d of %d records not acknowledged: %r", len(failed), len(results), failed[0]
+            )
+            return results
         for topic in {o.topic for o in outputs}:
             _produce_latency(topic.removeprefix(self.settings.topic_prefix)).observe(elapsed)
-        for r in results:
-            if isinstance(r, BaseException):
-                log.warning("record not acknowledged: %r", r)
         return results
 
     def _dead_letter(
         self, reason: str, detail: str, raw: RawRef, entry_index: int | None
     ) -> Output:
+        """A dead letter of ingest refers to the raw record by position: raw bytes may hold
+        personal data and never travel outside the raw topic."""
         partition, offset, delivery_id = raw
-        metrics.DEAD_LETTERS.labels("ingest", reason).inc()
-        record = DeadLetter(
-            stage="ingest",
-            reason=reason,
-            detail=detail[:2000],
-            source_topic=self.raw_topic,
-            source_partition=partition,
-            source_offset=offset,
-            source_key=delivery_id,
-            entry_index=entry_index,
-            payload_b64=None,  # raw data stays in the raw topic; referenced by position
-            failed_at=datetime.now(UTC),
-        )
-        return Output(self.deadletter_topic, delivery_id.encode(), codecs.dumps(record))
+        source = Source(self.raw_topic, partition, offset, delivery_id.encode())
+        return dead_letter(self.deadletter_topic, "ingest", reason, detail, source, entry_index)
 
 
 _MESSAGE_JSON = Message.__pydantic_serializer__
@@ -396,7 +360,7 @@ def encode_message(message: Message) -> bytes:
 
 
 RAW_STICKY = 64
-"""Deliveries in a row whose raw records go to the same partition (see _next_raw_partition)."""
+"""Deliveries in a row whose raw records go to the same partition (see next_raw_partition)."""
 
 
 def new_delivery_id() -> str:
@@ -421,7 +385,10 @@ def _json(value: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(value), status=status, content_type="application/json")
 
 
-def _ref(raw: Output, meta: RecordMetadata) -> RawRef:
+RawRef = tuple[int, int, str]
+
+
+def _ref(raw: Output, meta: Written) -> RawRef:
     return meta.partition, meta.offset, (raw.key or b"").decode()
 
 
@@ -449,7 +416,7 @@ def _same(a: str, b: str) -> bool:
 def _resolve(env_names: set[str], settings: Settings) -> list[str]:
     values = []
     for name in sorted(env_names):
-        value = secret_from_env(name, settings.secrets_file)
+        value = settings.secret(name)
         if value:
             values.append(value)
         else:
@@ -459,7 +426,7 @@ def _resolve(env_names: set[str], settings: Settings) -> list[str]:
 
 def build_app(service: IngestService) -> web.Application:
     # One byte over the limit so an exactly-3 MB body passes and a larger one is refused.
-    app = web.Application(client_max_size=service.settings.max_body_bytes + 1)
+    app = web.Application(client_max_size=service.ingest.max_body_bytes + 1)
     app.router.add_get("/webhooks/{platform}", service.verify)
     for platform in Platform:
         app.router.add_post(f"/webhooks/{platform.value}", service.receiver(platform))
@@ -477,26 +444,30 @@ async def start(
     and start serving; returns what stop() needs. POSTs get 503 until the rebuild is done."""
     ingest = ingest or IngestSettings()
     registry = load_registry(settings.registry_file)
-    key = settings.pseudonym_key.get_secret_value() or (
-        secret_from_env("ADUAN_PSEUDONYM_KEY", settings.secrets_file) or ""
-    )
     await ensure_topics(settings)
     # No linger: aiokafka keeps one produce request in flight per broker, so records batch
     # up behind it anyway; a linger only added its wait (bench: 19 -> 13 ms server time).
-    producer = make_producer(settings, linger_ms=0, partitioner=partitioning.partition)
+    producer = make_producer(
+        settings.kafka,
+        linger_ms=0,
+        partitioner=partitioning.partition,
+        request_timeout_ms=int(settings.produce_timeout_s * 1000),
+    )
     await producer.start()
     raw_partitions = sorted(await producer.partitions_for(topic_name(RAW, settings)))
-    service = IngestService(settings, registry, producer, Pseudonymizer(key.encode()), ingest)
+    pseudonymize = Pseudonymizer(settings.pseudonym_secret().encode())
+    service = IngestService(settings, registry, KafkaSink(producer), pseudonymize, ingest)
+    service.producer = producer
     service.raw_partitions = raw_partitions
     assert service.dedup is not None
-    tail = TopicTail(service.dedup, settings.bootstrap_servers, service.messages_topic)
+    tail = TopicTail(service.dedup, settings, service.messages_topic)
     task = asyncio.create_task(tail.run(service.tail_stop), name="ingest-dedup-tail")
     service.tail_task = task
     runner = web.AppRunner(build_app(service), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
-    service.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    service.port = runner.addresses[0][1]
     caught_up = asyncio.create_task(tail.caught_up.wait())
     done, _ = await asyncio.wait(
         {caught_up, task}, timeout=ingest.dedup_catch_up_timeout_s, return_when="FIRST_COMPLETED"
@@ -532,4 +503,5 @@ async def stop(runner: web.AppRunner, service: IngestService) -> None:
     if service.tail_task is not None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(service.tail_task, 10)
-    await service.producer.stop()
+    if service.producer is not None:
+        await service.producer.stop()

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from common.connection import make_consumer
+from common.settings import Settings
 from schemas.messages import Action, Message
 
 log = logging.getLogger("aduan.ingest.dedup")
@@ -139,22 +141,17 @@ class TopicTail:
     ``caught_up`` is set once every partition's position reached the high-watermark seen
     in fetch responses (not ListOffsets, which Tansu under-reports)."""
 
-    def __init__(self, store: DedupStore, bootstrap: str, topic: str) -> None:
+    def __init__(self, store: DedupStore, settings: Settings, topic: str) -> None:
         self.store = store
         self.topic = topic
-        self.bootstrap = bootstrap
+        self.settings = settings
         self.caught_up = asyncio.Event()
         self.replayed = 0
         self._consumer: AIOKafkaConsumer | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+        consumer = make_consumer(
+            self.settings.kafka, group_id=None, max_partition_fetch_bytes=4 * 1024 * 1024
         )
         self._consumer = consumer
         await consumer.start()

@@ -21,7 +21,8 @@ import orjson
 from common import codecs
 from common.registry import RegistryError, load_registry
 from schemas.messages import Platform
-from services.ingest.parsing import DeliveryContext, MalformedDelivery, parse_delivery
+from services.ingest.platforms import parse_delivery
+from services.ingest.platforms.base import DeliveryContext, MalformedDelivery
 from services.ingest.privacy import Pseudonymizer
 
 DEMO_KEY = b"aduan-demo-pseudonym-key-not-for-production"

@@ -1,7 +1,7 @@
 """Kafka's default key partitioner (murmur2, as the Java client and aiokafka), only faster.
 
 Messages are keyed by ``thread_key`` so a conversation stays on one partition, and every
-other producer (``common.replay``, other clients) places the same key on the same partition
+other producer (``services.replay``, other clients) places the same key on the same partition
 with the standard murmur2 hash: the result must be bit-identical, and a property test checks
 it against aiokafka's own implementation. aiokafka's version indexes the key byte by byte in
 Python; here the 4-byte words are unpacked in one ``struct`` call, which makes the hash of a

@@ -12,7 +12,8 @@ from services.route.app import create_app
 async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
     await ensure_topics(settings)
-    app = create_app(settings)
+    route = create_app(settings)
+    app = route.app
     if settings.metrics_port is not None:
         await start_ops_server(
             settings.http_host,

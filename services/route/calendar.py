@@ -234,7 +234,7 @@ class _Prefix:
         self.cum: list[int] = [0]
 
     def local_day(self, t: datetime, t_us: int) -> int:
-        offset = t.astimezone(self.cal._tz).utcoffset()
+        offset = t.astimezone(self.cal._tz).utcoffset()  # noqa: SLF001  # this module's own
         assert offset is not None
         return (t_us + offset // _US) // _DAY_US
 
@@ -295,7 +295,7 @@ class _Prefix:
 
 @lru_cache(maxsize=65536)
 def _day_periods(cal: BusinessCalendar, day: date) -> tuple[tuple[datetime, datetime], ...]:
-    return cal._compute_day_periods(day)
+    return cal._compute_day_periods(day)  # noqa: SLF001  # the cache in front of it
 
 
 def _aware(value: datetime) -> datetime:

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from common.refusal import Refusal
 from common.registry import Agency, Registry
 from schemas.classified import ClassifiedMessage, MessageKind
 from schemas.commands import Command, CommandType
@@ -41,15 +42,6 @@ WARNING_BIT = 1
 OVERDUE_BIT = 2
 
 Event = RouteEvent | SlaEvent
-
-
-class Rejected(ValueError):
-    """An input that cannot be applied; ``reason`` is the dead-letter reason code."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def ts(value: datetime) -> float:
@@ -248,7 +240,7 @@ class Router:
     def _agency(self, agency_id: str) -> Agency:
         agency = self.registry.agency(agency_id)
         if agency is None:
-            raise Rejected("unknown_agency", f"agency {agency_id!r} is not in the registry")
+            raise Refusal("unknown_agency", f"agency {agency_id!r} is not in the registry")
         return agency
 
     def _policy(self, state: ComplaintState, agency: Agency) -> Policy:
@@ -426,9 +418,9 @@ class Router:
     def on_command(
         self, state: ComplaintState | None, cmd: Command
     ) -> tuple[ComplaintState, list[Event]]:
-        """Apply an operator command; raise Rejected (dead letter) when it cannot apply."""
+        """Apply an operator command; raise Refusal (dead letter) when it cannot apply."""
         if state is None or state.complaint_id != cmd.complaint_id:
-            raise Rejected(
+            raise Refusal(
                 "unknown_complaint",
                 f"no complaint {cmd.complaint_id!r} on thread {cmd.thread_key!r}",
             )
@@ -454,11 +446,11 @@ class Router:
         citizen's overall wait does not restart) and is re-planned with the new agency's
         policy and calendar; stages it already fired are not repeated."""
         if not state.is_open:
-            raise Rejected("invalid_state", "cannot reroute a resolved complaint; reopen it first")
+            raise Refusal("invalid_state", "cannot reroute a resolved complaint; reopen it first")
         if not cmd.agency_id:
-            raise Rejected("missing_agency", "reroute needs agency_id (the target agency)")
+            raise Refusal("missing_agency", "reroute needs agency_id (the target agency)")
         if cmd.agency_id == state.agency_id:
-            raise Rejected("same_agency", f"complaint is already with {cmd.agency_id!r}")
+            raise Refusal("same_agency", f"complaint is already with {cmd.agency_id!r}")
         agency = self._agency(cmd.agency_id)
         previous = state.agency_id
         state.agency_id, state.agency_kind = agency.id, agency.kind
@@ -481,7 +473,7 @@ class Router:
 
     def _resolve(self, state: ComplaintState, cmd: Command, at: float) -> list[Event]:
         if not state.is_open:
-            raise Rejected("invalid_state", "complaint is already resolved")
+            raise Refusal("invalid_state", "complaint is already resolved")
         res = state.clocks.get(Clock.resolution.value)
         events: list[Event] = []
         if res is not None:
@@ -495,7 +487,7 @@ class Router:
 
     def _reopen(self, state: ComplaintState, cmd: Command, at: float) -> list[Event]:
         if state.is_open:
-            raise Rejected("invalid_state", "complaint is open; only a resolved one can reopen")
+            raise Refusal("invalid_state", "complaint is open; only a resolved one can reopen")
         state.resolved_at = None
         c = self._start(state, self._agency(state.agency_id), Clock.resolution, at)
         seq = c.seq if c else state.seqs.get(Clock.resolution.value, 0)

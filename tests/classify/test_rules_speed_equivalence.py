@@ -120,7 +120,7 @@ def test_apply_is_the_same_cold_and_warm_and_orders_evidence_by_phrase() -> None
     assert cold.roots == tuple(stem(t) for t in cold.tokens)
     keywords = [e for e in cold.evidence if e.startswith("keyword:")]
     assert keywords, cold
-    ids = [rs.index._ids[e.removeprefix("keyword:")] for e in keywords]
+    ids = [rs.index._ids[e.removeprefix("keyword:")] for e in keywords]  # noqa: SLF001
     assert ids == sorted(ids)
     kinds = [e for e in cold.evidence if e.startswith("kind:")]
     assert kinds == sorted(kinds)

@@ -41,7 +41,7 @@ async def pipeline(
     runner, service = await ingest_app.start(settings)
     stop = asyncio.Event()
     classify = asyncio.create_task(classify_processor.run(settings, stop))
-    route = create_app(settings)
+    route = create_app(settings).app
     await route.start()
     settings_with_port = settings.model_copy(update={"http_port": service.port})
     try:

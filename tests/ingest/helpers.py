@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from common.registry import Registry, load_registry
 from schemas.messages import Message, Platform
-from services.ingest.parsing import DeliveryContext, ParseResult, parse_delivery
+from services.ingest.platforms import parse_delivery
+from services.ingest.platforms.base import DeliveryContext, ParseResult
 from services.ingest.privacy import Pseudonymizer
+from services.ingest.signatures import generic_signature, meta_signature
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
@@ -21,6 +24,22 @@ FB = "100000000000001"
 WA_PHONE = "106540352242922"
 WA_WABA = "102290129340398"
 X_ACCOUNT = "1500000000000000001"
+
+# The secrets the demo registry names, as the ``secrets`` fixture (conftest.py) sets them.
+META_SECRET = "meta-app-secret"
+X_SECRET = "x-consumer-secret"
+GENERIC_SECRET = "generic-web-secret"
+
+
+def meta(body: bytes, secret: str = META_SECRET) -> dict[str, str]:
+    """The signature header Meta sends with ``body``."""
+    return {"X-Hub-Signature-256": meta_signature(secret, body)}
+
+
+def generic(body: bytes, ts: int | None = None, secret: str = GENERIC_SECRET) -> dict[str, str]:
+    """The timestamp and signature headers a generic-webhook sender sends with ``body``."""
+    stamp = str(int(time.time()) if ts is None else ts)
+    return {"X-Aduan-Timestamp": stamp, "X-Aduan-Signature": generic_signature(secret, stamp, body)}
 
 
 def ctx(delivery_id: str = "d-1") -> DeliveryContext:

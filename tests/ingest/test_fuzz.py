@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.messages import Message, Platform
-from services.ingest.parsing import MalformedDelivery, ParseResult, parse_delivery
+from services.ingest.platforms import parse_delivery
+from services.ingest.platforms.base import MalformedDelivery, ParseResult
 from tests.ingest.helpers import FIXTURES, ctx
 
 PLATFORMS = list(Platform)

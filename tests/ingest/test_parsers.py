@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from schemas.messages import Action, EventKind, Platform
-from services.ingest.parsing import UNKNOWN_AUTHOR, MalformedDelivery
+from services.ingest.platforms.base import UNKNOWN_AUTHOR, MalformedDelivery
 from tests.ingest.helpers import FB, IG, PSEUDO, WA_PHONE, X_ACCOUNT, by_id, ctx, fixture, parse
 
 RAW_IDENTIFIERS = (

@@ -207,15 +207,15 @@ class TestRequestPathHelpers:
             cast(AIOKafkaProducer, None),  # never used: only partition choice is tested
             Pseudonymizer(b"k"),
         )
-        assert service._next_raw_partition() is None  # partitions unknown: default partitioner
+        assert service.next_raw_partition() is None  # partitions unknown: default partitioner
         service.raw_partitions = [0, 1, 2]
-        picks = [service._next_raw_partition() for _ in range(6 * RAW_STICKY)]
+        picks = [service.next_raw_partition() for _ in range(6 * RAW_STICKY)]
         assert picks[:RAW_STICKY] == [0] * RAW_STICKY
         assert picks[RAW_STICKY : 2 * RAW_STICKY] == [1] * RAW_STICKY
         assert Counter(picks) == {0: 2 * RAW_STICKY, 1: 2 * RAW_STICKY, 2: 2 * RAW_STICKY}
 
     def test_account_index_answers_like_the_registry(self) -> None:
-        from services.ingest.parsing import AccountIndex
+        from services.ingest.platforms.base import AccountIndex
 
         registry = load_registry(ROOT / "deploy" / "config" / "registry.yaml")
         index = AccountIndex(registry)

@@ -21,11 +21,11 @@ _RECORDED_RE = re.compile(r"\baduan:[a-z0-9_]+:[a-z0-9_]+")
 def exposed_series() -> set[str]:
     """Every sample name a scrape of the catalog's metrics can contain."""
     names: set[str] = set()
-    for m in metrics.ALL:
-        base = m._name
-        if m._type == "counter":
+    for m in map(metrics.info, metrics.ALL):
+        base = m.name
+        if m.type == "counter":
             names.add(base + "_total")
-        elif m._type == "histogram":
+        elif m.type == "histogram":
             names.update({base + "_bucket", base + "_sum", base + "_count"})
         else:
             names.add(base)

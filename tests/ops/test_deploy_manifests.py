@@ -158,9 +158,14 @@ def test_configmap_points_at_the_mounted_config_and_only_known_settings() -> Non
     (cm,) = [d for d in _k8s_docs() if d["kind"] == "ConfigMap"]
     data = cm["data"]
     assert data["ADUAN_REGISTRY_FILE"] == "/etc/aduan/registry.yaml"
-    known = {f"ADUAN_{f.upper()}" for f in Settings.model_fields} | {
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "ADUAN_ROUTE_SLA_FILE",
+    from services.classify.settings import ClassifySettings
+    from services.ingest.settings import IngestSettings
+    from services.route.settings import RouteSettings
+
+    known = {"KAFKA_BOOTSTRAP_SERVERS"} | {
+        f"{model.model_config.get('env_prefix', '')}{f}".upper()
+        for model in (Settings, IngestSettings, ClassifySettings, RouteSettings)
+        for f in model.model_fields
     }
     assert set(data) <= known, set(data) - known
     secret_keys = {k for k in data if "SECRET" in k or "KEY" in k or "TOKEN" in k}

@@ -58,7 +58,7 @@ async def services(
     runner, service = await ingest_app.start(settings)
     stop = asyncio.Event()
     classify = asyncio.create_task(classify_processor.run(settings, stop))
-    route = create_app(settings)
+    route = create_app(settings).app
     await route.start()
     try:
         yield settings.model_copy(update={"http_port": service.port})

@@ -25,15 +25,15 @@ from common.replay import (
     Selection,
     Unreplayable,
     plan,
-    raw_delivery_from,
     replay,
 )
 from common.settings import Settings
 from common.topics import DEADLETTER, MESSAGES, RAW
 from schemas.deadletter import DeadLetter
 from schemas.messages import Platform
-from schemas.raw import RawDelivery
+from schemas.raw import RawDelivery, from_headers
 from services.demo.generator import instagram_comment as build_comment
+from services.replay import ingest_reparser
 from tests.ops.metric_names import REPO
 from tests.support import TopicReader
 
@@ -97,7 +97,7 @@ def test_raw_metadata_rebuilt_from_ingest_headers() -> None:
         ("content_type", b"application/json"),
         ("signature_verified", b"true"),
     ]
-    meta = raw_delivery_from(b"d-1", headers)
+    meta = from_headers(b"d-1", headers)
     assert meta == RawDelivery(
         delivery_id="d-1",
         platform=Platform.instagram,
@@ -106,7 +106,7 @@ def test_raw_metadata_rebuilt_from_ingest_headers() -> None:
         signature_verified=True,
     )
     with pytest.raises(ValueError):
-        raw_delivery_from(b"d-1", headers[1:])  # platform missing
+        from_headers(b"d-1", headers[1:])  # platform missing
 
 
 # --- against the broker --------------------------------------------------------------------
@@ -217,7 +217,9 @@ async def test_time_range_and_reason_select_a_subset(settings: Settings) -> None
 async def test_raw_reference_reparsed_with_ingest_parser(settings: Settings) -> None:
     await seed(settings)
     _, messages_topic, _ = topics(settings)
-    summary = await replay(settings, Selection(stages=frozenset({"ingest"})))
+    summary = await replay(
+        settings, Selection(stages=frozenset({"ingest"})), reparser=ingest_reparser(settings)
+    )
     assert (summary.replayed, summary.failed) == (1, 0), summary.problems
     assert summary.produced == 1
     async with TopicReader(settings.bootstrap_servers, messages_topic) as reader:
@@ -278,7 +280,7 @@ async def test_command_line_dry_run_reports_progress_and_json(settings: Settings
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "common.replay",
+        "services.replay",
         "--dry-run",
         "--list",
         "--reason",

@@ -23,11 +23,12 @@ def test_every_shared_setting_is_documented() -> None:
     assert "`KAFKA_BOOTSTRAP_SERVERS`" in RUNBOOK
 
 
-def test_every_ingest_and_route_setting_is_documented() -> None:
-    from services.ingest.config import IngestSettings
-    from services.route.app import RouteSettings
+def test_every_service_setting_is_documented() -> None:
+    from services.classify.settings import ClassifySettings
+    from services.ingest.settings import IngestSettings
+    from services.route.settings import RouteSettings
 
-    for model in (IngestSettings, RouteSettings):
+    for model in (IngestSettings, ClassifySettings, RouteSettings):
         missing = {n for n in _env_names(model) if f"`{n}`" not in RUNBOOK}
         assert not missing, f"docs/operations.md lacks {sorted(missing)}"
 
@@ -42,4 +43,4 @@ def test_runbook_covers_the_required_procedures() -> None:
         "## Alerts",
     ):
         assert heading in RUNBOOK
-    assert "python -m common.replay --dry-run" in RUNBOOK
+    assert "python -m services.replay --dry-run" in RUNBOOK

@@ -7,11 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from common.refusal import Refusal
 from schemas.classified import MessageKind, Urgency
 from schemas.commands import CommandType
 from schemas.routes import RouteEvent, RouteEventType
 from schemas.sla import Clock, SlaEvent, SlaEventType
-from services.route.clocks import ComplaintState, Rejected, ts
+from services.route.clocks import ComplaintState, ts
 
 from .factories import command, message, router
 
@@ -188,7 +189,7 @@ def test_non_complaints_and_agency_posts_open_nothing() -> None:
 
 
 def test_unknown_agency_is_rejected() -> None:
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(Refusal) as info:
         R.on_message(None, message("c1", "t1", MON_9, agency_id="nowhere"))
     assert info.value.reason == "unknown_agency"
 
@@ -255,17 +256,17 @@ def test_reroute_mid_clock_restarts_response_clock_for_new_agency() -> None:
 )
 def test_bad_commands_are_rejected(ctype: CommandType, agency: str | None, reason: str) -> None:
     state, _ = R.on_message(None, message("c1", "t1", MON_9))
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(Refusal) as info:
         R.on_command(state, command("k1", ctype, "instagram:c1", "t1", MON_9, agency))
     assert info.value.reason == reason
 
 
 def test_command_for_unknown_complaint_is_rejected() -> None:
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(Refusal) as info:
         R.on_command(None, command("k1", CommandType.resolve, "instagram:x", "t9", MON_9))
     assert info.value.reason == "unknown_complaint"
     state, _ = R.on_message(None, message("c1", "t1", MON_9))
-    with pytest.raises(Rejected):
+    with pytest.raises(Refusal):
         R.on_command(state, command("k1", CommandType.resolve, "instagram:other", "t1", MON_9))
 
 
@@ -283,7 +284,7 @@ def test_resolve_reopen_acknowledge() -> None:
     assert isinstance(res, SlaEvent)
     assert (res.event_type, res.clock, res.met) == (SlaEventType.resolved, Clock.resolution, True)
     assert not state.is_open and state.clocks == {}
-    with pytest.raises(Rejected, match="already resolved"):
+    with pytest.raises(Refusal, match="already resolved"):
         R.on_command(state, command("k2", CommandType.resolve, "instagram:c1", "t1", done))
     state, evs = R.on_tick(state, ts(done + timedelta(days=10)))
     assert evs == [] and state is not None

@@ -21,7 +21,8 @@ from common.kafka import ensure_topics, topic_name
 from common.settings import Settings
 from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTES, SLA
 from schemas.commands import CommandType
-from services.route.app import RouteSettings, create_app
+from services.route.app import RouteApp, create_app
+from services.route.settings import RouteSettings
 from tests.support import TopicReader
 
 from .factories import command, message
@@ -49,14 +50,14 @@ class Harness:
         self.settings, self.producer, self.clock = settings, producer, clock
         self.apps: list[faust.App] = []
 
-    async def start_app(self, clock: Any = None, **route: Any) -> faust.App:
+    async def start_app(self, clock: Any = None, **route: Any) -> RouteApp:
         route.setdefault("tick_interval_s", 0.05)
-        app = create_app(
+        started = create_app(
             self.settings, clock=clock or self.clock, route_settings=RouteSettings(**route)
         )
-        await app.start()
-        self.apps.append(app)
-        return app
+        await started.app.start()
+        self.apps.append(started.app)
+        return started
 
     async def send(self, spec: Any, key: str, value: Any) -> None:
         await self.producer.send_and_wait(
@@ -241,7 +242,7 @@ async def test_restart_between_warning_and_deadline_catches_up_once(harness: Har
         await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 1, timeout=60)
         h.clock.set(MON_9 + timedelta(hours=3, minutes=30))
         await reader.wait_for(has(ids, "instagram:c1:first_response:1:warning:0"))
-        await first.stop()
+        await first.app.stop()
 
         # While no worker runs, the deadline and the first escalation pass.
         h.clock.set(MON_9 + timedelta(hours=7, minutes=30))
@@ -269,7 +270,7 @@ async def test_restart_between_warning_and_deadline_catches_up_once(harness: Har
             overdue["due_at"]
         )
         assert len(values(reader, s, ROUTES)) == 1  # the restart did not route again
-        await second.stop()
+        await second.app.stop()
 
 
 FAST_SLA = """
@@ -336,7 +337,7 @@ async def test_rebalance_to_two_workers_fires_each_stage_once(harness: Harness) 
         await reader.wait_for(has(all_ids, *warnings), timeout=30)
 
         second = await h.start_app()
-        mem_a, mem_b = first.route_state, second.route_state  # type: ignore[attr-defined]
+        mem_a, mem_b = first.worker, second.worker
         await reader.wait_for(
             lambda _r: bool(mem_a.owned) and bool(mem_b.owned)
             and not (mem_a.owned & mem_b.owned)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.messages import Action, Attachment, EventKind, Message, Platform
-from services.ingest.parsing import (
+from services.ingest.platforms import meta
+from services.ingest.platforms.base import (
     DeliveryContext,
     Draft,
     EntryError,
@@ -26,7 +27,6 @@ from services.ingest.parsing import (
     opt_ident,
     opt_text,
 )
-from services.ingest.platforms import meta
 
 P = Platform.facebook
 _VERBS = {"add": Action.add, "edited": Action.edit, "edit": Action.edit, "remove": Action.remove}

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.messages import Attachment, EventKind, Location, Message, Platform
-from services.ingest.parsing import (
+from services.ingest.platforms.base import (
     DeliveryContext,
     Draft,
     EntryError,

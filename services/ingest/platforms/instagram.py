@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.messages import EventKind, Message, Platform
-from services.ingest.parsing import (
+from services.ingest.platforms import meta
+from services.ingest.platforms.base import (
     DeliveryContext,
     Draft,
     ParseResult,
@@ -23,7 +24,6 @@ from services.ingest.parsing import (
     opt_ident,
     opt_text,
 )
-from services.ingest.platforms import meta
 
 P = Platform.instagram
 

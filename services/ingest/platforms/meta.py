@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from schemas.messages import Action, Attachment, EventKind, Message, Platform
-from services.ingest.parsing import (
+from services.ingest.platforms.base import (
     DeliveryContext,
     Draft,
     EntryError,

@@ -17,13 +17,14 @@ from typing import Any
 
 from common.registry import Account
 from schemas.messages import Attachment, EventKind, Location, Message, Platform
-from services.ingest.parsing import (
+from services.ingest.platforms import meta
+from services.ingest.platforms.base import (
     DeliveryContext,
     Draft,
     EntryError,
     ParseResult,
     PartialItem,
-    Rejected,
+    RejectedEntry,
     build,
     from_epoch,
     ident,
@@ -34,7 +35,6 @@ from services.ingest.parsing import (
     opt_obj,
     opt_text,
 )
-from services.ingest.platforms import meta
 
 P = Platform.whatsapp
 _MEDIA = ("image", "document", "video", "audio", "sticker")
@@ -73,16 +73,18 @@ def _bundle(
             ipath = f"{path}.{key}[{i}]"
             jobs.append((ipath, _job(fn, item, ipath, phone_id, account, ctx)))
     out: list[Message] = []
-    problems: list[Rejected] = []
+    problems: list[RejectedEntry] = []
     skipped = 0
     for ipath, job in jobs:
         try:
             msg = job()
         except EntryError as exc:
-            problems.append(Rejected(exc.reason, f"{ipath}: {exc.detail}"))
+            problems.append(RejectedEntry(exc.reason, f"{ipath}: {exc.detail}"))
             continue
         except Exception as exc:  # same batch boundary as parsing.run_items
-            problems.append(Rejected("malformed_entry", f"{ipath}: {type(exc).__name__}: {exc}"))
+            problems.append(
+                RejectedEntry("malformed_entry", f"{ipath}: {type(exc).__name__}: {exc}")
+            )
             continue
         if msg is None:
             skipped += 1

@@ -22,7 +22,7 @@ from typing import Any
 
 from common.registry import Account
 from schemas.messages import Attachment, EventKind, Location, Message, Platform
-from services.ingest.parsing import (
+from services.ingest.platforms.base import (
     DeliveryContext,
     Draft,
     EntryError,

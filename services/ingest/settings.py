@@ -1,4 +1,4 @@
-"""Ingest-only settings (``ADUAN_*`` environment variables), next to the shared ones."""
+"""Ingest-only settings (``ADUAN_INGEST_*``), next to the shared ``common.settings``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ DAY_S = 24 * 3600.0
 
 
 class IngestSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ADUAN_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ADUAN_INGEST_", env_file=None, extra="ignore")
 
+    max_body_bytes: int = Field(
+        default=3 * 1024 * 1024,
+        gt=0,
+        description="larger bodies get 413 (WhatsApp sends up to 3 MB)",
+    )
     dedup_window_s: float = Field(
         default=7 * DAY_S,
         gt=0,

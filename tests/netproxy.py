@@ -1,11 +1,13 @@
 """A loopback TCP proxy in front of a broker, to make it unreachable or slow on demand
 while its data survives (the embedded broker keeps data in memory only, so stopping it
-would also lose every topic)."""
+would also lose every topic), or to put TLS in front of it (Tansu's own TLS did not work
+with aiokafka here), so the Kafka connection settings are tested over a real TLS link."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -13,16 +15,21 @@ from common.broker import free_port, tansu_binary, wait_for_port
 
 
 class Proxy:
-    def __init__(self, listen_port: int, target_port: int) -> None:
+    def __init__(
+        self, listen_port: int, target_port: int, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.listen_port = listen_port
         self.target_port = target_port
+        self.tls = tls
         self.flowing = asyncio.Event()
         self.flowing.set()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.listen_port)
+        self._server = await asyncio.start_server(
+            self._accept, "127.0.0.1", self.listen_port, ssl=self.tls
+        )
 
     async def cut(self) -> None:
         """Unreachable: stop listening and drop every open connection."""
@@ -68,9 +75,9 @@ class ProxiedBroker:
     """Tansu listening on one port and advertising the proxy's, so every client connection
     (bootstrap and partition leaders alike) goes through the proxy."""
 
-    def __init__(self, log_path: Path | None = None) -> None:
+    def __init__(self, log_path: Path | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.broker_port = free_port()
-        self.proxy = Proxy(free_port(), self.broker_port)
+        self.proxy = Proxy(free_port(), self.broker_port, tls)
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -1,11 +1,12 @@
-"""Pure parsing of webhook bodies into normalized messages: no I/O, shared by the HTTP
-service and ``python -m services.ingest.parse``.
+"""The platform parsers' toolkit: errors, the delivery context, ``Draft`` and ``build``,
+and the small validators every parser uses. Pure (no I/O); imported by the platform modules,
+never importing them (``app`` → ``platforms`` → ``base``).
 
 Error model, from coarse to fine:
 
 * ``MalformedDelivery``: the body as a whole is unusable (not JSON, unknown ``object``): the
   HTTP layer answers 400 and dead-letters the delivery.
-* ``Rejected``: one item of a batch is unusable (missing field, unknown account): it is
+* ``RejectedEntry``: one item of a batch is unusable (missing field, unknown account): it is
   dead-lettered alone and the rest of the batch goes through.
 * ``skipped``: an item we deliberately ignore (reactions, read receipts, profile updates): it
   is counted, not dead-lettered.
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from common.refusal import DETAIL_MAX, Refusal
 from common.registry import Account, Registry
 from schemas.messages import Action, Attachment, EventKind, Location, Message, Platform
 from services.ingest.privacy import Pseudonymizer, mask_text
@@ -29,22 +31,12 @@ UNKNOWN_AUTHOR = "u_unknown"
 """Pseudonym used when the platform does not say who wrote the item (Instagram mentions)."""
 
 
-class MalformedDelivery(ValueError):
+class MalformedDelivery(Refusal):
     """The body as a whole is unusable (not JSON, unknown object type): answer 400."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
-
-class EntryError(ValueError):
+class EntryError(Refusal):
     """One item of a batch cannot become a message; ``reason`` is a short machine code."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 class PartialItem(EntryError):
@@ -52,16 +44,16 @@ class PartialItem(EntryError):
     when some failed or were skipped: carries the good messages along so only the bad
     sub-items are dead-lettered and every skipped one is counted."""
 
-    def __init__(self, good: list[Message], problems: list[Rejected], skipped: int) -> None:
+    def __init__(self, good: list[Message], problems: list[RejectedEntry], skipped: int) -> None:
         reason = problems[0].reason if problems else "skipped"
-        super().__init__(reason, "; ".join(p.detail for p in problems)[:2000])
+        super().__init__(reason, "; ".join(p.detail for p in problems)[:DETAIL_MAX])
         self.good = good
         self.problems = problems
         self.skipped = skipped
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class RejectedEntry:
     """One entry of a batch that could not become a message; it is dead-lettered alone."""
 
     reason: str
@@ -113,21 +105,8 @@ class DeliveryContext:
 @dataclass(slots=True)
 class ParseResult:
     messages: list[Message] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[RejectedEntry] = field(default_factory=list)
     skipped: int = 0  # entries deliberately ignored (reactions, ...), counted not dead-lettered
-
-
-def parse_delivery(platform: Platform, body: bytes, ctx: DeliveryContext) -> ParseResult:
-    """Turn one delivery body into messages and per-entry rejections.
-
-    Raises MalformedDelivery when the body as a whole cannot be parsed; never anything else
-    (property-tested with arbitrary bytes and JSON)."""
-    from services.ingest.platforms import PARSERS
-
-    parser = PARSERS.get(platform)
-    if parser is None:
-        raise MalformedDelivery("unsupported_platform", f"no parser for platform {platform}")
-    return parser(body, ctx)
 
 
 # --- helpers shared by the platform parsers ------------------------------------------------
@@ -153,7 +132,7 @@ def run_items(
     """Run each item's parser in isolation so one bad item never loses the rest of a batch.
 
     Each item yields ``(entry_index, path, thunk)``; the thunk returns messages, or None when
-    the item is deliberately skipped. Any exception becomes a ``Rejected`` naming the item's
+    the item is deliberately skipped. Any exception becomes a ``RejectedEntry`` naming the item's
     path: this is the one place that turns bugs and bad input alike into dead letters instead
     of a crashed request."""
     for index, path, thunk in items:
@@ -163,15 +142,15 @@ def run_items(
             result.messages.extend(exc.good)
             result.skipped += exc.skipped
             for p in exc.problems:
-                result.rejected.append(Rejected(p.reason, p.detail, index))
+                result.rejected.append(RejectedEntry(p.reason, p.detail, index))
             continue
         except EntryError as exc:
             detail = exc.detail if exc.detail.startswith(path) else f"{path}: {exc.detail}"
-            result.rejected.append(Rejected(exc.reason, detail, index))
+            result.rejected.append(RejectedEntry(exc.reason, detail, index))
             continue
         except Exception as exc:  # the batch boundary: nothing escapes an item
             detail = f"{path}: {type(exc).__name__}: {exc}"[:1000]
-            result.rejected.append(Rejected("malformed_entry", detail, index))
+            result.rejected.append(RejectedEntry("malformed_entry", detail, index))
             continue
         if messages is None:
             result.skipped += 1

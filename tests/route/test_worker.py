@@ -1,0 +1,108 @@
+"""``RouteWorker`` without faust or a broker: a dict as the table, a ``MemorySink`` as Kafka.
+
+What the worker promises on its own: events before state, one changelog marker per touched
+partition, dead letters for bad input that keep the rest of the batch, due indexes that
+ticks drain, and an unchanged input writing nothing new."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from common import codecs
+from common.produce import MemorySink
+from schemas.commands import CommandType
+from services.route.settings import RouteSettings
+from services.route.worker import MARKER_KEY, Incoming, RouteTopics, RouteWorker
+
+from .factories import command, message, router
+
+WIB = ZoneInfo("Asia/Jakarta")
+MON_9 = datetime(2026, 11, 23, 9, 0, tzinfo=WIB)
+TOPICS = RouteTopics("routes", "sla", "deadletter", changelog=lambda: "changelog")
+
+
+def worker(table: dict[bytes, bytes] | None = None) -> RouteWorker:
+    return RouteWorker(router(), {} if table is None else table, TOPICS, RouteSettings())
+
+
+def record(value: Any, key: str, partition: int = 0, offset: int = 0) -> Incoming:
+    data = value if isinstance(value, bytes) else codecs.dumps(value)
+    return Incoming("classified", partition, offset, key.encode(), data)
+
+
+def values(sink: MemorySink, topic: str) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value or b"null") for r in sink.on(topic)]
+
+
+async def test_a_complaint_is_routed_and_its_state_written_after_the_events() -> None:
+    table: dict[bytes, bytes] = {}
+    w, sink = worker(table), MemorySink()
+    await w.handle_batch(w.on_classified, [record(message("c1", "t1", MON_9), "t1", 3)], sink)
+    topics = [r.topic for r in sink.records]
+    assert topics == ["routes", "changelog", "changelog"]  # event, state, marker
+    assert values(sink, "routes")[0]["event_type"] == "routed"
+    state, marker = sink.on("changelog")
+    assert (state.key, state.partition, state.value) == (b"t1", 3, table[b"t1"])
+    assert (marker.key, marker.value, marker.partition) == (MARKER_KEY, None, 3)
+    assert w.index(3).peek() is not None  # its first deadline is scheduled
+
+
+async def test_bad_records_are_dead_lettered_and_the_rest_of_the_batch_goes_through() -> None:
+    w, sink = worker(), MemorySink()
+    batch = [
+        record(b"{not json", "t0", offset=1),
+        record(message("c1", "t1", MON_9), "wrong-key", offset=2),
+        record(message("c2", "t2", MON_9), "t2", offset=3),
+    ]
+    await w.handle_batch(w.on_classified, batch, sink)
+    letters = values(sink, "deadletter")
+    assert [(d["reason"], d["source_offset"]) for d in letters] == [
+        ("invalid_classified", 1),
+        ("key_mismatch", 2),
+    ]
+    assert all(d["stage"] == "route" and d["payload_b64"] for d in letters)
+    assert [e["complaint_id"] for e in values(sink, "routes")] == ["instagram:c2"]
+
+
+async def test_a_redelivered_message_writes_no_event_and_no_state() -> None:
+    table: dict[bytes, bytes] = {}
+    w = worker(table)
+    first = MemorySink()
+    await w.handle_batch(w.on_classified, [record(message("c1", "t1", MON_9), "t1")], first)
+    again = MemorySink()
+    await w.handle_batch(w.on_classified, [record(message("c1", "t1", MON_9), "t1")], again)
+    assert again.records == []
+
+
+async def test_ticks_fire_due_stages_once_and_commands_are_applied() -> None:
+    w, sink = worker(), MemorySink()
+    await w.handle_batch(w.on_classified, [record(message("c1", "t1", MON_9), "t1")], sink)
+    await w.reindex(frozenset({0}))
+    later = (MON_9 + timedelta(hours=3, minutes=30)).timestamp()
+    assert w.due_partitions(later, mono=0.0) == [0]
+    assert w.due_partitions(later, mono=1.0) == []  # a tick is already pending
+    tick = Incoming("ticks", 0, 0, None, orjson.dumps({"now": later}))
+    await w.handle_batch(w.on_tick, [tick, tick], sink)
+    warnings = [e for e in values(sink, "sla") if e["event_type"] == "warning"]
+    assert len(warnings) == 1
+    resolve = command("k1", CommandType.resolve, "instagram:c1", "t1", MON_9 + timedelta(hours=4))
+    await w.handle_batch(w.on_command, [record(resolve, "t1")], sink)
+    assert values(sink, "sla")[-1]["event_type"] == "resolved"
+
+
+async def test_a_refused_command_is_a_dead_letter_with_its_reason() -> None:
+    w, sink = worker(), MemorySink()
+    resolve = command("k9", CommandType.resolve, "instagram:c9", "t9", MON_9)
+    await w.handle_batch(w.on_command, [record(resolve, "t9")], sink)
+    assert [d["reason"] for d in values(sink, "deadletter")] == ["unknown_complaint"]
+
+
+async def test_a_failed_write_raises_so_the_batch_is_not_committed() -> None:
+    w, sink = worker(), MemorySink(fail=RuntimeError("broker gone"))
+    with pytest.raises(RuntimeError, match="broker gone"):
+        await w.handle_batch(w.on_classified, [record(message("c1", "t1", MON_9), "t1")], sink)
