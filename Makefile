@@ -18,11 +18,12 @@ install: $(STAMP)
 
 ## run: the whole pipeline on an embedded broker (or KAFKA_BOOTSTRAP_SERVERS) with demo traffic
 run: install
+	@sh deploy/scripts/ensure-tools.sh postgresql
 	$(BIN)/python -m services.demo
 
 ## test: the suite, including broker tests (embedded Tansu unless KAFKA_BOOTSTRAP_SERVERS / Docker)
 test: install
-	@bash deploy/scripts/ensure-promtool.sh || echo "promtool unavailable: rule tests will be skipped"
+	@sh deploy/scripts/ensure-tools.sh promtool postgresql
 	$(BIN)/python -m pytest
 
 ## bench: throughput and latency against a bare aiokafka ceiling, median of several runs

@@ -22,7 +22,7 @@ def _promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
         pytest.skip(
-            "promtool not found: run deploy/scripts/ensure-promtool.sh (installs Debian's "
+            "promtool not found: run deploy/scripts/ensure-tools.sh promtool (installs Debian's "
             "'prometheus' package) to check and unit-test the Prometheus rules"
         )
     return found
