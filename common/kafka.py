@@ -14,10 +14,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.admin import NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
 
 from common import metrics
+from common.cli import retry_until
 from common.connection import make_admin, make_consumer, make_producer
 from common.produce import KafkaSink, Output, send_all_or_raise
 from common.settings import Settings
@@ -31,20 +32,27 @@ def topic_name(spec: TopicSpec, settings: Settings) -> str:
 
 
 async def ensure_topics(
-    settings: Settings, specs: Sequence[TopicSpec] = CATALOG, timeout: float = 30.0
+    settings: Settings, specs: Sequence[TopicSpec] = CATALOG, timeout: float | None = None
 ) -> None:
     """Create the catalog's topics if missing (idempotent). Explicit creation matters on Tansu:
-    topics auto-created by a metadata request get 4 partitions whatever the catalog says."""
-    admin = make_admin(settings.kafka)
-    deadline = time.monotonic() + timeout
-    while True:
+    topics auto-created by a metadata request get 4 partitions whatever the catalog says.
+
+    Also the services' first contact with the broker: while it does not answer, one line per
+    retry interval, and ``common.cli.Unreachable`` after ``ADUAN_BROKER_WAIT_S``."""
+    timeout = settings.broker_wait_s if timeout is None else timeout
+
+    async def connect() -> AIOKafkaAdminClient:
+        admin = make_admin(settings.kafka)
         try:
             await admin.start()
-            break
-        except KafkaError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+        except BaseException:
+            await admin.close()
+            raise
+        return admin
+
+    admin = await retry_until(
+        f"Kafka at {settings.bootstrap_servers}", connect, give_up_after_s=timeout
+    )
     try:
         existing = set(await admin.list_topics())
         new = [

@@ -63,7 +63,12 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr = Field(
         default=SecretStr(""), description="deployment secret for author pseudonyms"
     )
-    produce_timeout_s: float = Field(default=5.0, gt=0)
+    produce_timeout_s: float = Field(
+        default=5.0, gt=0, description="how long a write waits for Kafka's acknowledgement"
+    )
+    broker_wait_s: float = Field(
+        default=60.0, gt=0, description="how long a starting service waits for the broker"
+    )
 
     session_timeout_s: float = Field(
         default=10.0,

@@ -3,10 +3,10 @@
 import asyncio
 import logging
 
-from common.registry import RegistryError
-from common.runtime import configure_logging, run_until_signalled
-from common.settings import get_settings
+from common.cli import run_service
+from common.settings import Settings, get_settings
 from services.ingest import app
+from services.ingest.settings import IngestSettings
 
 
 async def main(stop: asyncio.Event) -> None:
@@ -21,8 +21,10 @@ async def main(stop: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    configure_logging("ingest")
-    try:
-        run_until_signalled(main)
-    except RegistryError as exc:
-        raise SystemExit(f"ingest: {exc}") from None
+    run_service(
+        "ingest",
+        "Receives the platforms' webhooks, verifies them, stores every delivery in Kafka "
+        "(aduan.raw.v1) and writes the masked, normalized messages (aduan.messages.v1).",
+        [Settings, IngestSettings],
+        main,
+    )
