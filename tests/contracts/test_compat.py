@@ -47,7 +47,7 @@ BASE: dict[str, Any] = {
     "type": "object",
 }
 
-Edit = Callable[[dict[str, Any]], None]
+Edit = Callable[[dict[str, Any]], object]
 
 
 def edited(edit: Edit) -> dict[str, Any]:
@@ -57,7 +57,17 @@ def edited(edit: Edit) -> dict[str, Any]:
 
 
 def props(s: dict[str, Any]) -> dict[str, Any]:
-    return s["properties"]  # type: ignore[no-any-return]
+    return s["properties"]
+
+
+def add_required_field(s: dict[str, Any]) -> None:
+    props(s)["agency"] = {"type": "string"}
+    s["required"].append("agency")
+
+
+def edit_annotations(s: dict[str, Any]) -> None:
+    s["title"] = "Renamed"
+    props(s)["note"]["default"] = "x"
 
 
 BREAKING: dict[str, tuple[Edit, str, str]] = {
@@ -68,14 +78,7 @@ BREAKING: dict[str, tuple[Edit, str, str]] = {
         "event_id",
     ),
     "newly required": (lambda s: s["required"].append("note"), "newly_required", "note"),
-    "new required field": (
-        lambda s: (
-            props(s).__setitem__("agency", {"type": "string"}),
-            s["required"].append("agency"),
-        ),
-        "required_field_added",
-        "agency",
-    ),
+    "new required field": (add_required_field, "required_field_added", "agency"),
     "no longer required": (lambda s: s["required"].remove("count"), "no_longer_required", "count"),
     "type narrowed (null dropped)": (
         lambda s: props(s).__setitem__("note", {"type": "string"}),
@@ -177,10 +180,7 @@ ADDITIVE: dict[str, Edit] = {
     ),
     "enum value added": lambda s: s["$defs"]["Kind"]["enum"].append("escalated"),
     "description edited": lambda s: props(s)["event_id"].__setitem__("description", "new words"),
-    "title and default edited": lambda s: (
-        s.__setitem__("title", "Renamed"),
-        props(s)["note"].__setitem__("default", "x"),
-    ),
+    "title and default edited": edit_annotations,
     "$ref inlined (same schema)": lambda s: props(s).__setitem__(
         "kind", copy.deepcopy(s["$defs"]["Kind"])
     ),
