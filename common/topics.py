@@ -181,7 +181,7 @@ MESSAGES = TopicSpec(
     "text too); ingest already drops platform retries, so duplicates come from produce "
     "retries and replays",
     producers=("ingest", "replay"),
-    consumers=("classify", "ingest"),
+    consumers=("classify", "ingest", "subscribers"),
 )
 CLASSIFIED = TopicSpec(
     name="aduan.classified.v1",

@@ -41,6 +41,20 @@ def test_the_guide_names_every_catalog_topic() -> None:
     assert [t.name for t in CATALOG if f"`{t.name}`" not in text] == []
 
 
+def test_the_guide_states_the_catalog_retention() -> None:
+    section = GUIDE.read_text().split("## Retention", 1)[1].split("\n## ", 1)[0]
+    stated: dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 2 and "`" in cells[0]:
+            for name in re.findall(r"`([^`]+)`", cells[0]):
+                stated[name] = cells[1]
+    for t in CATALOG:
+        hours = (t.retention_ms or 0) / 3_600_000
+        expected = f"{hours / 24:g} days" if hours >= 24 else f"{hours:g} hour"
+        assert stated.get(t.name) == expected, t.name
+
+
 @pytest.fixture
 async def settings(kafka_bootstrap: str, topic_prefix: str) -> Settings:
     s = Settings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
