@@ -208,7 +208,8 @@ def _embedded(schema: Mapping[str, Any], schemas: dict[str, Any]) -> dict[str, A
         _add_schema(schemas, name, _rebase(definition))
     doc.pop("$schema", None)
     doc.pop("$id", None)
-    return _rebase(doc)
+    rebased: dict[str, Any] = _rebase(doc)
+    return rebased
 
 
 def _rebase(node: Any) -> Any:

@@ -108,7 +108,8 @@ def _field_schema(root: Mapping[str, Any], path: list[str]) -> dict[str, Any]:
 def _deref(node: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return root["$defs"][ref.removeprefix("#/$defs/")]
+        target: Mapping[str, Any] = root["$defs"][ref.removeprefix("#/$defs/")]
+        return target
     return node
 
 

@@ -26,7 +26,7 @@ class Header:
 
 REPLAYED_FROM = Header(
     name="aduan-replayed-from",
-    description="Set by `python -m common.replay` on every record it re-produces: the dead "
+    description="Set by `python -m services.replay` on every record it re-produces: the dead "
     "letter it came from, `deadletter:<partition>:<offset>`. Traceability only.",
     schema={"type": "string", "pattern": "^deadletter:[0-9]+:[0-9]+$"},
 )

@@ -35,7 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
 from common.kafka import topic_name
-from common.replay import Selection, raw_delivery_from, replay
+from common.replay import Selection, replay
 from common.settings import Settings
 from common.topics import (
     CATALOG,
@@ -49,11 +49,13 @@ from common.topics import (
     TopicSpec,
 )
 from schemas.contract import key_schema, producer_view, record_headers_schema, value_schema
+from schemas.raw import from_headers
 from services.classify import processor as classify_processor
 from services.demo.generator import instagram_comment
 from services.ingest import app as ingest_app
 from services.ingest.signatures import generic_signature, meta_signature, x_signature
-from services.route.app import RouteSettings, create_app
+from services.route.app import create_app
+from services.route.settings import RouteSettings
 from tests.ingest.helpers import FIXTURES
 from tests.support import TopicReader
 
@@ -238,7 +240,9 @@ async def wire(kafka_bootstrap: str) -> AsyncIterator[Wire]:
         runner, service = await ingest_app.start(settings)
     stop = asyncio.Event()
     classify = asyncio.create_task(classify_processor.run(settings, stop))
-    route = create_app(settings, clock=clock, route_settings=RouteSettings(tick_interval_s=0.05))
+    route = create_app(
+        settings, clock=clock, route_settings=RouteSettings(tick_interval_s=0.05)
+    ).app
     await route.start()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
     await producer.start()
@@ -354,7 +358,7 @@ def test_commands_valid_under_the_schema_are_applied(wire: Wire) -> None:
 def test_raw_headers_rebuild_the_raw_delivery(wire: Wire) -> None:
     """The headers and the key carry every field of ``RawDelivery`` (its decoded view)."""
     for r in wire.produced(RAW):
-        meta = raw_delivery_from(r.key, r.headers)
+        meta = from_headers(r.key, r.headers)
         assert meta.delivery_id == r.key.decode()
         assert meta.signature_verified is True
 
