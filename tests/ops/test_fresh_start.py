@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 import yaml
 
+from common.topics import CLASSIFIED, COMMANDS, MESSAGES
 from services.demo.generator import instagram_comment
 from services.ingest.signatures import meta_signature
 from tests.ops.metric_names import DEPLOY, REPO, RULES_DIR
@@ -317,8 +318,16 @@ def test_every_rule_alert_and_panel_is_a_number_on_a_fresh_start(stack: Stack) -
         assert {float(s["value"][1]) for s in prom.query(expr)} == {0.0}, expr
     platforms = {s["metric"]["platform"] for s in prom.query("aduan:webhook_5xx:ratio_rate5m")}
     assert platforms == {"instagram", "facebook", "whatsapp", "x", "generic"}
-    lag = {s["metric"]["processor"] for s in prom.query("aduan:consumer_lag_messages:sum")}
-    assert {"classify", "route"} <= lag
+    # consumer lag of every owned partition, idle ones included, from both kinds of consumer
+    partitions = {
+        (s["metric"]["processor"], s["metric"]["topic"]): int(float(s["value"][1]))
+        for s in prom.query("count by (processor, topic) (aduan_consumer_lag_messages)")
+    }
+    assert partitions == {
+        ("classify", MESSAGES.name): MESSAGES.partitions,
+        ("route", CLASSIFIED.name): CLASSIFIED.partitions,
+        ("route", COMMANDS.name): COMMANDS.partitions,
+    }
 
 
 def _percentiles_with_observations(prom: Prometheus) -> list[str]:

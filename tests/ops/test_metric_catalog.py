@@ -141,3 +141,20 @@ def test_classify_catalog_holds_every_category_with_its_agency_kind() -> None:
     for kind in unmapped:  # a model may choose a kind no category maps to
         assert ("complaint", config.fallback_category, kind) in classified
     assert {k for (k,) in _catalog(metrics.LOW_CONFIDENCE, series)} == set(AGENCY_KINDS)
+
+
+def test_partition_lag_reports_owned_partitions_and_drops_moved_ones() -> None:
+    lag = metrics.PartitionLag("catalog-test")
+
+    def shown() -> dict[str, float]:
+        return {
+            s.labels["partition"]: s.value
+            for family in metrics.CONSUMER_LAG.collect()
+            for s in family.samples
+            if s.labels["processor"] == "catalog-test"
+        }
+
+    lag.report({("aduan.messages.v1", 0): 5, ("aduan.messages.v1", 1): -2})
+    assert shown() == {"0": 5.0, "1": 0.0}  # never negative
+    lag.report({("aduan.messages.v1", 1): 3})  # partition 0 moved to another instance
+    assert shown() == {"1": 3.0}
