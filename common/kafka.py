@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 
 from common import metrics
 from common.cli import retry_until
@@ -203,7 +203,11 @@ async def _record_lag(
     lags: dict[tuple[str, int], int] = {}
     for tp in consumer.assignment():
         hw = consumer.highwater(tp)
-        if hw is not None:
+        if hw is None:
+            continue
+        try:
             position = await consumer.position(tp)
-            lags[(_catalog_name(tp.topic, settings), tp.partition)] = hw - position
+        except IllegalStateError:  # revoked meanwhile: its new owner reports it
+            continue
+        lags[(_catalog_name(tp.topic, settings), tp.partition)] = hw - position
     lag.report(lags)

@@ -8,8 +8,10 @@ nothing processed yet since the last rebalance the consumer's fetch position sta
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.exceptions import ConsumerNotStarted
 from faust.types import ConsumerT
 
@@ -18,6 +20,8 @@ from common.registry import Registry
 from schemas.sla import Clock
 from services.route.policy import SlaConfig
 from services.route.worker import NAME, Incoming
+
+log = logging.getLogger("aduan.route")
 
 
 def running_clocks(config: SlaConfig) -> list[str]:
@@ -52,6 +56,8 @@ class ConsumerLag:
         self.next_offset.clear()
 
     async def report(self, consumer: ConsumerT) -> None:
+        """Best effort, once a second: a partition revoked meanwhile or a consumer not
+        (or no longer) running skips this report rather than stopping route's timer."""
         lags: dict[tuple[str, int], int] = {}
         try:
             assigned = [tp for tp in consumer.assignment() if tp.topic in self.inputs]
@@ -64,6 +70,7 @@ class ConsumerLag:
                     position = await consumer.position(tp)
                 if position is not None:
                     lags[(self.inputs[tp.topic], tp.partition)] = highwater - position
-        except ConsumerNotStarted:
+        except (ConsumerNotStarted, IllegalStateError, KafkaError) as exc:
+            log.debug("consumer lag not reported this time: %r", exc)
             return
         self.gauge.report(lags)
