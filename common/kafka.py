@@ -13,9 +13,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 
 from common import metrics
 from common.cli import retry_until
@@ -112,6 +112,8 @@ async def consume_batches(
     consumer.subscribe(list(input_topics), listener=listener)
     await consumer.start()
     announced = on_ready is None
+    lag = metrics.PartitionLag(name)
+    lag_due = 0.0
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=max_records)
@@ -120,6 +122,9 @@ async def consume_batches(
                 maybe = on_ready() if on_ready is not None else None
                 if maybe is not None:
                     await maybe
+            if time.monotonic() >= lag_due:  # every owned partition, idle ones too, 1/s
+                lag_due = time.monotonic() + 1.0
+                await _record_lag(consumer, lag, settings)
             if not batches:
                 continue
             started = time.perf_counter()
@@ -137,7 +142,6 @@ async def consume_batches(
                     log.warning("commit failed after rebalance, batch will be redelivered: %s", exc)
                     continue
             metrics.BATCH_DURATION.labels(name).observe(time.perf_counter() - started)
-            _record_lag(consumer, name, batches, settings)
     finally:
         await consumer.stop()
 
@@ -188,16 +192,22 @@ def _catalog_name(topic: str, settings: Settings) -> str:
     return topic.removeprefix(settings.topic_prefix)
 
 
-def _record_lag(
-    consumer: AIOKafkaConsumer,
-    name: str,
-    batches: dict[TopicPartition, list[ConsumerRecord]],
-    settings: Settings,
+async def _record_lag(
+    consumer: AIOKafkaConsumer, lag: metrics.PartitionLag, settings: Settings
 ) -> None:
-    """Lag from fetch high-watermarks (Tansu's ListOffsets under-reports; fetches are right)."""
-    for tp, recs in batches.items():
+    """Lag of every owned partition from its fetch high watermark (Tansu's ListOffsets
+    under-reports; fetches are right, and every fetch response carries it, so an idle
+    partition reads 0 rather than nothing) minus the position: the next offset ``getmany``
+    hands out. A known high watermark means a fetch at a valid position, so ``position``
+    answers without a request."""
+    lags: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
         hw = consumer.highwater(tp)
-        if hw is not None:
-            lag = max(0, hw - (recs[-1].offset + 1))
-            topic = _catalog_name(tp.topic, settings)
-            metrics.CONSUMER_LAG.labels(name, topic, str(tp.partition)).set(lag)
+        if hw is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except IllegalStateError:  # revoked meanwhile: its new owner reports it
+            continue
+        lags[(_catalog_name(tp.topic, settings), tp.partition)] = hw - position
+    lag.report(lags)

@@ -4,17 +4,28 @@ Dashboards are written as code because hand-edited Grafana JSON drifts: a rename
 leaves an empty panel nobody notices until the night it matters. ``tests/ops`` regenerates
 them, fails when the committed JSON differs, and checks every query against the metric
 catalog and the recording rules. Run ``python deploy/grafana/build_dashboards.py`` after
-editing. Panels read recording rules (``aduan:*``) where one exists, so a refresh is cheap."""
+editing. Panels read recording rules (``aduan:*``) where one exists, so a refresh is cheap.
+
+Every query goes to the dashboard's ``datasource`` variable (type datasource, Prometheus), not
+to a fixed uid: the same JSON works with the provisioned datasource (compose, the default) and
+when imported into a Grafana whose Prometheus has another uid. tests/ops/test_fresh_start.py
+runs every panel's query against a real Prometheus scraping freshly started services: it must
+give a number (0 when idle, never NaN), or the panel says why it may be empty
+(``no_value``: a percentile with no observation, a "worst" table with nobody to list)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent / "dashboards"
-DATASOURCE = {"type": "prometheus", "uid": "aduan-prometheus"}
-"""Must match ``deploy/grafana/provisioning/datasources/prometheus.yml``."""
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+"""Every panel, target and query variable uses the ``datasource`` variable (see above)."""
+NO_OBSERVATIONS = "no observations"
+"""``no_value`` of percentile panels: a histogram with no observation in the window has no
+percentile (the recording rules leave it out rather than record NaN)."""
 
 Panel = dict[str, Any]
 
@@ -43,7 +54,14 @@ def panel(
     stack: bool = False,
     fmt: str | None = None,
     thresholds: list[tuple[float, str]] | None = None,
+    no_value: str | None = None,
 ) -> Panel:
+    """A panel of ``queries`` (expression, legend). ``no_value``: the text shown when the
+    queries return nothing, for panels that are empty by design in a healthy idle system
+    (a percentile without observations, a table of offenders); every other panel's query
+    must return a number there (tests/ops/test_fresh_start.py)."""
+    if no_value is None and any(_is_percentile(expr) for expr, _ in queries):
+        no_value = NO_OBSERVATIONS
     steps = [{"color": "green", "value": None}] + [
         {"color": color, "value": value} for value, color in (thresholds or [])
     ]
@@ -70,6 +88,7 @@ def panel(
                 "unit": unit,
                 "custom": custom,
                 "thresholds": {"mode": "absolute", "steps": steps},
+                **({"noValue": no_value} if no_value else {}),
             },
             "overrides": [],
         },
@@ -98,6 +117,10 @@ def panel(
     return p
 
 
+def _is_percentile(expr: str) -> bool:
+    return "histogram_quantile" in expr or re.search(r":p\d+_", expr) is not None
+
+
 def row(title: str) -> Panel:
     return {
         "type": "row",
@@ -124,6 +147,20 @@ def variable(name: str, label: str, query: str, *, multi: bool = True) -> dict[s
         "sort": 1,
     }
 
+
+DATASOURCE_VARIABLE: dict[str, Any] = {
+    "name": "datasource",
+    "label": "Data source",
+    "type": "datasource",
+    "query": "prometheus",
+    "refresh": 1,
+    "regex": "",
+    "hide": 0,
+    "includeAll": False,
+    "multi": False,
+    "current": {},
+}
+"""First variable of every dashboard; empty ``current`` = Grafana's default Prometheus."""
 
 PLATFORM = variable("platform", "Platform", "label_values(aduan_webhook_requests_total, platform)")
 AGENCY = variable("agency", "Agency", "label_values(aduan_routed_total, agency_id)")
@@ -169,7 +206,7 @@ def dashboard(
         "graphTooltip": 1,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": variables},
+        "templating": {"list": [DATASOURCE_VARIABLE, *variables]},
         "annotations": {"list": []},
         "links": [
             {
@@ -386,16 +423,28 @@ def sla() -> dict[str, Any]:
                 "Open complaints",
                 [(f"sum(aduan:open_complaints:sum{{{ag}}})", "open")],
                 kind="stat",
-                width=6,
+                width=5,
                 height=4,
             ),
             panel(
                 "Overdue (6 h)",
                 [(f"sum(aduan:sla_overdue:increase6h{{{ag}}})", "overdue")],
                 kind="stat",
-                width=6,
+                width=5,
                 height=4,
                 thresholds=[(1, "orange"), (5, "red")],
+            ),
+            panel(
+                "of which overdue on arrival",
+                [(f"sum(aduan:sla_overdue_on_arrival:increase6h{{{ag}}})", "on arrival")],
+                kind="stat",
+                width=4,
+                height=4,
+                description=(
+                    "Complaints already past their deadline when route received them (a late "
+                    "webhook, a platform retry, a replay): not the agency's doing; "
+                    "AduanOverduePilingUp does not count them."
+                ),
             ),
             panel(
                 "Escalated (24 h)",
@@ -409,7 +458,7 @@ def sla() -> dict[str, Any]:
                     )
                 ],
                 kind="stat",
-                width=6,
+                width=5,
                 height=4,
                 thresholds=[(1, "red")],
             ),
@@ -425,7 +474,7 @@ def sla() -> dict[str, Any]:
                     )
                 ],
                 kind="stat",
-                width=6,
+                width=5,
                 height=4,
             ),
             panel(
@@ -495,6 +544,7 @@ def sla() -> dict[str, Any]:
                 [(f"topk(10, aduan:sla_overdue:increase6h{{{ag}}} > 0)", "{{agency_id}}")],
                 kind="table",
                 width=8,
+                no_value="no agency overdue",
             ),
             panel(
                 "Slowest p90 response (1 d)",
@@ -513,9 +563,10 @@ def sla() -> dict[str, Any]:
             ),
             panel(
                 "Most open complaints",
-                [(f"topk(10, aduan:open_complaints:sum{{{ag}}})", "{{agency_id}}")],
+                [(f"topk(10, aduan:open_complaints:sum{{{ag}}} > 0)", "{{agency_id}}")],
                 kind="table",
                 width=8,
+                no_value="no open complaints",
             ),
             row("Timers"),
             panel(
@@ -523,7 +574,21 @@ def sla() -> dict[str, Any]:
                 [("aduan:timer_lag_seconds:p99_5m", "p99")],
                 unit="s",
                 thresholds=[(1, "orange"), (5, "red")],
-                description="Deadline events should fire within 1 s of their due time.",
+                description=(
+                    "How late route's timer fires deadline events, from the moment each could "
+                    "first fire (its due time, or the arrival of a complaint that came in "
+                    "late). Target: within 1 s. Alert AduanTimerLag above 5 s."
+                ),
+            ),
+            panel(
+                "Deadlines already past on arrival (per hour)",
+                [("aduan:timer_catch_up:increase1h", "{{cause}}")],
+                stack=True,
+                description=(
+                    "Catch-up, not lag: late_input = the message or command reached route "
+                    "after the deadline (late webhook, platform retry, replay); recovery = it "
+                    "came due while route was down or rebalancing."
+                ),
             ),
             panel(
                 "Routed per hour by agency",

@@ -443,6 +443,7 @@ async def start(
     """Create topics, connect the producer, rebuild the dedup store from the messages topic,
     and start serving; returns what stop() needs. POSTs get 503 until the rebuild is done."""
     ingest = ingest or IngestSettings()
+    metrics.zero(metrics.ingest_series())  # every series the rules read, from the start
     registry = load_registry(settings.registry_file)
     await ensure_topics(settings)
     # No linger: aiokafka keeps one produce request in flight per broker, so records batch

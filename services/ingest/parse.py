@@ -20,6 +20,7 @@ import orjson
 
 from common import codecs
 from common.registry import RegistryError, load_registry
+from common.settings import DEFAULT_CONFIG_DIR
 from schemas.messages import Platform
 from services.ingest.platforms import parse_delivery
 from services.ingest.platforms.base import DeliveryContext, MalformedDelivery
@@ -32,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.ingest.parse", description=__doc__)
     parser.add_argument("--platform", required=True, choices=[p.value for p in Platform])
     parser.add_argument("file", type=Path, help="saved delivery body ('-' for stdin)")
-    parser.add_argument("--registry", type=Path, default=Path("deploy/config/registry.yaml"))
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        default=Path(os.environ.get("ADUAN_REGISTRY_FILE") or DEFAULT_CONFIG_DIR / "registry.yaml"),
+    )
     parser.add_argument("--pseudonym-key", default=None, help="default: $ADUAN_PSEUDONYM_KEY")
     parser.add_argument("--delivery-id", default=None, help="default: a fresh uuid4")
     args = parser.parse_args(argv)

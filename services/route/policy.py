@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from common.configfile import read_yaml, validate_mapping
 from common.registry import Agency
+from common.settings import DEFAULT_CONFIG_DIR
 from schemas.sla import Clock
 from services.route.calendar import (
     BusinessCalendar,
@@ -26,7 +27,7 @@ from services.route.calendar import (
     parse_days,
 )
 
-DEFAULT_SLA_FILE = Path("deploy/config/sla.yaml")
+DEFAULT_SLA_FILE = DEFAULT_CONFIG_DIR / "sla.yaml"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 

@@ -35,7 +35,7 @@ from common.topics import CLASSIFIED, COMMANDS, ROUTES, SLA
 from schemas.classified import ClassifiedMessage
 from schemas.commands import Command
 from schemas.routes import RouteEvent
-from schemas.sla import SlaEvent
+from schemas.sla import SlaEvent, SlaEventType
 from services.route.clocks import ComplaintState, Event, Router, peek_schedule
 from services.route.settings import RouteSettings
 from services.route.timers import DueIndex
@@ -96,6 +96,10 @@ class RouteWorker:
         self.owned: frozenset[int] = frozenset()
         self.needs_reindex = True
         self.open_by_agency: Counter[str] = Counter()
+        self.learned: dict[bytes, tuple[float, str]] = {}
+        """Complaints whose next deadline had already passed when route learned of it: when
+        (worker clock) and why (late_input, recovery). Firing those is catch-up, not timer
+        lag; sparse (only past-due complaints), emptied as ticks fire them."""
         self.lock = asyncio.Lock()
 
     def index(self, partition: int) -> DueIndex[bytes]:
@@ -173,13 +177,23 @@ class RouteWorker:
             return
         if self.needs_reindex or partition not in self.owned:
             return
-        lags: list[float] = []
+        fired_at = self.clock()
         index = self.index(partition)
         for key in index.pop_due(now, limit=self.settings.tick_batch):
-            if not self._apply(record, key, lambda s: self.router.on_tick(s, now, lags), out):
+            lags: list[float] = []
+            fired: list[Event] = []
+
+            def step(
+                s: ComplaintState | None, lags: list[float] = lags, fired: list[Event] = fired
+            ) -> tuple[ComplaintState | None, list[Event]]:
+                new, events = self.router.on_tick(s, now, lags)
+                fired.extend(events)
+                return new, events
+
+            if self._apply(record, key, step, out, arrival=False):
+                self._observe_timers(key, now, fired_at, lags, fired)
+            else:
                 index.set(key, now + 60.0)  # keep it scheduled; retried a minute later
-        for lag in lags:
-            metrics.TIMER_LAG.observe(max(0.0, lag))
 
     # --- timer side -----------------------------------------------------------------------
     def due_partitions(self, now: float, mono: float) -> list[int]:
@@ -205,7 +219,9 @@ class RouteWorker:
         started = time.perf_counter()
         items: dict[int, list[tuple[bytes, float]]] = {p: [] for p in owned}
         open_by_agency: Counter[str] = Counter()
+        learned: dict[bytes, tuple[float, str]] = {}
         async with self.lock:
+            now = self.clock()
             for n, (key, data) in enumerate(list(self.table.items()), 1):
                 try:
                     sched = peek_schedule(data)
@@ -218,6 +234,8 @@ class RouteWorker:
                         items[sched.partition].append((key, sched.due))
                     if sched.is_open:
                         open_by_agency[sched.agency_id] += 1
+                        if sched.due is not None and sched.due < now:  # came due unowned
+                            learned[key] = self.learned.get(key) or (now, "recovery")
                 if n % 20_000 == 0:
                     await asyncio.sleep(0)
             self.indexes = {}
@@ -226,6 +244,7 @@ class RouteWorker:
             for agency_id in set(self.open_by_agency) | set(open_by_agency):
                 metrics.OPEN_COMPLAINTS.labels(agency_id).set(open_by_agency[agency_id])
             self.open_by_agency = open_by_agency
+            self.learned = learned
             self.owned, self.pending, self.needs_reindex = owned, {}, False
         log.info(
             "indexed %d scheduled complaints on partitions %s in %.3fs",
@@ -235,10 +254,13 @@ class RouteWorker:
         )
 
     # --- the step and its outputs ---------------------------------------------------------
-    def _apply(self, record: Incoming, key: bytes, step: Step, out: list[Output]) -> bool:
+    def _apply(
+        self, record: Incoming, key: bytes, step: Step, out: list[Output], arrival: bool = True
+    ) -> bool:
         """Load the thread's state, run one pure step, queue its events and the new state.
 
-        False when the input was dead-lettered instead."""
+        False when the input was dead-lettered instead. ``arrival``: the step is an input
+        (message, command), not a tick: notes a deadline that had already passed."""
         try:
             old = self.table.get(key)
             state = ComplaintState.from_bytes(old) if old else None
@@ -254,6 +276,8 @@ class RouteWorker:
         self._publish(key, events, out)  # events before state: a crash re-emits, never loses
         self._store(key, record.partition, old, new, out)
         self._track_open(was, new)
+        if arrival and new is not None:
+            self._note_past_due(key, old, new)
         return True
 
     def _store(
@@ -293,6 +317,40 @@ class RouteWorker:
                 metrics.RESPONSE_BUSINESS_TIME.labels(e.agency_id, e.clock.value).observe(
                     e.business_seconds
                 )
+
+    # --- timer metrics --------------------------------------------------------------------
+    def _note_past_due(self, key: bytes, old: bytes | None, new: ComplaintState) -> None:
+        """Remember when route learned of a deadline that had already passed (a late webhook,
+        a platform retry, a replay: clocks start at the platform's time): firing it is
+        catch-up, and the timer is late only from now on."""
+        due = new.next_due()
+        if due is None or not new.is_open:
+            return
+        now = self.clock()
+        if due >= now:
+            return
+        before = peek_schedule(old).due if old else None
+        if before is None or due < before:  # this input brought the past deadline
+            self.learned.setdefault(key, (now, "late_input"))
+
+    def _observe_timers(
+        self, key: bytes, now: float, fired_at: float, lags: list[float], fired: list[Event]
+    ) -> None:
+        """Timer lag of each stage a tick fired, measured when the worker fired it: from the
+        moment it could first have fired, max(due, when route learned of it); the part before
+        that is catch-up. ``lags`` are the router's ``now - due`` per fired event (``now``:
+        the tick's time)."""
+        learned = self.learned.pop(key, None)
+        for lag, event in zip(lags, fired, strict=False):
+            due = now - lag
+            start = due
+            if learned is not None and due < learned[0]:
+                start, cause = learned
+                metrics.TIMER_CATCH_UP.labels(cause).observe(start - due)
+                overdue = isinstance(event, SlaEvent) and event.event_type is SlaEventType.overdue
+                if overdue and cause == "late_input":
+                    metrics.SLA_OVERDUE_ON_ARRIVAL.labels(event.agency_id).inc()
+            metrics.TIMER_LAG.observe(max(0.0, fired_at - start))
 
     def _track_open(self, before: tuple[str, bool] | None, after: ComplaintState | None) -> None:
         counts = self.open_by_agency

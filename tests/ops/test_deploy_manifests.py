@@ -6,7 +6,11 @@ and secret wiring, and the generated PrometheusRule matches the promtool-tested 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -208,3 +212,139 @@ def test_topic_creation_commands_compile_and_call_the_real_function() -> None:
     compile(commands[0], "<topics>", "exec")
     assert "from common.kafka import ensure_topics" in commands[0]
     assert "timeout" in inspect.signature(ensure_topics).parameters
+
+
+# --- the files each processor reads are mounted ----------------------------------------------
+READS = {
+    "ingest": {"ADUAN_REGISTRY_FILE"},
+    "classify": {"ADUAN_REGISTRY_FILE", "ADUAN_CLASSIFY_CONFIG"},
+    "route": {"ADUAN_REGISTRY_FILE", "ADUAN_ROUTE_SLA_FILE"},
+}
+"""The file settings of each processor (a model is optional: the overlay/component adds it)."""
+_COMPOSE_VAR = re.compile(r"^\$\{(\w+)(?::-([^}]*)|:\?([^}]*))\}$")
+
+
+def _host_source(source: str) -> Path | None:
+    """A compose volume source as a path under deploy/ (the default of ``${VAR:-default}``);
+    None for ``${VAR:?message}``, which compose itself refuses to run without."""
+    m = _COMPOSE_VAR.match(source)
+    if m:
+        if m[3] is not None:
+            return None
+        source = m[2]
+    return (DEPLOY / source).resolve()
+
+
+def _mounted_source(volumes: list[str], container_path: str) -> Path | None:
+    """The host file behind ``container_path`` given ``source:target[:ro]`` volumes."""
+    for volume in volumes:
+        source, target = (
+            volume.rsplit(":", 2)[0:2] if volume.endswith(":ro") else volume.rsplit(":", 1)
+        )
+        if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
+            host = _host_source(source)
+            return None if host is None else host / container_path[len(target) :].lstrip("/")
+    raise AssertionError(f"{container_path} is not under any mounted volume: {volumes}")
+
+
+def _compose_with(*overlays: str) -> dict[str, Any]:
+    """Compose's merge of the base file with overlays: maps merged, volumes by target."""
+    services = _compose()["services"]
+    for name in overlays:
+        for svc, extra in yaml.safe_load((DEPLOY / name).read_text())["services"].items():
+            base = services[svc]
+            base["environment"] = {**base.get("environment", {}), **extra.get("environment", {})}
+            base["volumes"] = [*base.get("volumes", []), *extra.get("volumes", [])]
+    return services
+
+
+def test_compose_mounts_every_file_the_processors_read() -> None:
+    services = _compose_with("docker-compose.model.yml")
+    reads = {**READS, "classify": READS["classify"] | {"ADUAN_CLASSIFY_MODEL"}}
+    for name, variables in reads.items():
+        env, volumes = services[name]["environment"], services[name]["volumes"]
+        for var in variables:
+            host = _mounted_source(volumes, env[var])
+            if host is not None:  # a default shipped in the repository
+                assert host.is_file(), f"{name}: {var}={env[var]} mounts missing {host}"
+    model_volume = services["classify"]["volumes"][-1]
+    assert model_volume.startswith("${ADUAN_CLASSIFY_MODEL_SOURCE:?")  # no model, no start
+    base = _compose()["services"]["classify"]
+    assert "ADUAN_CLASSIFY_MODEL" not in base["environment"]  # optional: the overlay adds it
+
+
+def test_kubernetes_mounts_every_file_the_processors_read() -> None:
+    (cm,) = [d for d in _k8s_docs() if d["kind"] == "ConfigMap"]
+    deployments = {d["metadata"]["name"]: d for d in _k8s_docs() if d["kind"] == "Deployment"}
+    readme = (K8S / "README.md").read_text()
+    for name, variables in READS.items():
+        (container,) = deployments[f"aduan-{name}"]["spec"]["template"]["spec"]["containers"]
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        for var in variables:
+            path = Path(cm["data"][var])
+            assert mounts.get(str(path.parent)) == "config", (name, var, path)
+            # the aduan-config ConfigMap is created with that file name (README)
+            assert f"--from-file={path.name}=" in readme, (var, path.name)
+
+
+def test_the_optional_model_component_mounts_a_volume_and_names_the_file() -> None:
+    component = K8S / "classify-model"
+    kustomization = yaml.safe_load((component / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Component"
+    (pvc,) = [yaml.safe_load((component / r).read_text()) for r in kustomization["resources"]]
+    assert pvc["kind"] == "PersistentVolumeClaim" and "ReadOnlyMany" in pvc["spec"]["accessModes"]
+    (patch_ref,) = kustomization["patches"]
+    patch = yaml.safe_load((component / patch_ref["path"]).read_text())
+    deployments = {d["metadata"]["name"] for d in _k8s_docs() if d["kind"] == "Deployment"}
+    assert patch["metadata"]["name"] in deployments
+    spec = patch["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["name"] == "classify"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    (mount,) = container["volumeMounts"]
+    assert Path(env["ADUAN_CLASSIFY_MODEL"]).parent == Path(mount["mountPath"])
+    (volume,) = spec["volumes"]
+    assert volume["name"] == mount["name"]
+    assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    assert "classify-model" in (K8S / "kustomization.yaml").read_text()
+
+
+def test_the_runbook_explains_the_mounted_files() -> None:
+    runbook = (REPO / "docs" / "operations.md").read_text()
+    section = runbook.split("## Deployment files", 1)[1].split("\n## ", 1)[0]
+    for needle in (
+        "ADUAN_REGISTRY_FILE", "ADUAN_ROUTE_SLA_FILE", "ADUAN_CLASSIFY_CONFIG",
+        "ADUAN_CLASSIFY_MODEL", "docker-compose.model.yml", "classify-model",
+        "ADUAN_CLASSIFY_CONFIG_SOURCE", "ADUAN_CLASSIFY_MODEL_SOURCE",
+    ):  # fmt: skip
+        assert needle in section, needle
+
+
+# --- default paths ---------------------------------------------------------------------------
+def test_default_config_paths_do_not_depend_on_the_working_directory(tmp_path: Path) -> None:
+    code = (
+        "from common.settings import Settings; from services.route.settings import "
+        "RouteSettings; from services.classify.settings import ClassifySettings; "
+        "print(Settings().registry_file, RouteSettings().sla_file, ClassifySettings().config)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADUAN_")}
+    env["PYTHONPATH"] = str(REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    for path in map(Path, out.stdout.split()):
+        assert path.is_absolute() and path.is_file(), path
+
+
+def test_a_missing_config_file_is_one_line_naming_its_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADUAN_")}
+    env |= {"PYTHONPATH": str(REPO), "ADUAN_ROUTE_SLA_FILE": str(tmp_path / "sla.yaml")}
+    out = subprocess.run(
+        [sys.executable, "-m", "services.route"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("route: ADUAN_ROUTE_SLA_FILE=") and "no such file" in line
