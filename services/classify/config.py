@@ -158,6 +158,13 @@ class ClassifyConfig(BaseModel):
     kinds: dict[str, dict[str, Weight]] = Field(default_factory=dict)
     context: dict[str, list[str]] = Field(default_factory=dict)
     urgency: dict[str, list[UrgencyRule]] = Field(default_factory=dict)
+    places: dict[str, str] = Field(
+        default_factory=dict,
+        description="the deployment's own place names (streets, landmarks) -> Kemendagri code",
+    )
+    needs_review_below: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="records with a lower confidence are flagged"
+    )
 
     @field_validator("kinds")
     @classmethod
@@ -193,6 +200,21 @@ class ClassifyConfig(BaseModel):
         if self.fallback_category not in self.categories:
             raise ValueError(f"fallback_category {self.fallback_category!r} is not a category")
         return self
+
+    @field_validator("places")
+    @classmethod
+    def _places(cls, v: dict[str, str]) -> dict[str, str]:
+        from services.classify.gazetteer import known_region
+
+        for phrase, code in v.items():
+            _check_phrase(phrase)
+            if not known_region(code):
+                raise ValueError(f"{phrase!r}: {code!r} is not a Kemendagri region code")
+        return v
+
+    @property
+    def place_aliases(self) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted(self.places.items()))
 
     def agency_kind_of(self, category: str) -> str:
         return self.categories[category].agency_kind
