@@ -166,6 +166,7 @@ class Gazetteer:
                 resolved.append((code, cands[0].name))
         if not resolved:
             return None
+
         # the most specific place, preferring one consistent with the others named
         def rank(item: tuple[int, tuple[str, str]]) -> tuple[int, int, int]:
             i, (code, _) = item

@@ -73,9 +73,7 @@ class _Entry:
             "group_word": len(urg) == len(self.targets) and not any_trigger,
             "kinds": tuple((lab, w) for g, lab, w in self.targets if g == KIND),
             "context": tuple(lab for g, lab, _ in self.targets if g == CTX),
-            "urgency": tuple(
-                (int(r), int(g)) for r, _, g in (lab.partition(":") for lab in urg)
-            ),
+            "urgency": tuple((int(r), int(g)) for r, _, g in (lab.partition(":") for lab in urg)),
         }
         for name, value in fields.items():
             object.__setattr__(self, name, value)
@@ -92,8 +90,8 @@ class IntentRules:
     def __init__(self, config: ClassifyConfig) -> None:
         self.question_mark = 0.0
         entries: dict[str, list[tuple[int, str, float]]] = {}
-        for kind, phrases in config.kinds.items():
-            for phrase, weight in phrases.items():
+        for kind, weighted in config.kinds.items():
+            for phrase, weight in weighted.items():
                 if phrase == "?":
                     self.question_mark = weight
                 else:
@@ -101,7 +99,12 @@ class IntentRules:
         for key, phrases in config.context.items():
             for phrase in phrases:
                 entries.setdefault(phrase, []).append((CTX, key, 1.0))
-                if key != "negation" and phrase[:2] == "di" and len(phrase) > 5 and " " not in phrase:
+                if (
+                    key != "negation"
+                    and phrase[:2] == "di"
+                    and len(phrase) > 5
+                    and " " not in phrase
+                ):
                     # informal writing splits the passive prefix: "di angkut", "di perbaiki"
                     entries.setdefault("di " + phrase[2:], []).append((CTX, key, 1.0))
         # urgency rules by rank (emergency first); label "rank:group" (group -1 for `any`)
@@ -250,7 +253,7 @@ class IntentRules:
 
     def _urgency(
         self, urg: list[tuple[int, int, int]], reader: _Context, solved: float
-    ) -> tuple[list[int], list[tuple[int, str]]]:
+    ) -> tuple[list[tuple[str, str]], list[tuple[int, str]]]:
         """(level, reason) of the live triggers, most urgent first, and (rank, why) of the
         defused ones. An emergency that recurs ("sering terjadi kecelakaan") is a hazard to
         fix, not one to run to: it counts as ``high``."""
@@ -297,7 +300,9 @@ def _word_table(phrases: list[str]) -> dict[str, list[tuple[str, ...]]]:
     return table
 
 
-def _find(table: dict[str, list[tuple[str, ...]]], window: Sequence[str], offset: int) -> int | None:
+def _find(
+    table: dict[str, list[tuple[str, ...]]], window: Sequence[str], offset: int
+) -> int | None:
     """Position of the first phrase of ``table`` in ``window`` (plus ``offset``), or None."""
     for i in compress(range(len(window)), map(table.__contains__, window)):
         for words in table[window[i]]:

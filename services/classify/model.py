@@ -353,7 +353,8 @@ def fit_calibration(
     # classes with fewer rows than folds cannot be stratified; they go into any fold
     strata = np.asarray([lab if counts[lab] >= folds else "~rare" for lab in labels])
     split = StratifiedKFold(folds, shuffle=True, random_state=0)
-    feats, right = [], []
+    feats: list[np.ndarray] = []
+    right: list[bool] = []
     aux = train.pop("aux", None)
     for fit, held in split.split(np.zeros(len(y)), strata):
         if len(set(y[fit])) < 2:
