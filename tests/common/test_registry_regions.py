@@ -76,7 +76,7 @@ def test_unknown_or_contradicting_codes_are_refused(
 
 
 def test_an_accounts_own_region_code_is_checked_too(tmp_path: Path) -> None:
-    with pytest.raises(RegistryError, match="accounts.0.region_code.*unknown region code"):
+    with pytest.raises(RegistryError, match=r"accounts\.0\.region_code.*unknown region code"):
         load_registry(_registry(tmp_path, "Dinas Sosial", "35.78", account_code="35.78.77"))
     ok = load_registry(_registry(tmp_path, "Dinas Sosial", "35.78", account_code="35.78.03"))
     assert ok.account_region(ok.accounts[0]) == "35.78.03"
