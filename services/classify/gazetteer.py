@@ -43,7 +43,7 @@ VILLAGE_CUES = frozenset({"kelurahan", "kel", "desa", "ds", "kelurhan", "lurah",
 DISTRICT_CUES = frozenset({"kecamatan", "kec", "kecamtan", "camat"})
 REGENCY_CUES = frozenset({"kota", "kabupaten", "kab", "kabupatén", "pemerintah"})
 # a name right after these is a street's ("jalan kediri" in Surabaya is not Kediri)
-STREET_WORDS = frozenset({"jalan", "gang", "raya", "jalanan", "lorong"})
+STREET_WORDS = frozenset({"jalan", "gang", "raya", "jalanan", "lorong", "dijalan", "dijl", "jalur"})
 _MAX_WORDS = 4
 _REGENCY_PREFIX = re.compile(r"^(kota|kabupaten)\s+", re.IGNORECASE)
 
@@ -61,6 +61,10 @@ class Mention:
     start: int
     end: int
     places: tuple[Place, ...]
+    strong: bool  # cued, or a name that is no ordinary word: counts on its own
+    cued: bool = False
+    derived: bool = False  # a derived form of an ordinary word ("larangan", "sawahan")
+    ordinary: bool = False  # an ordinary word ("sudah", "perak"), even when cued
 
 
 def level_of(code: str) -> int:
@@ -99,14 +103,24 @@ class Gazetteer:
         self.province_code = province_code
         self.common_words = common_words
         self._names: dict[tuple[str, ...], list[tuple[Place, bool]]] = {}
+        self._derived: set[tuple[str, ...]] = set()
+        # a distinctive word of a longer name ("manukan" of Manukan Kulon, "kedinding" of
+        # Tanah Kali Kedinding): locals shorten names, and inside the account's own regency
+        # the shortened name means that place rather than a village elsewhere called so
+        self._parts: dict[str, list[Place]] = {}
         for place in places:
             words = tuple(tokens(_REGENCY_PREFIX.sub("", place.name)))
             if not words:
                 continue
             free = len(words) > 1 or words[0] not in common_words
+            if free and len(words) == 1 and _derived(words[0], common_words):
+                self._derived.add(words)
             keys = {words}
             if len(words) > 1:
                 keys.add(("".join(words),))  # "karangpilang" written as one word
+                for word in words:
+                    if len(word) >= 4 and word not in common_words:
+                        self._parts.setdefault(word, []).append(place)
             for key in keys:
                 self._names.setdefault(key, []).append((place, free))
         for phrase, code in aliases:  # the deployment's own names: no cue needed
@@ -114,7 +128,7 @@ class Gazetteer:
             if words:
                 alias = Place(code, phrase, level_of(code))
                 self._names.setdefault(words, []).append((alias, True))
-        self._first = {key[0] for key in self._names}
+        self._first = {key[0] for key in self._names} | set(self._parts)
 
     def find(self, toks: Sequence[str]) -> list[Mention]:
         """Every place name in the normalized tokens (longest first at a position), in text
@@ -130,12 +144,15 @@ class Gazetteer:
             if prev in STREET_WORDS:
                 continue
             for k in range(min(_MAX_WORDS, n - i), 0, -1):
-                entries = names.get(tuple(toks[i : i + k]))
+                key = tuple(toks[i : i + k])
+                entries = names.get(key)
                 if not entries:
                     continue
-                places = _cued(entries, prev)
+                places, strong, cued = _cued(entries, prev)
                 if places:
-                    mentions.append(Mention(i, i + k, places))
+                    ordinary = not any(free for _, free in entries)
+                    derived = key in self._derived
+                    mentions.append(Mention(i, i + k, places, strong, cued, derived, ordinary))
                     skip_to = i + k
                 break
         return mentions
@@ -144,21 +161,45 @@ class Gazetteer:
         """(code, name) of the most specific place the text supports, or None.
 
         ``home`` is the account's region: its regency settles names that several places in
-        the province share."""
+        the province share, and for a regency's account a one-word name found only outside
+        it (a street or a village elsewhere called like a word of the text) needs a cue or
+        another place named with it."""
         mentions = self.find(toks)
+        home_regency = ".".join(home.split(".")[:2]) if level_of(home) >= 2 else ""
+        if home_regency:
+            mentions += self._home_parts(toks, mentions, home_regency)
         if not mentions:
             return None
-        home_regency = ".".join(home.split(".")[:2]) if level_of(home) >= 2 else ""
-        resolved: list[tuple[str, str]] = []
+        if not home_regency:  # a provincial account: "larangan" is a word, not Pamekasan's
+            mentions = [
+                Mention(m.start, m.end, m.places, False, m.cued) if m.derived and not m.cued else m
+                for m in mentions
+            ]
+        resolved: list[tuple[str, str, bool]] = []  # (code, name, counts on its own)
         for m in mentions:
             cands = list(m.places)
+            # support comes from names that count on their own: two ordinary words that are
+            # both village names somewhere ("sudah", "surat") prove nothing to each other
+            # (nor does a name shared by dozens of villages)
+            others = [
+                p.code
+                for o in mentions
+                if o is not m and o.strong and not o.ordinary and len(o.places) <= 3
+                for p in o.places
+            ]
+            support = [sum(_related(c.code, o) for o in others) for c in cands]
             if len(cands) > 1:
-                others = [p.code for o in mentions if o is not m for p in o.places]
-                support = [sum(_related(c.code, o) for o in others) for c in cands]
                 top = max(support)
-                cands = [c for c, s in zip(cands, support, strict=True) if s == top]
-            if len(cands) > 1 and home_regency:
-                cands = [c for c in cands if _within(c.code, home_regency)] or cands
+                cands = [c for c, sup in zip(cands, support, strict=True) if sup == top]
+            supported = max(support) > 0
+            if home_regency:
+                inside = [c for c in cands if _within(c.code, home_regency)]
+                if inside:
+                    cands = inside
+                elif m.end - m.start == 1 and not (supported or (m.cued and not m.ordinary)):
+                    # "wonokitri": a street here, a village elsewhere; "kelurahan sudah ...":
+                    # a cue before an ordinary word that is a village name in another regency
+                    continue
             if len(cands) > 1:
                 # a name that is a regency or kecamatan and also a village ("sidoarjo",
                 # "benowo", "tambaksari") means the larger, better known place
@@ -166,45 +207,98 @@ class Gazetteer:
                 cands = [c for c in cands if c.level == top_level]
             codes = sorted({c.code for c in cands})
             code = codes[0] if len(codes) == 1 else _common_parent(codes)
-            if level_of(code) >= 2 and code:
-                resolved.append((code, cands[0].name))
+            if code and level_of(code) >= 2:
+                resolved.append((code, cands[0].name, m.strong or supported))
+        resolved = [r for r in resolved if r[2]]  # an ordinary word needs a cue or company
         if not resolved:
             return None
 
-        # the most specific place, preferring one consistent with the others named
-        def rank(item: tuple[int, tuple[str, str]]) -> tuple[int, int, int]:
-            i, (code, _) = item
-            agree = sum(_related(code, other) for other, _ in resolved)
-            return (agree, level_of(code), -i)
+        # the most specific place, preferring one consistent with the others named and one
+        # in the account's own regency
+        def rank(item: tuple[int, tuple[str, str, bool]]) -> tuple[int, bool, int, int]:
+            i, (code, _, _) = item
+            agree = sum(_related(code, other) for other, _, _ in resolved)
+            home_first = bool(home_regency) and _within(code, home_regency)
+            return (agree, home_first, level_of(code), -i)
 
-        return max(enumerate(resolved), key=rank)[1]
+        code, name, _ = max(enumerate(resolved), key=rank)[1]
+        return code, name
+
+    def _home_parts(
+        self, toks: Sequence[str], mentions: list[Mention], home_regency: str
+    ) -> list[Mention]:
+        """Shortened names of places in the home regency at positions no full name of a place
+        in it covers ("manukan" is a village in Bojonegoro and half of Manukan Kulon)."""
+        taken = {
+            i
+            for m in mentions
+            if any(_within(p.code, home_regency) for p in m.places)
+            for i in range(m.start, m.end)
+        }
+        out = []
+        for i in compress(range(len(toks)), map(self._parts.__contains__, toks)):
+            if i in taken or (i and toks[i - 1] in STREET_WORDS):
+                continue
+            inside = tuple(p for p in self._parts[toks[i]] if _within(p.code, home_regency))
+            if inside:
+                out.append(Mention(i, i + 1, inside, True))
+        return out
 
 
-def _cued(entries: list[tuple[Place, bool]], prev: str) -> tuple[Place, ...]:
-    """The places a name may mean, given the word before it."""
+def _derived(word: str, common: frozenset[str]) -> bool:
+    """A derived form of a word of the language ("larangan" from "larang", but also
+    "sawahan" from "sawah"): ordinary words for a provincial account, which has no home
+    regency to prefer; a regency's account keeps its own kecamatan called so."""
+    if not common or word.startswith(("ke", "sido", "wono", "suko", "tambak", "kali")):
+        return False
+    from services.classify.text import stem
+
+    root = stem(word)
+    return root != word and root in common and word.endswith(("an", "kan", "nya", "i"))
+
+
+def _cued(entries: list[tuple[Place, bool]], prev: str) -> tuple[tuple[Place, ...], bool, bool]:
+    """The places a name may mean given the word before it, whether the name counts on its
+    own (a cue, or no ordinary word) and whether it was cued."""
     if prev in VILLAGE_CUES:
-        return tuple(p for p, _ in entries if p.level == 4)
+        return tuple(p for p, _ in entries if p.level == 4), True, True
     if prev in DISTRICT_CUES:
-        return tuple(p for p, _ in entries if p.level == 3)
+        return tuple(p for p, _ in entries if p.level == 3), True, True
     if prev in REGENCY_CUES:
         regencies = [p for p, _ in entries if p.level == 2]
         if prev == "kota":
-            return tuple(p for p in regencies if p.kota) or tuple(regencies)
+            return tuple(p for p in regencies if p.kota) or tuple(regencies), True, True
         if prev in ("kabupaten", "kab"):
-            return tuple(p for p in regencies if not p.kota) or tuple(regencies)
-        return tuple(regencies)
-    return tuple(p for p, free in entries if free)
+            return tuple(p for p in regencies if not p.kota) or tuple(regencies), True, True
+        return tuple(regencies), True, True
+    return tuple(p for p, _ in entries), any(free for _, free in entries), False
 
 
 @lru_cache(maxsize=1)
 def common_words() -> frozenset[str]:
-    """Root words of the dictionary PySastrawi ships: one-word place names among them need
-    a cue word ("ujung", "perak", "genteng" are words before they are places)."""
+    """Root words of the dictionary PySastrawi ships, plus the words of the slang lexicon and
+    a list of everyday words the dictionary lacks: one-word place names among them need a
+    cue word ("ujung", "perak", "genteng", "sudah" are words before they are places).
+
+    A derived form ("larangan", "tahunan") is recognised at lookup time by its root."""
     import Sastrawi.Stemmer
 
+    from services.classify.text import SLANG
+
     path = Path(Sastrawi.Stemmer.__file__).with_name("data") / "kata-dasar.txt"
-    words = path.read_text(encoding="utf-8").split()
-    return frozenset(w.strip().lower() for w in words)
+    words = {w.strip().lower() for w in path.read_text(encoding="utf-8").split()}
+    words.update(SLANG)
+    for expansion in SLANG.values():
+        words.update(expansion)
+    words.update(_EVERYDAY)
+    return frozenset(words)
+
+
+# everyday words (and informal spellings) that are also village names in Jawa Timur
+_EVERYDAY = frozenset(
+    "sudah dateng datang kulon wetan lor kidul tengah baru lama jaya indah makmur sari "
+    "rejo mulyo asri permai timur barat utara selatan".split()
+)
 
 
 def province_places(province_code: str) -> list[Place]:

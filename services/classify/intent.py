@@ -79,9 +79,9 @@ class _Entry:
             object.__setattr__(self, name, value)
 
 
-# a phrase's first word -> (the one-word phrase's entry, [(number of further words, {those
-# words (a string for one, else a tuple): entry})], longest first)
-_Starts = tuple["_Entry | None", list[tuple[int, dict[object, "_Entry"]]]]
+# a phrase's first two words -> (the two-word phrase's entry, [(number of further words,
+# {those words (a string for one, else a tuple): entry})], longest first)
+_Pair = tuple["_Entry | None", list[tuple[int, dict[object, "_Entry"]]]]
 
 
 class IntentRules:
@@ -135,25 +135,31 @@ class IntentRules:
             merged.setdefault((by_root, words), []).extend(
                 t for t in targets if t not in merged.get((by_root, words), ())
             )
-        # first word -> (its one-word entry, [(words to come, {those words: entry})]): at a
-        # position, one dict probe per phrase length instead of comparing every phrase
-        self._surface: dict[str, _Starts] = {}
-        self._rooted: dict[str, _Starts] = {}
+        # One-word phrases by their word; longer ones by their first two words, each with the
+        # entry of the two-word phrase and [(words to come, {those words: entry})]. Both are
+        # probed for every position in C (map over the words and over the word pairs), so
+        # Python only runs where a phrase may start: about half as often as by first word,
+        # since "di", "tidak", "ada" start many phrases but rarely one that is there.
+        self._singles: tuple[dict[str, _Entry], dict[str, _Entry]] = ({}, {})
+        self._pairs: tuple[dict[tuple[str, str], _Pair], dict[tuple[str, str], _Pair]] = ({}, {})
         for (by_root, words), targets in merged.items():
-            table = self._rooted if by_root else self._surface
             entry = _Entry(tuple(targets))
-            single, longer = table.get(words[0], (None, []))
             if len(words) == 1:
-                single = entry
+                self._singles[by_root][words[0]] = entry
+                continue
+            pair = (words[0], words[1])
+            two, longer = self._pairs[by_root].get(pair, (None, []))
+            if len(words) == 2:
+                two = entry
             else:
-                k = len(words) - 1
+                k = len(words) - 2
                 tails = next((t for j, t in longer if j == k), None)
                 if tails is None:
                     tails = {}
                     longer.append((k, tails))
                     longer.sort(key=lambda jt: -jt[0])
-                tails[words[1] if k == 1 else words[1:]] = entry
-            table[words[0]] = (single, longer)
+                tails[words[2] if k == 1 else words[2:]] = entry
+            self._pairs[by_root][pair] = (two, longer)
 
     # --- matching --------------------------------------------------------------------------
     def hits(self, toks: Sequence[str], roots: Sequence[str]) -> list[tuple[int, int, _Entry]]:
@@ -161,18 +167,23 @@ class IntentRules:
         longer one is dropped ("rawan kecelakaan" is not "kecelakaan")."""
         found: list[tuple[int, int, _Entry]] = []
         n = len(toks)
-        for table, seq in ((self._surface, toks), (self._rooted, roots)):
-            if not table:
-                continue
-            for i in compress(range(n), map(table.__contains__, seq)):
-                single, longer = table[seq[i]]
-                for k, tails in longer:
-                    if i + k < n:
-                        entry = tails.get(seq[i + 1] if k == 1 else tuple(seq[i + 1 : i + 1 + k]))
-                        if entry is not None:
-                            found.append((i, i + 1 + k, entry))
-                if single is not None:
-                    found.append((i, i + 1, single))
+        for by_root, seq in ((0, toks), (1, roots)):
+            singles, pairs = self._singles[by_root], self._pairs[by_root]
+            if singles:
+                for i in compress(range(n), map(singles.__contains__, seq)):
+                    found.append((i, i + 1, singles[seq[i]]))
+            if pairs and n > 1:
+                bigrams = list(zip(seq, seq[1:]))
+                for i in compress(range(n - 1), map(pairs.__contains__, bigrams)):
+                    two, longer = pairs[bigrams[i]]
+                    for k, tails in longer:
+                        if i + 2 + k <= n:
+                            key = seq[i + 2] if k == 1 else tuple(seq[i + 2 : i + 2 + k])
+                            entry = tails.get(key)
+                            if entry is not None:
+                                found.append((i, i + 2 + k, entry))
+                    if two is not None:
+                        found.append((i, i + 2, two))
         if len(found) < 2:
             return found
         found.sort(key=lambda h: (h[0], -h[1]))

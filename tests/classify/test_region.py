@@ -151,3 +151,23 @@ def test_whatsapp_coordinates_alone_leave_the_account_region() -> None:
     loc = Location(latitude=-7.29, longitude=112.73)  # no name or address: not mapped
     record = CLASSIFIER.classify(message("jalan rusak parah", location=loc))
     assert record.region_source == RegionSource.account and record.region_code == "35.78"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mohon rambu larangan parkir dipasang",  # "Larangan" is a village in Pamekasan
+        "kebisingan tahunan dari pabrik",  # a derived word, not the village Tahunan
+        "saya sudah lapor ke kelurahan",  # "Sudah" is a village too
+        "musholla dijalan wonokitri besar berisik",  # a street here, a village in Pasuruan
+    ],
+)
+def test_ordinary_words_and_streets_of_a_city_are_not_villages_elsewhere(text: str) -> None:
+    hit = gazetteer_for("35").resolve(tokens(text), "35.78")
+    assert hit is None or hit[0].startswith("35.78"), hit
+
+
+def test_a_shortened_name_means_the_place_in_the_accounts_own_regency() -> None:
+    # Surabaya has Manukan Kulon and Manukan Wetan (Tandes); "Manukan" alone is elsewhere
+    hit = gazetteer_for("35").resolve(tokens("balai rt di manukan rusak"), "35.78")
+    assert hit is not None and hit[0] == "35.78.14", hit
