@@ -296,8 +296,11 @@ def common_words() -> frozenset[str]:
 
 # everyday words (and informal spellings) that are also village names in Jawa Timur
 _EVERYDAY = frozenset(
-    "sudah dateng datang kulon wetan lor kidul tengah baru lama jaya indah makmur sari "
-    "rejo mulyo asri permai timur barat utara selatan".split()
+    {
+        *("sudah", "dateng", "datang", "baru", "lama", "tengah", "jaya", "indah", "makmur"),
+        *("kulon", "wetan", "lor", "kidul", "timur", "barat", "utara", "selatan"),
+        *("sari", "rejo", "mulyo", "asri", "permai"),
+    }
 )
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, pairwise
 
 from services.classify.config import ClassifyConfig
 from services.classify.text import stem, tokens
@@ -173,7 +173,7 @@ class IntentRules:
                 for i in compress(range(n), map(singles.__contains__, seq)):
                     found.append((i, i + 1, singles[seq[i]]))
             if pairs and n > 1:
-                bigrams = list(zip(seq, seq[1:]))
+                bigrams = list(pairwise(seq))
                 for i in compress(range(n - 1), map(pairs.__contains__, bigrams)):
                     two, longer = pairs[bigrams[i]]
                     for k, tails in longer:
