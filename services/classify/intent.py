@@ -216,6 +216,8 @@ class IntentRules:
                 ctx.setdefault(label, []).append(start)
                 ctx_end[start] = end
             for label, weight in entry.kinds:
+                if label == "aspiration" and weight >= _STRONG:
+                    ctx.setdefault("wish", []).append(start)  # "semoga ada ...", "usul ..."
                 if label != "praise":
                     kinds[label] = kinds.get(label, 0.0) + weight
                 elif any(start - 2 <= p < start for p in ctx.get("negation", ())):
@@ -246,6 +248,8 @@ class IntentRules:
         # thanks that open the message (or make up most of a short one) are meant; at the end
         # of a long complaint they are politeness ("... mohon bantuannya, terima kasih")
         thanks = any(p <= 3 for p in ctx.get("thanks", ())) or (n <= 12 and "thanks" in ctx)
+        if "thanks" in ctx and solved and not open_problem:
+            thanks = True  # thanks anywhere for a done fix: "... sudah lancar, makasih"
         kind = decide(
             kinds, open_problem, solved, demanded, thanks, "create" in ctx, "request" in ctx, topic
         )
@@ -357,6 +361,8 @@ class _Context:
                 continue
             if near("hypothetical", pos, _HYP_WINDOW) or near("inquiry", pos, _HYP_WINDOW + 1):
                 continue
+            if near("wish", pos, 8):
+                continue  # "semoga ada program perbaikan rumah tidak layak huni": the wish
             if near("future", pos, 3, 3):
                 continue
             if near("past", pos, _PAST_WINDOW, _PAST_WINDOW) and not near(
@@ -374,7 +380,8 @@ class _Context:
             elif any(p < pos for p in requests):
                 demanded += 2
         for pos in self.ctx.get("good", ()):
-            if near("done", pos, 3) or near("ongoing", pos, 3):
+            # "sudah lancar", "sekarang bersih" -- but "masih nyala" is a live wire, not a fix
+            if near("done", pos, 3) or "sekarang" in toks[max(0, pos - 3) : pos]:
                 if not near("negation", pos, 2):
                     solved += 1
             elif self.negated(pos):
@@ -449,8 +456,10 @@ def decide(
             return "aspiration"
         if question >= 2:
             return "question"
-    if open_problem <= 1 and demanded == 0 and not kinds.get("complaint") and question >= 3.5:
-        return "question"  # "apa saja dokumen untuk ganti KTP rusak?": the problem is its topic
+    if open_problem <= 1 and demanded == 0 and kinds.get("complaint", 0) <= 2 and question >= 3.5:
+        # "apa saja dokumen untuk ganti KTP rusak?", "izin bertanya, untuk lapor jalan rusak
+        # lewat apa?": the problem is the question's topic
+        return "question"
     if open_problem or complaint >= 2:
         return "complaint"
     if aspiration >= 2:
