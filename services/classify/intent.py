@@ -23,8 +23,8 @@ open problem is an aspiration or a question; any open problem, demanded fix or c
 makes a complaint; topic words alone are a complaint only when nothing else speaks.
 Urgency belongs to complaints; every other kind is ``low``.
 
-Pure and cheap: one C-level scan of the tokens against the set of first words, Python only
-at the (few) positions where a phrase starts.
+Pure and cheap: the phrases are probed for every word and every word pair in C, Python only
+runs at the (few) positions where a phrase starts; each rule reads a handful of positions.
 """
 
 from __future__ import annotations

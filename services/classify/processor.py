@@ -27,7 +27,6 @@ from services.classify.classifier import Classifier, load_classifier
 
 log = logging.getLogger("aduan.classify")
 NAME = "classify"
-LOW_CONFIDENCE = 0.5
 
 
 class ClassifyHandler:
@@ -77,7 +76,7 @@ class ClassifyHandler:
 
     def _observe(self, result: ClassifiedMessage, now: datetime) -> None:
         metrics.CLASSIFIED.labels(result.kind, result.category, result.agency_kind).inc()
-        if result.confidence < LOW_CONFIDENCE:
+        if result.needs_review:  # the config's needs_review_below, not a constant
             metrics.LOW_CONFIDENCE.labels(result.agency_kind).inc()
         message = result.message
         metrics.PROCESSING_LATENCY.labels(NAME, "platform").observe(
