@@ -65,8 +65,19 @@ def crossval(
         decided = model.decide([ruleset.apply(history.texts[i]) for i in test], ruleset)
         truth, pred = list(labels[test]), [label for label, _ in decided]
         fold = metrics(truth, pred, 0.0)
-        fold["confidence_ece"] = calibration_error(
-            [c for _, c in decided], [t == p for t, p in zip(truth, pred, strict=True)]
+        right = [t == p for t, p in zip(truth, pred, strict=True)]
+        confidence = [c for _, c in decided]
+        fold["confidence_ece"] = calibration_error(confidence, right)
+        flagged = [c < config.needs_review_below for c in confidence]
+        fold["needs_review_share"] = round(sum(flagged) / len(flagged), 4)
+        # how often the flagged and the other decisions are right
+        fold["accuracy_flagged"] = round(
+            sum(r for r, f in zip(right, flagged, strict=True) if f) / max(1, sum(flagged)), 4
+        )
+        fold["accuracy_unflagged"] = round(
+            sum(r for r, f in zip(right, flagged, strict=True) if not f)
+            / max(1, len(flagged) - sum(flagged)),
+            4,
         )
         out.append(fold)
     return out
@@ -86,7 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for i, m in enumerate(per_fold):
         print(orjson.dumps({"fold": i, **m}).decode())
-    keys = ("accuracy", "accuracy_excl_subdistrict", "macro_f1", "confidence_ece")
+    keys = (
+        "accuracy",
+        "accuracy_excl_subdistrict",
+        "macro_f1",
+        "confidence_ece",
+        "needs_review_share",
+        "accuracy_flagged",
+        "accuracy_unflagged",
+    )
     mean = {k: round(float(np.mean([m[k] for m in per_fold])), 4) for k in keys}
     print(orjson.dumps({"folds": len(per_fold), **mean}).decode())
     return 0
