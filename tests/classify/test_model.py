@@ -164,7 +164,9 @@ def test_train_command_writes_a_model_file(tmp_path: Path, capsys) -> None:
     )
     out = tmp_path / "artifacts" / "model.joblib"
     assert train.main([str(history), "--out", str(out)]) == 0
-    assert out.exists() and "trained on 48 rows" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert out.exists() and "trained on 48 rows" in printed
+    assert "confidence not calibrated (too little history" in printed  # 48 rows < 3 x 20
     assert train.main([str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
 
 
