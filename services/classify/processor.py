@@ -29,7 +29,6 @@ from services.classify.config import AGENCY_KINDS, ClassifyConfig
 
 log = logging.getLogger("aduan.classify")
 NAME = "classify"
-LOW_CONFIDENCE = 0.5
 
 
 class ClassifyHandler:
@@ -79,7 +78,7 @@ class ClassifyHandler:
 
     def _observe(self, result: ClassifiedMessage, now: datetime) -> None:
         metrics.CLASSIFIED.labels(result.kind, result.category, result.agency_kind).inc()
-        if result.confidence < LOW_CONFIDENCE:
+        if result.needs_review:  # the config's needs_review_below, not a constant
             metrics.LOW_CONFIDENCE.labels(result.agency_kind).inc()
         message = result.message
         metrics.PROCESSING_LATENCY.labels(NAME, "platform").observe(

@@ -119,6 +119,7 @@ class ComplaintState:
     last_reply_at: float | None = None
     acknowledged: bool = False
     reroutes: int = 0
+    kind: str = MessageKind.complaint.value  # a question is tracked too (first response)
     seqs: dict[str, int] = field(default_factory=dict)
     clocks: dict[str, ClockState] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)
@@ -179,7 +180,7 @@ class ComplaintState:
         if data[:2] != _MAGIC:
             raise ValueError("not a route state record (bad magic)")
         d = orjson.loads(memoryview(data)[_HEADER.size + data[_HEADER.size - 1] :])
-        state = cls(**{k: d[k] for k in _SCALARS})
+        state = cls(**{k: d[k] for k in _SCALARS if k in d})  # "kind" is newer
         state.seqs = d["seqs"]
         state.seen = d["seen"]
         for row in d["clocks"]:
@@ -224,7 +225,7 @@ def peek_schedule(data: bytes) -> Schedule:
 _SCALARS = (
     "complaint_id", "thread_key", "agency_id", "agency_kind", "region_code", "category",
     "subcategory", "urgency", "excerpt", "opened_at", "partition", "resolved_at",
-    "last_reply_at", "acknowledged", "reroutes",
+    "last_reply_at", "acknowledged", "reroutes", "kind",
 )  # fmt: skip
 
 
@@ -244,7 +245,7 @@ class Router:
         return agency
 
     def _policy(self, state: ComplaintState, agency: Agency) -> Policy:
-        return self.config.select(state.category, state.urgency, agency.id, agency.kind)
+        return self.config.select(state.category, state.urgency, agency.id, agency.kind, state.kind)
 
     def _start(
         self,
@@ -327,6 +328,7 @@ class Router:
             category=state.category,
             subcategory=state.subcategory,
             urgency=state.urgency,
+            kind=state.kind,
             text_excerpt=state.excerpt,
             due={Clock(k): utc(c.due_at) for k, c in state.clocks.items()},
             policy=policy.id,
@@ -365,7 +367,7 @@ class Router:
         if state is not None and m.message_id in state.seen:
             return state, []  # replay
         if state is None or not state.is_open:
-            if cm.kind is not MessageKind.complaint or m.is_agency_reply:
+            if m.is_agency_reply or not self._tracked(cm):
                 if state is not None:
                     state.remember(m.message_id)
                 return state, []
@@ -382,6 +384,8 @@ class Router:
                 c = state.clocks.get(clock.value)
                 if c is not None and at >= c.started_at:
                     events.append(self._stop_response(state, c, at, SlaEventType.responded))
+            if state.kind != MessageKind.complaint.value and not state.clocks:
+                state.resolved_at = at  # an answered question has nothing left to resolve
         elif (
             state.last_reply_at is not None
             and at > state.last_reply_at
@@ -391,6 +395,16 @@ class Router:
         ):
             self._start(state, self._agency(state.agency_id), Clock.next_response, at)
         return state, events
+
+    def _tracked(self, cm: ClassifiedMessage) -> bool:
+        """Complaints always; another kind when its SLA policy runs a clock for it."""
+        if cm.kind is MessageKind.complaint:
+            return True
+        agency = self._agency(cm.agency_id)
+        policy = self.config.select(
+            cm.category, cm.urgency.value, agency.id, agency.kind, cm.kind.value
+        )
+        return bool(policy.targets)
 
     def _open(
         self, cm: ClassifiedMessage, at: float, partition: int
@@ -409,6 +423,7 @@ class Router:
             excerpt=(m.text or "")[: self.excerpt_chars],
             opened_at=at,
             partition=partition,
+            kind=cm.kind.value,
         )
         state.remember(m.message_id)
         for clock in (Clock.first_response, Clock.resolution):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from common.configfile import read_yaml, validate_mapping
 from common.registry import Agency
 from common.settings import DEFAULT_CONFIG_DIR
+from schemas.classified import MessageKind
 from schemas.sla import Clock
 from services.route.calendar import (
     BusinessCalendar,
@@ -89,13 +90,23 @@ class Match(_Strict):
     urgency: list[str] | None = None
     agency_id: list[str] | None = None
     agency_kind: list[str] | None = None
+    kind: list[MessageKind] | None = Field(
+        default=None, description="message kind: complaint, question, aspiration, praise, ..."
+    )
 
-    @field_validator("category", "urgency", "agency_id", "agency_kind", mode="before")
+    @field_validator("category", "urgency", "agency_id", "agency_kind", "kind", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _as_list(v)
 
-    def fits(self, category: str, urgency: str, agency_id: str, agency_kind: str) -> bool:
+    def fits(
+        self,
+        category: str,
+        urgency: str,
+        agency_id: str,
+        agency_kind: str,
+        kind: str = MessageKind.complaint.value,
+    ) -> bool:
         return all(
             allowed is None or value in allowed
             for allowed, value in (
@@ -103,6 +114,7 @@ class Match(_Strict):
                 (self.urgency, urgency),
                 (self.agency_id, agency_id),
                 (self.agency_kind, agency_kind),
+                (self.kind, kind),
             )
         )
 
@@ -181,22 +193,30 @@ class SlaConfig(_Strict):
         return self
 
     # --- lookups ----------------------------------------------------------------------
-    def select(self, category: str, urgency: str, agency_id: str, agency_kind: str) -> Policy:
-        """The first policy whose match fits (memoised: the inputs come from bounded sets)."""
-        key = (category, urgency, agency_id, agency_kind)
+    def select(
+        self,
+        category: str,
+        urgency: str,
+        agency_id: str,
+        agency_kind: str,
+        kind: str = MessageKind.complaint.value,
+    ) -> Policy:
+        """The first policy whose match fits (memoised: the inputs come from bounded sets).
+        ``kind`` is the message kind; callers that only route complaints may leave it out."""
+        key = (category, urgency, agency_id, agency_kind, kind)
         cache = self._selected
         hit = cache.get(key)
         if hit is not None:
             return hit
         for p in self.policies:
-            if p.match is None or p.match.fits(category, urgency, agency_id, agency_kind):
+            if p.match is None or p.match.fits(category, urgency, agency_id, agency_kind, kind):
                 if len(cache) < 100_000:
                     cache[key] = p
                 return p
         raise AssertionError("unreachable: the last policy matches everything")
 
     @cached_property
-    def _selected(self) -> dict[tuple[str, str, str, str], Policy]:
+    def _selected(self) -> dict[tuple[str, str, str, str, str], Policy]:
         return {}
 
     def calendar_id(self, policy: Policy, agency: Agency) -> str:

@@ -102,7 +102,7 @@ class TestFacebook:
         body["entry"][0]["id"] = "100000000000002"
         r = parse("facebook", orjson.dumps(body))
         assert {m.agency_id for m in r.messages} == {"sby-kec-rungkut"}
-        assert {m.region_code for m in r.messages} == {"35.78.08"}
+        assert {m.region_code for m in r.messages} == {"35.78.03"}
 
 
 class TestWhatsApp:
