@@ -67,6 +67,38 @@ async def ensure_topics(
         await admin.close()
 
 
+class StoredOffsetsListener(ConsumerRebalanceListener):
+    """Rebalance listener for consumers that keep their offsets in their own database, in
+    the same transaction as the rows a batch produced (``consume_batches(commit=False)``).
+
+    On every assignment it seeks each partition to the offset ``stored_offsets`` returns
+    (the next record to read) or to the beginning when nothing is stored, so a crash, a
+    replay or a partition moving to another replica resumes exactly after the last
+    committed row: nothing lost, and nothing applied twice. ``consume_batches`` hands it the
+    consumer before subscribing."""
+
+    consumer: AIOKafkaConsumer | None = None
+
+    async def stored_offsets(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        raise NotImplementedError
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        """Nothing to flush: every applied batch is already committed with its offsets."""
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        partitions = list(assigned)
+        if not partitions or self.consumer is None:
+            return
+        stored = await self.stored_offsets(partitions)
+        fresh = [tp for tp in partitions if tp not in stored]
+        for tp, offset in stored.items():
+            self.consumer.seek(tp, offset)
+        if fresh:
+            await self.consumer.seek_to_beginning(*fresh)
+
+
 Handler = Callable[[Sequence[ConsumerRecord]], Iterable[Output]]
 Process = Callable[[list[ConsumerRecord]], Awaitable[None]]
 
@@ -101,6 +133,8 @@ async def consume_batches(
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=max(100, int(settings.session_timeout_s * 1000 / 5)),
     )
+    if isinstance(listener, StoredOffsetsListener):
+        listener.consumer = consumer
     consumer.subscribe(list(input_topics), listener=listener)
     await consumer.start()
     announced = on_ready is None

@@ -111,6 +111,36 @@ TIMER_LAG = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+# --- desk ---------------------------------------------------------------------------------
+DESK_EVENTS = Counter(
+    "aduan_desk_events_total",
+    "Events the desk consumed, by catalog topic and outcome (applied, duplicate, "
+    "unknown_type, refused).",
+    ["topic", "outcome"],
+)
+DESK_EVENT_DELAY = Histogram(
+    "aduan_desk_event_delay_seconds",
+    "Time from an event's record timestamp to the desk committing it to PostgreSQL.",
+    buckets=PIPELINE_BUCKETS,
+)
+DESK_API_REQUESTS = Counter(
+    "aduan_desk_api_requests_total",
+    "Desk HTTP requests (API and web page) by route template, method and status.",
+    ["route", "method", "status"],
+)
+DESK_API_LATENCY = Histogram(
+    "aduan_desk_api_request_duration_seconds",
+    "Desk HTTP request duration by route template.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+DESK_ACTIONS = Counter(
+    "aduan_desk_actions_total",
+    "Actions on complaints through the desk by type (acknowledge, resolve, reopen, reroute) "
+    "and outcome (accepted, replayed, refused, broker_unavailable).",
+    ["type", "outcome"],
+)
+
 ALL = (
     WEBHOOK_REQUESTS,
     WEBHOOK_ENTRIES,
@@ -129,6 +159,11 @@ ALL = (
     SLA_EVENTS,
     RESPONSE_BUSINESS_TIME,
     TIMER_LAG,
+    DESK_EVENTS,
+    DESK_EVENT_DELAY,
+    DESK_API_REQUESTS,
+    DESK_API_LATENCY,
+    DESK_ACTIONS,
 )
 
 
