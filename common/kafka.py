@@ -67,7 +67,7 @@ async def ensure_topics(
         await admin.close()
 
 
-class StoredOffsetsListener(ConsumerRebalanceListener):
+class StoredOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
     """Rebalance listener for consumers that keep their offsets in their own database, in
     the same transaction as the rows a batch produced (``consume_batches(commit=False)``).
 
