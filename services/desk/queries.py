@@ -319,7 +319,7 @@ keys AS (
     SELECT agency_id, bucket_start FROM received
     UNION SELECT agency_id, bucket_start FROM answered
     UNION SELECT agency_id, bucket_start FROM outcomes
-    UNION SELECT o.agency_id, s.bucket_start FROM now_open o CROSS JOIN series s
+    UNION SELECT agency_id, (SELECT max(bucket_start) FROM series) FROM now_open
 )
 SELECT k.agency_id, k.bucket_start,
        least(s.bucket_end, $2) AS bucket_end,
@@ -328,17 +328,18 @@ SELECT k.agency_id, k.bucket_start,
        a.p50, a.p90, oc.decided, oc.met
 FROM keys k
 JOIN series s ON s.bucket_start = k.bucket_start
-LEFT JOIN received r USING (agency_id, bucket_start)
-LEFT JOIN answered a USING (agency_id, bucket_start)
-LEFT JOIN outcomes oc USING (agency_id, bucket_start)
-LEFT JOIN now_open o USING (agency_id)
+LEFT JOIN received r ON r.agency_id = k.agency_id AND r.bucket_start = k.bucket_start
+LEFT JOIN answered a ON a.agency_id = k.agency_id AND a.bucket_start = k.bucket_start
+LEFT JOIN outcomes oc ON oc.agency_id = k.agency_id AND oc.bucket_start = k.bucket_start
+LEFT JOIN now_open o ON o.agency_id = k.agency_id
 ORDER BY k.agency_id, k.bucket_start
 """
 
 
 async def stats(pool: asyncpg.Pool, who: Principal, query: StatsQuery, now: datetime) -> Stats:
-    """Per agency and period. ``open`` and ``overdue`` are now (a snapshot, the same in every
-    bucket); the rest counts events inside each bucket."""
+    """Per agency and period: a row for every bucket with activity, and for an agency with
+    open complaints at least the last bucket. ``open`` and ``overdue`` are now (a snapshot,
+    the same in every row); the rest counts events inside each bucket."""
     start, end = period(query, now)
     own = [who.agency_id]
     agencies = ([query.agency] if query.agency else None) if who.is_admin else own

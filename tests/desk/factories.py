@@ -8,6 +8,7 @@ grows in processing order, and per-topic offsets."""
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,7 +46,9 @@ class Timeline:
     states: dict[str, ComplaintState | None] = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
     partition: int = 0
-    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1_700_000_000_000))
+    _ts: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(int(time.time() * 1000))
+    )
     _offsets: dict[Source, itertools.count[int]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
