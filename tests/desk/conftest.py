@@ -4,9 +4,9 @@ whole desk (consumer, API, web page) on the real broker with its own topics."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
