@@ -78,6 +78,14 @@ class StoredOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
     consumer before subscribing."""
 
     consumer: AIOKafkaConsumer | None = None
+    batch_lock: asyncio.Lock | None = None
+
+    def processing(self) -> asyncio.Lock:
+        """Held by ``consume_batches`` while a batch is processed; a revocation waits for
+        it, so an assignment never reads the offsets of a batch still being written."""
+        if self.batch_lock is None:
+            self.batch_lock = asyncio.Lock()
+        return self.batch_lock
 
     async def stored_offsets(
         self, partitions: Sequence[TopicPartition]
@@ -85,18 +93,24 @@ class StoredOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
         raise NotImplementedError
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        """Nothing to flush: every applied batch is already committed with its offsets."""
+        """Wait for the batch in flight: once it committed, its offsets are stored."""
+        async with self.processing():
+            pass
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         partitions = list(assigned)
         if not partitions or self.consumer is None:
             return
-        stored = await self.stored_offsets(partitions)
-        fresh = [tp for tp in partitions if tp not in stored]
-        for tp, offset in stored.items():
-            self.consumer.seek(tp, offset)
-        if fresh:
-            await self.consumer.seek_to_beginning(*fresh)
+        # Paused at once (before any await): records the fetcher gets meanwhile are not
+        # handed out, so nothing is read from a position other than the stored one.
+        self.consumer.pause(*partitions)
+        try:
+            stored = await self.stored_offsets(partitions)
+            for tp in partitions:
+                # Nothing stored: from 0 (past retention, auto_offset_reset=earliest applies).
+                self.consumer.seek(tp, stored.get(tp, 0))
+        finally:
+            self.consumer.resume(*partitions)
 
 
 Handler = Callable[[Sequence[ConsumerRecord]], Iterable[Output]]
@@ -152,7 +166,11 @@ async def consume_batches(
             records = [r for recs in batches.values() for r in recs]
             for tp, recs in batches.items():
                 metrics.MESSAGES_IN.labels(name, _catalog_name(tp.topic, settings)).inc(len(recs))
-            await process(records)
+            if isinstance(listener, StoredOffsetsListener):
+                async with listener.processing():
+                    await process(records)
+            else:
+                await process(records)
             if commit:
                 try:
                     await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
