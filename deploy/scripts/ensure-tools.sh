@@ -3,7 +3,8 @@
 # packages, when they are missing and apt-get can run:
 #   promtool   (package prometheus)  rule tests, tests/ops/test_prometheus_rules.py
 #   pg_ctl     (package postgresql)  the embedded PostgreSQL of the desk and notify (common/postgres.py)
-# Usage: ensure-tools.sh [promtool] [postgresql] ...
+#   chromium   (package chromium)    the desk's web-page tests, driven by Playwright (tests/desk)
+# Usage: ensure-tools.sh [promtool] [postgresql] [chromium] ...
 # Never fails the build: where something cannot be installed, the tests that need it skip
 # with a one-line reason (and `make run` says what is missing).
 set -u
