@@ -39,12 +39,14 @@ LOCK_SPACE = 0x0DE5
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """jsonb as Python values through orjson (asyncpg hands jsonb over as text otherwise)."""
+    """jsonb as Python values through orjson, in PostgreSQL's binary jsonb format (a version
+    byte, then the JSON text), so bulk COPY works too (asyncpg copies in binary)."""
     await conn.set_type_codec(
         "jsonb",
-        encoder=lambda v: orjson.dumps(v).decode(),
-        decoder=orjson.loads,
+        encoder=lambda v: b"\x01" + orjson.dumps(v),
+        decoder=lambda b: orjson.loads(b[1:]),
         schema="pg_catalog",
+        format="binary",
     )
 
 
