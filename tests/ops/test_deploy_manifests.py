@@ -14,7 +14,8 @@ import yaml
 from common.settings import Settings
 from tests.ops.metric_names import DEPLOY, REPO
 
-PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102}
+PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102, "desk": 8090}
+HTTP_SERVICES = {"ingest", "desk"}  # serve their own API on ADUAN_HTTP_PORT
 K8S = DEPLOY / "kubernetes"
 
 
@@ -74,7 +75,7 @@ def test_compose_processors_share_one_image_and_pick_their_module() -> None:
         assert svc["command"] == ["python", "-m", f"services.{name}"]
         env = svc["environment"]
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
-        port_var = "ADUAN_HTTP_PORT" if name == "ingest" else "ADUAN_METRICS_PORT"
+        port_var = "ADUAN_HTTP_PORT" if name in HTTP_SERVICES else "ADUAN_METRICS_PORT"
         assert int(env[port_var]) == port
         assert f"127.0.0.1:{port}/readyz" in " ".join(svc["healthcheck"]["test"])
         assert svc["depends_on"]["topics"]["condition"] == "service_completed_successfully"
@@ -145,7 +146,7 @@ def test_deployments_have_probes_requests_non_root_and_config_wiring() -> None:
         refs = {next(iter(r)): next(iter(r.values()))["name"] for r in container["envFrom"]}
         assert refs == {"configMapRef": "aduan-env", "secretRef": "aduan-secrets"}
         env = {e["name"]: e["value"] for e in container["env"]}
-        port_var = "ADUAN_HTTP_PORT" if name == "ingest" else "ADUAN_METRICS_PORT"
+        port_var = "ADUAN_HTTP_PORT" if name in HTTP_SERVICES else "ADUAN_METRICS_PORT"
         assert int(env[port_var]) == port
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes["config"]["configMap"]["name"] == "aduan-config"
@@ -159,17 +160,20 @@ def test_configmap_points_at_the_mounted_config_and_only_known_settings() -> Non
     data = cm["data"]
     assert data["ADUAN_REGISTRY_FILE"] == "/etc/aduan/registry.yaml"
     from services.classify.settings import ClassifySettings
+    from services.desk.settings import DeskSettings
     from services.ingest.settings import IngestSettings
     from services.route.settings import RouteSettings
 
     known = {"KAFKA_BOOTSTRAP_SERVERS"} | {
         f"{model.model_config.get('env_prefix', '')}{f}".upper()
-        for model in (Settings, IngestSettings, ClassifySettings, RouteSettings)
+        for model in (Settings, IngestSettings, ClassifySettings, RouteSettings, DeskSettings)
         for f in model.model_fields
     }
     assert set(data) <= known, set(data) - known
-    secret_keys = {k for k in data if "SECRET" in k or "KEY" in k or "TOKEN" in k}
+    secret_keys = {k for k in data if any(w in k for w in ("SECRET", "KEY", "TOKEN", "PASSWORD"))}
     assert not secret_keys
+    user = data["ADUAN_DESK_DATABASE_URL"].split("//")[1].split("@")[0]
+    assert ":" not in user  # the password is a secret (ADUAN_DESK_DATABASE_PASSWORD)
 
 
 def test_podmonitor_sets_the_job_names_the_alerts_expect() -> None:
@@ -208,3 +212,30 @@ def test_topic_creation_commands_compile_and_call_the_real_function() -> None:
     compile(commands[0], "<topics>", "exec")
     assert "from common.kafka import ensure_topics" in commands[0]
     assert "timeout" in inspect.signature(ensure_topics).parameters
+
+
+# --- desk ----------------------------------------------------------------------------------
+def test_compose_runs_the_desk_on_its_postgres_with_the_password_from_the_env_file() -> None:
+    services = _compose()["services"]
+    desk, postgres = services["desk"], services["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert desk["depends_on"]["postgres"]["condition"] == "service_healthy"
+    url = desk["environment"]["ADUAN_DESK_DATABASE_URL"]
+    assert url.startswith("postgresql://") and ":" not in url.split("//")[1].split("@")[0]
+    assert "ADUAN_DESK_DATABASE_PASSWORD" in " ".join(postgres["entrypoint"])
+    assert desk["ports"] == ["8090:8090"]
+    example = (DEPLOY / "aduan.env.example").read_text()
+    assert "ADUAN_DESK_DATABASE_PASSWORD=replace-me" in example
+
+
+def test_the_desk_deployment_exposes_its_api_on_the_port_the_podmonitor_scrapes() -> None:
+    docs = _k8s_docs()
+    (service,) = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "aduan-desk"
+    ]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    (pm,) = [d for d in docs if d["kind"] == "PodMonitor"]
+    assert "http" in {e["port"] for e in pm["spec"]["podMetricsEndpoints"]}
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
+    assert jobs["aduan-desk"] == ["desk:8090"]
