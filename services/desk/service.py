@@ -12,7 +12,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from common.connection import make_producer
-from common.http import add_ops_routes
+from common.http import Readiness, add_ops_routes, start_ops_server
 from common.kafka import ensure_topics, topic_name
 from common.produce import KafkaSink
 from common.registry import Registry, load_registry
@@ -51,6 +51,7 @@ class DeskService:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
+    ops: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
@@ -62,19 +63,30 @@ class DeskService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.runner.cleanup()
+        if self.ops is not None:
+            await self.ops.cleanup()
         await self.producer.stop()
         await self.pool.close()
 
 
 def build_app(
-    ctx: DeskContext, registry: Registry, desk: DeskSettings, readiness: object
+    ctx: DeskContext, registry: Registry, desk: DeskSettings, readiness: Readiness | None
 ) -> web.Application:
+    """The public app: API and web page, plus the ops endpoints only when no separate ops
+    port is configured (``make run``, tests); otherwise just ``/healthz`` here."""
     app = web.Application(middlewares=[observe], client_max_size=MAX_BODY)
     app[CONTEXT] = ctx
     add_api_routes(app)
     add_web_routes(app, DeskPages(registry, desk.session_hours, desk.secure_cookies))
-    add_ops_routes(app, readiness)  # type: ignore[arg-type]
+    if readiness is not None:
+        add_ops_routes(app, readiness)
+    else:
+        app.router.add_get("/healthz", _alive)
     return app
+
+
+async def _alive(_: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
 
 
 async def start(
@@ -111,7 +123,8 @@ async def start(
         ready = service is not None and service.ready
         return ready, "partitions assigned" if ready else "waiting for partition assignment"
 
-    app = build_app(ctx, registry, desk, readiness)
+    separate_ops = settings.metrics_port is not None
+    app = build_app(ctx, registry, desk, None if separate_ops else readiness)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
@@ -119,6 +132,9 @@ async def start(
     port = runner.addresses[0][1] if runner.addresses else settings.http_port
     service = DeskService(settings, desk, pool, producer, runner, port)
     holder["service"] = service
+    if settings.metrics_port is not None:
+        # /metrics and /readyz on the ops port only: scraped there, never published.
+        service.ops = await start_ops_server(settings.http_host, settings.metrics_port, readiness)
 
     def on_ready() -> None:
         service.ready = True

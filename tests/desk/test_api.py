@@ -296,3 +296,29 @@ async def test_me_and_the_openapi_document(desk: Desk) -> None:
     assert me == {"scope": "agency", "agency_id": "sby-health", "label": "Rina"}
     status, doc, _ = await desk.request("GET", "/api/v1/openapi.json")
     assert status == 200 and doc["openapi"] == "3.1.0"
+
+
+async def test_with_an_ops_port_metrics_and_readiness_are_served_there_only(
+    kafka_bootstrap: str, topic_prefix: str, database_url: str
+) -> None:
+    import aiohttp
+
+    from common.broker import free_port
+    from services.desk import service
+    from services.desk.settings import DeskSettings
+    from tests.desk.conftest import desk_settings
+
+    ops = free_port()
+    settings = desk_settings(kafka_bootstrap, topic_prefix).model_copy(update={"metrics_port": ops})
+    svc = await service.start(settings, DeskSettings(database_url=database_url))
+    try:
+        async with aiohttp.ClientSession() as s:
+            public = f"http://127.0.0.1:{svc.port}"
+            async with s.get(f"{public}/metrics") as r:
+                assert r.status == 404
+            async with s.get(f"{public}/healthz") as r:
+                assert r.status == 200
+            async with s.get(f"http://127.0.0.1:{ops}/metrics") as r:
+                assert r.status == 200 and "aduan_desk_api_requests_total" in await r.text()
+    finally:
+        await svc.stop()

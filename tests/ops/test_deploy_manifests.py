@@ -14,8 +14,10 @@ import yaml
 from common.settings import Settings
 from tests.ops.metric_names import DEPLOY, REPO
 
-PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102, "desk": 8090}
-HTTP_SERVICES = {"ingest", "desk"}  # serve their own API on ADUAN_HTTP_PORT
+PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102, "desk": 9103}
+"""Each service's ops port (/metrics, /healthz, /readyz)."""
+DESK_API_PORT = 8090
+"""The desk's public port (ADUAN_HTTP_PORT): /api/v1 and /desk."""
 K8S = DEPLOY / "kubernetes"
 
 
@@ -75,7 +77,7 @@ def test_compose_processors_share_one_image_and_pick_their_module() -> None:
         assert svc["command"] == ["python", "-m", f"services.{name}"]
         env = svc["environment"]
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
-        port_var = "ADUAN_HTTP_PORT" if name in HTTP_SERVICES else "ADUAN_METRICS_PORT"
+        port_var = "ADUAN_HTTP_PORT" if name == "ingest" else "ADUAN_METRICS_PORT"
         assert int(env[port_var]) == port
         assert f"127.0.0.1:{port}/readyz" in " ".join(svc["healthcheck"]["test"])
         assert svc["depends_on"]["topics"]["condition"] == "service_completed_successfully"
@@ -136,17 +138,22 @@ def test_deployments_have_probes_requests_non_root_and_config_wiring() -> None:
         assert spec["securityContext"]["runAsNonRoot"] is True
         (container,) = spec["containers"]
         assert container["command"] == ["python", "-m", f"services.{name}"]
-        (cport,) = container["ports"]
-        assert cport["containerPort"] == port
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        ops = "http" if name == "ingest" else "metrics"
+        assert ports[ops] == port
+        if name == "desk":
+            assert ports == {"api": DESK_API_PORT, "metrics": port}
+        else:
+            assert len(ports) == 1
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert container["readinessProbe"]["httpGet"]["port"] == cport["name"]
+        assert container["readinessProbe"]["httpGet"]["port"] == ops
         assert {"cpu", "memory"} <= set(container["resources"]["requests"])
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         refs = {next(iter(r)): next(iter(r.values()))["name"] for r in container["envFrom"]}
         assert refs == {"configMapRef": "aduan-env", "secretRef": "aduan-secrets"}
         env = {e["name"]: e["value"] for e in container["env"]}
-        port_var = "ADUAN_HTTP_PORT" if name in HTTP_SERVICES else "ADUAN_METRICS_PORT"
+        port_var = "ADUAN_HTTP_PORT" if name == "ingest" else "ADUAN_METRICS_PORT"
         assert int(env[port_var]) == port
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes["config"]["configMap"]["name"] == "aduan-config"
@@ -183,7 +190,9 @@ def test_podmonitor_sets_the_job_names_the_alerts_expect() -> None:
     deployments = [d for d in _k8s_docs() if d["kind"] == "Deployment"]
     for d in deployments:
         (container,) = d["spec"]["template"]["spec"]["containers"]
-        assert container["ports"][0]["name"] in ports
+        names = {p["name"] for p in container["ports"]}
+        assert names & ports  # its ops port is scraped
+        assert "api" not in ports  # the desk's public API port is not
 
 
 def test_prometheusrule_is_rendered_from_the_rule_files() -> None:
@@ -223,19 +232,19 @@ def test_compose_runs_the_desk_on_its_postgres_with_the_password_from_the_env_fi
     url = desk["environment"]["ADUAN_DESK_DATABASE_URL"]
     assert url.startswith("postgresql://") and ":" not in url.split("//")[1].split("@")[0]
     assert "ADUAN_DESK_DATABASE_PASSWORD" in " ".join(postgres["entrypoint"])
-    assert desk["ports"] == ["8090:8090"]
+    assert desk["ports"] == [f"{DESK_API_PORT}:{DESK_API_PORT}"]  # the ops port is not
+    assert int(desk["environment"]["ADUAN_HTTP_PORT"]) == DESK_API_PORT
     example = (DEPLOY / "aduan.env.example").read_text()
     assert "ADUAN_DESK_DATABASE_PASSWORD=replace-me" in example
 
 
-def test_the_desk_deployment_exposes_its_api_on_the_port_the_podmonitor_scrapes() -> None:
+def test_the_desk_service_publishes_the_api_and_prometheus_scrapes_the_ops_port() -> None:
     docs = _k8s_docs()
     (service,) = [
         d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "aduan-desk"
     ]
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
-    (pm,) = [d for d in docs if d["kind"] == "PodMonitor"]
-    assert "http" in {e["port"] for e in pm["spec"]["podMetricsEndpoints"]}
+    published = [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]]
+    assert published == [(DESK_API_PORT, "api")]
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
-    assert jobs["aduan-desk"] == ["desk:8090"]
+    assert jobs["aduan-desk"] == [f"desk:{PROCESSORS['desk']}"]
