@@ -31,8 +31,15 @@ async def serve(stop: asyncio.Event) -> None:
     settings = get_settings()
     desk = await service.start(settings)
     log.info("desk on %s/desk (API %s/api/v1)", desk.url, desk.url)
-    await stop.wait()
+    assert desk.consumer is not None
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopped, desk.consumer], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    failure = desk.consumer.exception() if desk.consumer.done() else None
     await desk.stop()
+    if failure is not None:
+        # Exit non-zero so the orchestrator restarts it; it resumes from the stored offsets.
+        raise SystemExit(f"desk: the consumer stopped: {failure!r}")
 
 
 async def _pool() -> asyncpg.Pool:

@@ -13,13 +13,15 @@ the dead-letter topic first (acknowledged), and then its offset moves on with th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import asyncpg
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from common import metrics
 from common.deadletters import Source as DeadSource
@@ -31,6 +33,7 @@ from common.settings import Settings
 from common.topics import COMMANDS, DEADLETTER, ROUTES, SLA
 from services.desk import store
 from services.desk.events import DeskEvent, Source, parse
+from services.desk.reorder import Held, Reorder
 
 log = logging.getLogger("aduan.desk")
 STAGE = "desk"
@@ -43,9 +46,10 @@ CATALOG_NAMES = {Source.routes: ROUTES.name, Source.sla: SLA.name, Source.comman
 
 
 class DatabaseOffsets(StoredOffsetsListener):
-    def __init__(self, pool: asyncpg.Pool, consumer_name: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, consumer_name: str, reorder: Reorder) -> None:
         self.pool = pool
         self.consumer_name = consumer_name
+        self.reorder = reorder
 
     async def stored_offsets(
         self, partitions: Sequence[TopicPartition]
@@ -56,9 +60,16 @@ class DatabaseOffsets(StoredOffsetsListener):
         log.info("assigned %d partitions; %d with stored offsets", len(partitions), len(found))
         return {TopicPartition(t, p): o for (t, p), o in found.items()}
 
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        """After the batch in flight: drop what is held for the revoked partitions (their
+        offsets were not stored; the new owner reads them again)."""
+        await super().on_partitions_revoked(revoked)
+        self.reorder.forget((tp.topic, tp.partition) for tp in revoked)
+
 
 class DeskIngestor:
-    """Turns consumed batches into ``apply_batch`` calls (and dead letters)."""
+    """Turns consumed records into ``apply_batch`` calls (and dead letters), in order-key
+    order across the three topics (``reorder.Reorder``)."""
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool, sink: RecordSink) -> None:
         self.settings = settings
@@ -71,47 +82,74 @@ class DeskIngestor:
             topic_name(COMMANDS, settings): Source.commands,
         }
         self.deadletter_topic = topic_name(DEADLETTER, settings)
+        self.reorder = Reorder()
+        self.listener = DatabaseOffsets(pool, self.group_id, self.reorder)
 
     @property
     def topics(self) -> list[str]:
         return list(self.sources)
 
-    def parse_batch(
-        self, records: Sequence[ConsumerRecord]
-    ) -> tuple[list[DeskEvent], list[Output]]:
-        events: list[DeskEvent] = []
+    def parse_batch(self, records: Sequence[ConsumerRecord]) -> tuple[list[Held], list[Output]]:
+        held: list[Held] = []
         letters: list[Output] = []
+        now = time.monotonic()
         for r in records:
             source = self.sources[r.topic]
+            event: DeskEvent | None = None
             try:
-                events.append(parse(source, r.value, r.timestamp, r.partition, r.offset))
+                event = parse(source, r.value, r.timestamp, r.partition, r.offset)
             except Refusal as refusal:
                 letters.append(refused(self.deadletter_topic, STAGE, refusal, DeadSource.of(r)))
                 metrics.DESK_EVENTS.labels(self._catalog(r.topic), "refused").inc()
-        return events, letters
+            held.append(Held((r.topic, r.partition), r.offset, r.timestamp, event, now))
+        return held, letters
 
     async def process(self, records: list[ConsumerRecord]) -> None:
-        events, letters = self.parse_batch(records)
-        if letters:
+        held, letters = self.parse_batch(records)
+        if letters:  # durable before their offsets can be stored
             await send_all_or_raise(self.sink, letters, timeout=self.settings.produce_timeout_s)
-        positions: dict[tuple[str, int], int] = {}
-        for r in records:
-            key = (r.topic, r.partition)
-            positions[key] = max(positions.get(key, 0), r.offset + 1)
+        for h in held:
+            self.reorder.add(h)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Apply what may be applied now (see ``reorder``) in one transaction."""
+        consumer = self.listener.consumer
+        if consumer is None or not self.reorder.count:
+            return
+        assigned = list(consumer.assignment())
+        caught = {(tp.topic, tp.partition): await _caught_up(consumer, tp) for tp in assigned}
+        released = self.reorder.release(caught, caught.__getitem__, time.monotonic())
+        if not released:
+            return
+        result = await self._apply(released.events, released.positions)
+        now = time.time()
+        for e in released.events:
+            metrics.DESK_EVENT_DELAY.observe(max(0.0, now - e.ts_ms / 1000))
+        self._count(released.events, result)
+
+    async def flush_now_and_then(self, stop: asyncio.Event, every_s: float = 0.2) -> None:
+        """Release held events when no new record arrives to trigger it (a quiet topic)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every_s)
+            if self.reorder.count and not stop.is_set():
+                async with self.listener.processing():
+                    await self.flush()
+
+    async def _apply(
+        self, events: list[DeskEvent], positions: dict[tuple[str, int], int]
+    ) -> store.BatchResult:
         for attempt in range(1, RETRIES + 1):
             try:
                 async with self.pool.acquire() as conn:
-                    result = await store.apply_batch(conn, self.group_id, events, positions)
-                break
+                    return await store.apply_batch(conn, self.group_id, events, positions)
             except (asyncpg.PostgresConnectionError, OSError, asyncpg.DeadlockDetectedError) as exc:
                 if attempt == RETRIES:
                     raise
                 log.warning("batch transaction failed (attempt %d): %s", attempt, exc)
                 await asyncio.sleep(min(8.0, 0.25 * 2**attempt))
-        now = time.time()
-        for e in events:
-            metrics.DESK_EVENT_DELAY.observe(max(0.0, now - e.ts_ms / 1000))
-        self._count(events, result)
+        raise AssertionError("unreachable")
 
     def _count(self, events: Sequence[DeskEvent], result: store.BatchResult) -> None:
         outcomes: Counter[tuple[str, str]] = Counter()
@@ -128,6 +166,18 @@ class DeskIngestor:
         return topic.removeprefix(self.settings.topic_prefix)
 
 
+async def _caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+    """Nothing more to read on ``tp`` right now: its position is at the high watermark."""
+    highwater = consumer.highwater(tp)
+    if highwater is None:
+        return False
+    try:
+        position = await asyncio.wait_for(consumer.position(tp), timeout=1.0)
+    except (TimeoutError, KafkaError):
+        return False
+    return bool(position >= highwater)
+
+
 async def run_consumer(
     settings: Settings,
     pool: asyncpg.Pool,
@@ -138,6 +188,22 @@ async def run_consumer(
     on_ready: Callable[[], Awaitable[None] | None] | None = None,
 ) -> None:
     ingestor = DeskIngestor(settings, pool, sink)
+    halt = asyncio.Event()
+    flusher = asyncio.create_task(ingestor.flush_now_and_then(halt))
+    try:
+        await _consume(settings, ingestor, stop, batch_max, on_ready)
+    finally:
+        halt.set()
+        await flusher
+
+
+async def _consume(
+    settings: Settings,
+    ingestor: DeskIngestor,
+    stop: asyncio.Event,
+    batch_max: int,
+    on_ready: Callable[[], Awaitable[None] | None] | None,
+) -> None:
     await consume_batches(
         name=STAGE,
         settings=settings,
@@ -148,5 +214,5 @@ async def run_consumer(
         max_records=batch_max,
         on_ready=on_ready,
         commit=False,
-        listener=DatabaseOffsets(pool, ingestor.group_id),
+        listener=ingestor.listener,
     )

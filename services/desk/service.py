@@ -52,6 +52,7 @@ class DeskService:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
     ops: web.AppRunner | None = None
+    consumer: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -60,8 +61,12 @@ class DeskService:
     async def stop(self) -> None:
         self.stop_event.set()
         for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # already reported by the caller that saw it fail
+                log.warning("desk task ended with %r", exc)
         await self.runner.cleanup()
         if self.ops is not None:
             await self.ops.cleanup()
@@ -139,14 +144,13 @@ async def start(
     def on_ready() -> None:
         service.ready = True
 
-    service.tasks.append(
-        asyncio.create_task(
-            run_consumer(
-                settings, pool, sink, service.stop_event, batch_max=desk.batch_max,
-                on_ready=on_ready,
-            )
+    service.consumer = asyncio.create_task(
+        run_consumer(
+            settings, pool, sink, service.stop_event, batch_max=desk.batch_max,
+            on_ready=on_ready,
         )
     )  # fmt: skip
+    service.tasks.append(service.consumer)
     service.tasks.append(asyncio.create_task(_cleanup(pool, desk, service.stop_event)))
     return service
 
