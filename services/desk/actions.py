@@ -134,11 +134,12 @@ class Actions:
         ).model_dump(mode="json")
         if key is not None:
             await self.pool.execute(
-                "UPDATE desk_idempotency SET status_code = 202, response = $3 "
+                "UPDATE desk_idempotency SET status_code = 202, response = $3, command_id = $4 "
                 "WHERE token_id = $1 AND idempotency_key = $2",
                 who.token_id,
                 key,
                 accepted,
+                command.command_id,
             )
         return Outcome(202, accepted)
 

@@ -95,9 +95,10 @@ async def list_complaints(
     sql = _Sql()
     if who.is_admin:
         closed, due, table = "(NOT c.is_open)", "c.due_sort", "desk_complaints c"
-        role = "NULL::text AS role"
+        ident, role = "c.complaint_id", "NULL::text AS role"
     else:
-        closed, due = "a.closed_here", "a.due_sort"
+        # The whole sort key from desk_access, so the keyset condition is a range of its index.
+        closed, due, ident = "a.closed_here", "a.due_sort", "a.complaint_id"
         table = "desk_access a JOIN desk_complaints c USING (complaint_id)"
         role = "a.role"
         sql.add(f"a.agency_id = {sql.arg(who.agency_id)}")
@@ -130,7 +131,7 @@ async def list_complaints(
     if query.cursor is not None:
         cur = Cursor.decode(query.cursor)
         sql.add(
-            f"({closed}, {due}, c.complaint_id) > "
+            f"({closed}, {due}, {ident}) > "
             f"({sql.arg(cur.closed)}, {sql.arg(cur.due_sort)}, {sql.arg(cur.complaint_id)})"
         )
     where = " AND ".join(sql.where) or "true"
@@ -138,7 +139,7 @@ async def list_complaints(
     rows = await pool.fetch(
         f"SELECT {SUMMARY_COLUMNS}, {role}, {closed} AS sort_closed, {due} AS sort_due "
         f"FROM {table} WHERE {where} "
-        f"ORDER BY {closed}, {due}, c.complaint_id LIMIT {limit}",
+        f"ORDER BY {closed}, {due}, {ident} LIMIT {limit}",
         *sql.args,
     )
     items = [summary(r, now) for r in rows[: query.limit]]
