@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 
@@ -75,6 +75,52 @@ async def ensure_topics(
         await admin.close()
 
 
+class StoredOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Rebalance listener for consumers that keep their offsets in their own database, in
+    the same transaction as the rows a batch produced (``consume_batches(commit=False)``).
+
+    On every assignment it seeks each partition to the offset ``stored_offsets`` returns
+    (the next record to read) or to the beginning when nothing is stored, so a crash, a
+    replay or a partition moving to another replica resumes exactly after the last
+    committed row: nothing lost, and nothing applied twice. ``consume_batches`` hands it the
+    consumer before subscribing."""
+
+    consumer: AIOKafkaConsumer | None = None
+    batch_lock: asyncio.Lock | None = None
+
+    def processing(self) -> asyncio.Lock:
+        """Held by ``consume_batches`` while a batch is processed; a revocation waits for
+        it, so an assignment never reads the offsets of a batch still being written."""
+        if self.batch_lock is None:
+            self.batch_lock = asyncio.Lock()
+        return self.batch_lock
+
+    async def stored_offsets(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        raise NotImplementedError
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        """Wait for the batch in flight: once it committed, its offsets are stored."""
+        async with self.processing():
+            pass
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        partitions = list(assigned)
+        if not partitions or self.consumer is None:
+            return
+        # Paused at once (before any await): records the fetcher gets meanwhile are not
+        # handed out, so nothing is read from a position other than the stored one.
+        self.consumer.pause(*partitions)
+        try:
+            stored = await self.stored_offsets(partitions)
+            for tp in partitions:
+                # Nothing stored: from 0 (past retention, auto_offset_reset=earliest applies).
+                self.consumer.seek(tp, stored.get(tp, 0))
+        finally:
+            self.consumer.resume(*partitions)
+
+
 Handler = Callable[[Sequence[ConsumerRecord]], Iterable[Output]]
 Process = Callable[[list[ConsumerRecord]], Awaitable[None]]
 
@@ -109,6 +155,8 @@ async def consume_batches(
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=max(100, int(settings.session_timeout_s * 1000 / 5)),
     )
+    if isinstance(listener, StoredOffsetsListener):
+        listener.consumer = consumer
     consumer.subscribe(list(input_topics), listener=listener)
     await consumer.start()
     announced = on_ready is None
@@ -131,7 +179,11 @@ async def consume_batches(
             records = [r for recs in batches.values() for r in recs]
             for tp, recs in batches.items():
                 metrics.MESSAGES_IN.labels(name, _catalog_name(tp.topic, settings)).inc(len(recs))
-            await process(records)
+            if isinstance(listener, StoredOffsetsListener):
+                async with listener.processing():
+                    await process(records)
+            else:
+                await process(records)
             if commit:
                 try:
                     await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})

@@ -137,6 +137,36 @@ SLA_OVERDUE_ON_ARRIVAL = Counter(
     ["agency_id"],
 )
 
+# --- desk ---------------------------------------------------------------------------------
+DESK_EVENTS = Counter(
+    "aduan_desk_events_total",
+    "Events the desk consumed, by catalog topic and outcome (applied, duplicate, "
+    "unknown_type, refused).",
+    ["topic", "outcome"],
+)
+DESK_EVENT_DELAY = Histogram(
+    "aduan_desk_event_delay_seconds",
+    "Time from an event's record timestamp to the desk committing it to PostgreSQL.",
+    buckets=PIPELINE_BUCKETS,
+)
+DESK_API_REQUESTS = Counter(
+    "aduan_desk_api_requests_total",
+    "Desk HTTP requests (API and web page) by route template, method and status.",
+    ["route", "method", "status"],
+)
+DESK_API_LATENCY = Histogram(
+    "aduan_desk_api_request_duration_seconds",
+    "Desk HTTP request duration by route template.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+DESK_ACTIONS = Counter(
+    "aduan_desk_actions_total",
+    "Actions on complaints through the desk by type (acknowledge, resolve, reopen, reroute) "
+    "and outcome (accepted, replayed, refused, broker_unavailable).",
+    ["type", "outcome"],
+)
+
 ALL = (
     WEBHOOK_REQUESTS,
     WEBHOOK_ENTRIES,
@@ -157,6 +187,11 @@ ALL = (
     TIMER_LAG,
     TIMER_CATCH_UP,
     SLA_OVERDUE_ON_ARRIVAL,
+    DESK_EVENTS,
+    DESK_EVENT_DELAY,
+    DESK_API_REQUESTS,
+    DESK_API_LATENCY,
+    DESK_ACTIONS,
 )
 
 
@@ -196,6 +231,7 @@ DEAD_LETTER_REASONS: dict[str, tuple[str, ...]] = {
         "unknown_agency", "unknown_complaint", "invalid_state", "missing_agency",
         "same_agency", "internal_error",
     ),
+    "desk": ("invalid_event", "invalid_json"),
 }  # fmt: skip
 """Dead-letter reasons per stage (processor). tests/ops checks the code writes no other."""
 CATCH_UP_CAUSES = ("late_input", "recovery")
@@ -299,6 +335,24 @@ def route_series(agencies: Iterable[tuple[str, str]], clocks: Iterable[str]) -> 
         [topics.CLASSIFIED.name, topics.COMMANDS.name],
         [topics.ROUTES.name, topics.SLA.name],
     )
+
+
+DESK_EVENT_OUTCOMES = ("applied", "duplicate", "unknown_type", "refused")
+DESK_ACTION_TYPES = ("acknowledge", "resolve", "reopen", "reroute")
+DESK_ACTION_OUTCOMES = ("accepted", "replayed", "refused", "broker_unavailable")
+
+
+def desk_series() -> Iterator[Series]:
+    """Events per input topic and outcome, actions per type and outcome, the commit delay,
+    and the pipeline metrics of its consumer (the desk writes dead letters and commands)."""
+    inputs = [topics.ROUTES.name, topics.SLA.name, topics.COMMANDS.name]
+    for topic in inputs:
+        for outcome in DESK_EVENT_OUTCOMES:
+            yield DESK_EVENTS, (topic, outcome)
+    for action in DESK_ACTION_TYPES:
+        for outcome in DESK_ACTION_OUTCOMES:
+            yield DESK_ACTIONS, (action, outcome)
+    yield from processor_series("desk", inputs, [topics.COMMANDS.name, topics.DEADLETTER.name])
 
 
 class PartitionLag:

@@ -405,9 +405,87 @@ def pipeline() -> dict[str, Any]:
                 ],
                 stack=True,
             ),
+            *desk_row(),
         ],
         ["pipeline"],
     )
+
+
+def desk_row() -> list[Panel]:
+    """The desk: is it keeping up with route, how its API answers, what agencies do with it."""
+    return [
+        row("Desk"),
+        panel(
+            "Desk lag (records unread)",
+            [("aduan:desk_lag_messages:sum", "lag")],
+            kind="stat",
+            width=6,
+            height=4,
+            thresholds=[(100, "orange"), (500, "red")],
+            description="Alert AduanDeskBehind fires above 500 for 10 minutes.",
+        ),
+        panel(
+            "Event age at commit p99",
+            [("aduan:desk_event_delay_seconds:p99_5m", "p99")],
+            kind="stat",
+            unit="s",
+            width=6,
+            height=4,
+            thresholds=[(10, "orange"), (120, "red")],
+        ),
+        panel(
+            "Desk API 5xx share",
+            [
+                (
+                    '(sum(aduan:desk_api_requests:rate5m{status=~"5.."}) or vector(0)) '
+                    "/ (sum(aduan:desk_api_requests:rate5m) > 0) or vector(0)",
+                    "5xx",
+                )
+            ],
+            kind="stat",
+            unit="percentunit",
+            width=6,
+            height=4,
+            thresholds=[(0.001, "orange"), (0.01, "red")],
+        ),
+        panel(
+            "Actions accepted (24 h)",
+            [('sum(increase(aduan_desk_actions_total{outcome="accepted"}[24h]))', "accepted")],
+            kind="stat",
+            width=6,
+            height=4,
+        ),
+        panel(
+            "Desk API requests by route and status",
+            [("sum by (route, status) (aduan:desk_api_requests:rate5m)", "{{route}} {{status}}")],
+            unit="reqps",
+            stack=True,
+            description="401/404 are expected in small numbers; a surge of 401 is a token "
+            "being guessed or a revoked token still in use.",
+        ),
+        panel(
+            "Desk API latency p99 by route",
+            [("aduan:desk_api_request_duration_seconds:p99_5m", "{{route}}")],
+            unit="s",
+            thresholds=[(0.05, "orange"), (0.5, "red")],
+        ),
+        panel(
+            "Actions by type and outcome",
+            [("aduan:desk_actions:rate5m", "{{type}}: {{outcome}}")],
+            unit="ops",
+            stack=True,
+            description="acknowledge, resolve, reopen, reroute: accepted (written to "
+            "aduan.commands.v1), replayed (Idempotency-Key), refused, broker_unavailable.",
+        ),
+        panel(
+            "Events into the desk by topic and outcome",
+            [("aduan:desk_events:rate5m", "{{topic}}: {{outcome}}")],
+            unit="ops",
+            stack=True,
+            description="applied, duplicate (redelivered, dropped by event id), unknown_type "
+            "(kept as history), refused (dead-lettered).",
+        ),
+    ]
 
 
 def sla() -> dict[str, Any]:

@@ -5,7 +5,8 @@
 #              package's `prometheus` server scrapes freshly started services in
 #              tests/ops/test_fresh_start.py, so both binaries must be there
 #   pg_ctl     (package postgresql)  the embedded PostgreSQL of the desk and notify (common/postgres.py)
-# Usage: ensure-tools.sh [promtool] [postgresql] ...
+#   chromium   (package chromium)    the desk's web-page tests, driven by Playwright (tests/desk)
+# Usage: ensure-tools.sh [promtool] [postgresql] [chromium] ...
 # Never fails the build: where something cannot be installed, the tests that need it skip
 # with a one-line reason (and `make run` says what is missing).
 set -u

@@ -18,7 +18,10 @@ import yaml
 from common.settings import Settings
 from tests.ops.metric_names import DEPLOY, REPO
 
-PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102}
+PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102, "desk": 9103}
+"""Each service's ops port (/metrics, /healthz, /readyz)."""
+DESK_API_PORT = 8090
+"""The desk's public port (ADUAN_HTTP_PORT): /api/v1 and /desk."""
 K8S = DEPLOY / "kubernetes"
 
 
@@ -139,11 +142,16 @@ def test_deployments_have_probes_requests_non_root_and_config_wiring() -> None:
         assert spec["securityContext"]["runAsNonRoot"] is True
         (container,) = spec["containers"]
         assert container["command"] == ["python", "-m", f"services.{name}"]
-        (cport,) = container["ports"]
-        assert cport["containerPort"] == port
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        ops = "http" if name == "ingest" else "metrics"
+        assert ports[ops] == port
+        if name == "desk":
+            assert ports == {"api": DESK_API_PORT, "metrics": port}
+        else:
+            assert len(ports) == 1
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert container["readinessProbe"]["httpGet"]["port"] == cport["name"]
+        assert container["readinessProbe"]["httpGet"]["port"] == ops
         assert {"cpu", "memory"} <= set(container["resources"]["requests"])
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         refs = {next(iter(r)): next(iter(r.values()))["name"] for r in container["envFrom"]}
@@ -163,17 +171,20 @@ def test_configmap_points_at_the_mounted_config_and_only_known_settings() -> Non
     data = cm["data"]
     assert data["ADUAN_REGISTRY_FILE"] == "/etc/aduan/registry.yaml"
     from services.classify.settings import ClassifySettings
+    from services.desk.settings import DeskSettings
     from services.ingest.settings import IngestSettings
     from services.route.settings import RouteSettings
 
     known = {"KAFKA_BOOTSTRAP_SERVERS"} | {
         f"{model.model_config.get('env_prefix', '')}{f}".upper()
-        for model in (Settings, IngestSettings, ClassifySettings, RouteSettings)
+        for model in (Settings, IngestSettings, ClassifySettings, RouteSettings, DeskSettings)
         for f in model.model_fields
     }
     assert set(data) <= known, set(data) - known
-    secret_keys = {k for k in data if "SECRET" in k or "KEY" in k or "TOKEN" in k}
+    secret_keys = {k for k in data if any(w in k for w in ("SECRET", "KEY", "TOKEN", "PASSWORD"))}
     assert not secret_keys
+    user = data["ADUAN_DESK_DATABASE_URL"].split("//")[1].split("@")[0]
+    assert ":" not in user  # the password is a secret (ADUAN_DESK_DATABASE_PASSWORD)
 
 
 def test_podmonitor_sets_the_job_names_the_alerts_expect() -> None:
@@ -183,7 +194,9 @@ def test_podmonitor_sets_the_job_names_the_alerts_expect() -> None:
     deployments = [d for d in _k8s_docs() if d["kind"] == "Deployment"]
     for d in deployments:
         (container,) = d["spec"]["template"]["spec"]["containers"]
-        assert container["ports"][0]["name"] in ports
+        names = {p["name"] for p in container["ports"]}
+        assert names & ports  # its ops port is scraped
+        assert "api" not in ports  # the desk's public API port is not
 
 
 def test_prometheusrule_is_rendered_from_the_rule_files() -> None:
@@ -348,3 +361,30 @@ def test_a_missing_config_file_is_one_line_naming_its_variable(tmp_path: Path) -
     assert out.returncode == 2
     (line,) = out.stderr.strip().splitlines()
     assert line.startswith("route: ADUAN_ROUTE_SLA_FILE=") and "no such file" in line
+
+
+# --- desk ----------------------------------------------------------------------------------
+def test_compose_runs_the_desk_on_its_postgres_with_the_password_from_the_env_file() -> None:
+    services = _compose()["services"]
+    desk, postgres = services["desk"], services["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert desk["depends_on"]["postgres"]["condition"] == "service_healthy"
+    url = desk["environment"]["ADUAN_DESK_DATABASE_URL"]
+    assert url.startswith("postgresql://") and ":" not in url.split("//")[1].split("@")[0]
+    assert "ADUAN_DESK_DATABASE_PASSWORD" in " ".join(postgres["entrypoint"])
+    assert desk["ports"] == [f"{DESK_API_PORT}:{DESK_API_PORT}"]  # the ops port is not
+    assert int(desk["environment"]["ADUAN_HTTP_PORT"]) == DESK_API_PORT
+    example = (DEPLOY / "aduan.env.example").read_text()
+    assert "ADUAN_DESK_DATABASE_PASSWORD=replace-me" in example
+
+
+def test_the_desk_service_publishes_the_api_and_prometheus_scrapes_the_ops_port() -> None:
+    docs = _k8s_docs()
+    (service,) = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "aduan-desk"
+    ]
+    published = [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]]
+    assert published == [(DESK_API_PORT, "api")]
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
+    assert jobs["aduan-desk"] == [f"desk:{PROCESSORS['desk']}"]

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 import yaml
 
-from common.topics import CLASSIFIED, COMMANDS, MESSAGES
+from common.topics import CLASSIFIED, COMMANDS, MESSAGES, ROUTES, SLA
 from services.demo.generator import instagram_comment
 from services.ingest.signatures import meta_signature
 from tests.ops.metric_names import DEPLOY, REPO, RULES_DIR
@@ -45,7 +45,7 @@ from tests.ops.metric_names import DEPLOY, REPO, RULES_DIR
 pytestmark = pytest.mark.kafka
 
 SECRET = "fresh-start-app-secret"
-JOBS = ("ingest", "classify", "route")
+JOBS = ("ingest", "classify", "route", "desk")
 PERCENTILE = re.compile(r"histogram_quantile|:p\d+_")
 THRESHOLD = re.compile(r"\s*(?:==|!=|>=|<=|>|<)\s*(?:bool\s+)?-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 VARIABLES = {"$platform": ".*", "$agency": ".*", "$processor": ".*", "$clock": ".*"}
@@ -162,7 +162,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka_bootstrap: str, postgres_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip(
@@ -193,6 +195,9 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             if name == "ingest":  # webhooks on the HTTP port; /metrics there or on its own
                 own["ADUAN_HTTP_PORT"] = str(http_port)
                 ports = (metrics_port, http_port)
+            if name == "desk":  # its API on a port of its own, its rows in a fresh database
+                own["ADUAN_HTTP_PORT"] = str(_free_port())
+                own["ADUAN_DESK_DATABASE_URL"] = _fresh_database(postgres_server)
             log = work / f"{name}.log"
             process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{name}"],
@@ -219,6 +224,24 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     finally:
         for service in services.values():
             service.stop()
+
+
+def _fresh_database(server: str) -> str:
+    import asyncio
+
+    import asyncpg
+
+    name = f"fresh_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return f"{server.rpartition('/')[0]}/{name}"
 
 
 # --- what is evaluated ---------------------------------------------------------------------
@@ -327,6 +350,9 @@ def test_every_rule_alert_and_panel_is_a_number_on_a_fresh_start(stack: Stack) -
         ("classify", MESSAGES.name): MESSAGES.partitions,
         ("route", CLASSIFIED.name): CLASSIFIED.partitions,
         ("route", COMMANDS.name): COMMANDS.partitions,
+        ("desk", ROUTES.name): ROUTES.partitions,
+        ("desk", SLA.name): SLA.partitions,
+        ("desk", COMMANDS.name): COMMANDS.partitions,
     }
 
 

@@ -154,11 +154,12 @@ def test_literal_label_values_in_rules_exist_in_the_code() -> None:
     """Static counterpart for values one short test run cannot produce (overdue, 503s)."""
     text = _rule_and_dashboard_text()
     ingest_src = (REPO / "services" / "ingest" / "app.py").read_text()
+    ingest_src += (REPO / "services" / "desk" / "actions.py").read_text()  # desk actions
     for outcome in _literal_values("outcome", text):
-        assert f'"{outcome}"' in ingest_src, f"ingest never counts outcome {outcome!r}"
+        assert f'"{outcome}"' in ingest_src, f"no service counts outcome {outcome!r}"
     event_types = {e.value for e in SlaEventType}
     assert _literal_values("event_type", text) <= event_types
-    assert _literal_values("processor", text) <= {"ingest", "classify", "route"}
+    assert _literal_values("processor", text) <= {"ingest", "classify", "route", "desk"}
     assert _literal_values("since", text) <= {"platform", "received"}
     jobs = {j["job_name"] for j in _scrape_jobs()}
     assert set(re.findall(r'\bjob="([^"]+)"', text)) <= jobs
