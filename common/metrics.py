@@ -111,6 +111,40 @@ TIMER_LAG = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+# --- notify -------------------------------------------------------------------------------
+NOTIFY_DELIVERIES = Counter(
+    "aduan_notify_deliveries_total",
+    "Notification deliveries by channel lane (email, telegram, whatsapp, webhook:<id>, "
+    "reply:<platform>, log) and outcome (delivered; parked: still failing after the "
+    "in-process retries, tried again later; dead: dead-lettered).",
+    ["channel", "outcome"],
+)
+NOTIFY_ATTEMPTS = Counter(
+    "aduan_notify_attempts_total",
+    "Send attempts by channel lane and result (ok, or the failure: timeout, network, "
+    "throttled, http_<status>, smtp_<code>, ...).",
+    ["channel", "result"],
+)
+NOTIFY_LATENCY = Histogram(
+    "aduan_notify_delivery_latency_seconds",
+    "Time from the event's own timestamp (routed_at / occurred_at) to the receiver's "
+    "acceptance, per channel lane.",
+    ["channel"],
+    buckets=PIPELINE_BUCKETS,
+)
+NOTIFY_QUEUE_DEPTH = Gauge(
+    "aduan_notify_queue_depth",
+    "Deliveries held in memory per channel lane (queued or being sent; bounded by "
+    "ADUAN_NOTIFY_QUEUE_SIZE plus the lane's workers).",
+    ["channel"],
+)
+NOTIFY_BACKLOG = Gauge(
+    "aduan_notify_backlog",
+    "Deliveries still owed per channel lane (pending rows in PostgreSQL, parked ones "
+    "included) on the partitions this instance owns.",
+    ["channel"],
+)
+
 ALL = (
     WEBHOOK_REQUESTS,
     WEBHOOK_ENTRIES,
@@ -129,6 +163,11 @@ ALL = (
     SLA_EVENTS,
     RESPONSE_BUSINESS_TIME,
     TIMER_LAG,
+    NOTIFY_DELIVERIES,
+    NOTIFY_ATTEMPTS,
+    NOTIFY_LATENCY,
+    NOTIFY_QUEUE_DEPTH,
+    NOTIFY_BACKLOG,
 )
 
 
