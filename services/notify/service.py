@@ -83,11 +83,11 @@ class NotifyService:
             cid: RouteEvent.model_validate_json(raw)
             for cid, raw in (await self.store.contexts(wanted)).items()
         }
-        latest: dict[str, RouteEvent] = dict(contexts)
+        # A batch holds both topics in partition order, not in time order: an SLA event may
+        # come before its complaint's route event, so the batch's route events count first.
+        latest = {**contexts, **{cid: e for cid, (_, e) in routes.items()}}
         planned: list[Planned] = []
         for r, e in events:
-            if isinstance(e, RouteEvent):
-                latest[e.complaint_id] = e
             try:
                 deliveries = plan(e, self.registry, latest.get(e.complaint_id))
             except Refusal as exc:

@@ -89,17 +89,18 @@ def routed(n: int = 1, agency: str = "pu", at: datetime = T0, **kw: Any) -> Rout
 def sla(etype: SlaEventType, n: int = 1, agency: str = "pu", **kw: Any) -> SlaEvent:
     cid = f"instagram:1790{n:08d}"
     level = kw.get("escalation_level") or 0
-    return SlaEvent(
-        event_id=f"{cid}:first_response:1:{etype.value}:{level}",
-        event_type=etype,
-        complaint_id=cid,
-        thread_key=f"instagram:18000:{n}",
-        agency_id=agency,
-        clock=Clock.first_response,
-        due_at=T0 + timedelta(hours=4),
-        occurred_at=kw.pop("occurred_at", T0 + timedelta(hours=4)),
-        **kw,
-    )
+    fields: dict[str, Any] = {
+        "event_id": f"{cid}:first_response:1:{etype.value}:{level}",
+        "event_type": etype,
+        "complaint_id": cid,
+        "thread_key": f"instagram:18000:{n}",
+        "agency_id": agency,
+        "clock": Clock.first_response,
+        "due_at": T0 + timedelta(hours=4),
+        "occurred_at": T0 + timedelta(hours=4),
+    }
+    fields.update(kw)
+    return SlaEvent(**fields)
 
 
 def planned(event: RouteEvent | SlaEvent, registry: Registry, source: str = "t.routes:0",

@@ -42,8 +42,12 @@ class HttpStub:
     seen: int = 0
     fault: Fault | None = None
     hold: asyncio.Event | None = None
+    hold_after: int = 0
+    """With ``hold``: requests after the first ``hold_after`` wait for it before answering."""
     runner: web.AppRunner | None = None
     held: int = 0
+    arrivals: list[float] = field(default_factory=list)
+    """time.monotonic() of every request, answered or not."""
 
     @property
     def base(self) -> str:
@@ -52,7 +56,9 @@ class HttpStub:
     async def start(self, routes: list[web.RouteDef]) -> HttpStub:
         app = web.Application()
         app.add_routes(routes)
-        self.runner = web.AppRunner(app, access_log=None)
+        # handler_cancellation: a request whose sender vanished (SIGKILL) is not answered
+        # and so not counted as delivered.
+        self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
         return self
@@ -66,6 +72,7 @@ class HttpStub:
         self, request: web.Request, check: Callable[[Received], web.Response | None]
     ) -> web.Response:
         self.seen += 1
+        self.arrivals.append(time.monotonic())
         n = self.seen
         body = await request.read()
         got = Received(time.time(), dict(request.headers), body, orjson.loads(body))
@@ -74,7 +81,7 @@ class HttpStub:
         bad = check(got)
         if bad is not None:
             return bad
-        if self.hold is not None:
+        if self.hold is not None and n > self.hold_after and not self.hold.is_set():
             self.held += 1
             await self.hold.wait()
             self.held -= 1
