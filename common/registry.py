@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -81,8 +82,8 @@ def parse_channel(value: str) -> ChannelRef:
     return ChannelRef(type=kind, target=target)  # type: ignore[arg-type]
 
 
-def _checked_channels(values: list[str]) -> list[str]:
-    return [str(parse_channel(v)) for v in values]
+ChannelStr = Annotated[str, AfterValidator(lambda v: str(parse_channel(v)))]
+"""A channel string, checked (and normalised) item by item so an error names its index."""
 
 
 ContactRole = Literal["head", "escalation"]
@@ -97,12 +98,7 @@ class Contact(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
-    channels: list[str] = Field(min_length=1)
-
-    @field_validator("channels")
-    @classmethod
-    def _typed(cls, v: list[str]) -> list[str]:
-        return _checked_channels(v)
+    channels: list[ChannelStr] = Field(min_length=1)
 
 
 class WebhookEndpoint(BaseModel):
@@ -128,18 +124,13 @@ class Agency(BaseModel):
     kind: str = Field(description="generic agency kind, e.g. public_works")
     region_code: str = Field(pattern=r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$")
     timezone: str = "Asia/Jakarta"
-    channels: list[str] = Field(
+    channels: list[ChannelStr] = Field(
         default_factory=list, description="the desk's notification channels, '<type>:<target>'"
     )
     contacts: dict[ContactRole, Contact] = Field(
         default_factory=dict, description="who the escalation ladder can name at this agency"
     )
     calendar: str | None = Field(default=None, description="business calendar id (route config)")
-
-    @field_validator("channels")
-    @classmethod
-    def _typed_channels(cls, v: list[str]) -> list[str]:
-        return _checked_channels(v)
 
     @field_validator("timezone")
     @classmethod
