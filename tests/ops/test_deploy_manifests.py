@@ -14,7 +14,7 @@ import yaml
 from common.settings import Settings
 from tests.ops.metric_names import DEPLOY, REPO
 
-PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102}
+PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102, "notify": 9104}
 K8S = DEPLOY / "kubernetes"
 
 
@@ -112,6 +112,7 @@ def test_env_example_lists_every_secret_the_registry_names() -> None:
     registry = yaml.safe_load((DEPLOY / "config" / "registry.yaml").read_text())
     names = {a["app_secret_env"] for a in registry["accounts"]}
     names |= {a["verify_token_env"] for a in registry["accounts"] if a.get("verify_token_env")}
+    names |= {w["secret_env"] for w in registry.get("webhooks", [])}
     example = (DEPLOY / "aduan.env.example").read_text()
     keys = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", example, flags=re.M))
     assert names | {"ADUAN_PSEUDONYM_KEY"} <= keys
@@ -160,11 +161,12 @@ def test_configmap_points_at_the_mounted_config_and_only_known_settings() -> Non
     assert data["ADUAN_REGISTRY_FILE"] == "/etc/aduan/registry.yaml"
     from services.classify.settings import ClassifySettings
     from services.ingest.settings import IngestSettings
+    from services.notify.settings import NotifySettings
     from services.route.settings import RouteSettings
 
     known = {"KAFKA_BOOTSTRAP_SERVERS"} | {
         f"{model.model_config.get('env_prefix', '')}{f}".upper()
-        for model in (Settings, IngestSettings, ClassifySettings, RouteSettings)
+        for model in (Settings, IngestSettings, ClassifySettings, RouteSettings, NotifySettings)
         for f in model.model_fields
     }
     assert set(data) <= known, set(data) - known
