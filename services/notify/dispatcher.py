@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from tenacity import (
     AsyncRetrying,
@@ -39,7 +40,14 @@ from tenacity.stop import stop_base
 from common import metrics
 from common.deadletters import Source, dead_letter
 from common.produce import RecordSink, send_all_or_raise
-from services.notify.channels.base import Channel, MissingChannel, Permanent, Transient
+from services.notify.channels.base import (
+    Channel,
+    Item,
+    MissingChannel,
+    Permanent,
+    Sender,
+    Transient,
+)
 from services.notify.settings import NotifySettings
 from services.notify.store import Claimed, Outcome, Store
 
@@ -69,18 +77,24 @@ class Policy:
 
 class Recorder:
     """Group commit of outcomes: whatever finished while the last UPDATE ran goes in the
-    next one. ``record`` returns once the outcome is durable."""
+    next one, and each outcome's ``durable`` callback runs once it is in PostgreSQL. The
+    sender does not wait for it (a worker moves on to its next delivery at once); the row
+    stays in its lane's in-memory set until then, so it cannot be claimed again."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.pending: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self.pending: list[tuple[Outcome, Callable[[], None]]] = []
         self.wake = asyncio.Event()
 
-    async def record(self, outcome: Outcome) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending.append((outcome, done))
+    def submit(self, outcome: Outcome, durable: Callable[[], None]) -> None:
+        self.pending.append((outcome, durable))
         self.wake.set()
-        await done
+
+    async def record(self, outcome: Outcome) -> None:
+        """Submit and wait until durable."""
+        done = asyncio.Event()
+        self.submit(outcome, done.set)
+        await done.wait()
 
     async def run(self) -> None:
         while True:
@@ -98,9 +112,8 @@ class Recorder:
                     log.warning("recording %d outcomes failed (%s); retrying", len(batch), exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+            for _, durable in batch:
+                durable()
 
 
 class Lane:
@@ -126,10 +139,12 @@ class Lane:
         return len(self.inflight)
 
     async def feeder(self) -> None:
+        low_water = self.queue.maxsize // 2
         while True:
-            room = self.queue.maxsize - self.queue.qsize()
+            self.wake.clear()
             owned = self.d.owned
-            if room > 0 and owned:
+            if self.queue.qsize() <= low_water and owned:
+                room = self.queue.maxsize - self.queue.qsize()
                 try:
                     rows = await self.d.store.claim(
                         self.name, sorted(owned), list(self.inflight), room
@@ -142,14 +157,15 @@ class Lane:
                     self.inflight.add(row.item.id)
                     self.queue.put_nowait(row)
                 metrics.NOTIFY_QUEUE_DEPTH.labels(self.name).set(self.depth())
-                if len(rows) == room:  # more may be waiting: claim again when there is room
+                if len(rows) == room:
+                    # More may be waiting: claim again once the queue is half empty (one
+                    # query per half queue, not one per delivery).
                     self.room.clear()
                     await self.room.wait()
                     continue
             idle = await self._idle_s(owned)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=idle)
-            self.wake.clear()
 
     async def _idle_s(self, owned: frozenset[str]) -> float:
         """Sleep until woken, or until the next parked row of this lane comes due."""
@@ -166,17 +182,28 @@ class Lane:
             batch = [await self.queue.get()]
             while len(batch) < self.channel.batch and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            self.room.set()
+            if self.queue.qsize() <= self.queue.maxsize // 2:
+                self.room.set()
+            done: set[int] = set()
             try:
                 async with self.channel.session() as sender:
                     for row in batch:
-                        await self.d.deliver(self, row, sender)
-            except Exception:  # a session that failed to close; outcomes are recorded
+                        outcome = await self.d.deliver(self, row, sender)
+                        done.add(row.item.id)
+                        if outcome is None:
+                            self.release(row.item.id)
+                        else:
+                            self.d.recorder.submit(outcome, partial(self.release, row.item.id))
+            except Exception:  # a session that failed to close; outcomes are submitted
                 log.exception("lane %s: session error", self.name)
             finally:
                 for row in batch:
-                    self.inflight.discard(row.item.id)
-                metrics.NOTIFY_QUEUE_DEPTH.labels(self.name).set(self.depth())
+                    if row.item.id not in done:  # cancelled mid-batch: still owed, in the DB
+                        self.release(row.item.id)
+
+    def release(self, row_id: int) -> None:
+        self.inflight.discard(row_id)
+        metrics.NOTIFY_QUEUE_DEPTH.labels(self.name).set(len(self.inflight))
 
     async def stop(self) -> None:
         for t in self.tasks:
@@ -236,60 +263,80 @@ class Dispatcher:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
     # --- one delivery ---------------------------------------------------------------------
-    async def deliver(self, lane: Lane, row: Claimed, sender: object) -> None:
+    async def deliver(self, lane: Lane, row: Claimed, sender: Sender) -> Outcome | None:
+        """Send one delivery, retrying as the policy says; its outcome (None: this instance
+        no longer owns its partition and must leave it to the new owner)."""
         item = row.item
         if row.source not in self.owned:
-            return  # the partition moved to another instance, which sends it now
-        tries = 0
-        p = self.policy
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(p.attempts) | _retry_after_beyond(p.backoff_max_s),
-            wait=_wait(p.backoff_initial_s, p.backoff_max_s),
-            retry=retry_if_exception_type(Transient),
-            reraise=True,
-        )
+            return None
+        tries = 1
         try:
-            async for attempt in retrying:
-                with attempt:
-                    tries += 1
-                    try:
-                        receipt = await sender.send(item)  # type: ignore[attr-defined]
-                    except (Transient, Permanent) as exc:
-                        metrics.NOTIFY_ATTEMPTS.labels(lane.name, exc.reason).inc()
-                        raise
-                    metrics.NOTIFY_ATTEMPTS.labels(lane.name, "ok").inc()
+            try:  # the common case, without building a retry loop
+                receipt = await self._attempt(lane, sender, item)
+            except Transient as first:
+                tries, receipt = await self._retry(lane, sender, item, first)
         except Permanent as exc:
-            await self._dead(lane, row, tries, exc.reason, exc.detail)
-            return
+            return await self._dead(lane, row, tries, exc.reason, exc.detail)
         except Transient as exc:
-            await self._park(lane, row, tries, exc)
-            return
+            return await self._park(lane, row, tries, exc)
         except Exception as exc:  # an adapter bug must not kill the lane: park, log
             log.exception("lane %s: unexpected error delivering %s", lane.name, item.delivery_id)
-            await self._park(lane, row, tries, Transient("error", type(exc).__name__))
-            return
-        await self.recorder.record(Outcome(item.id, "delivered", tries, row.parks, receipt=receipt))
+            return await self._park(lane, row, tries, Transient("error", type(exc).__name__))
         metrics.NOTIFY_DELIVERIES.labels(lane.name, "delivered").inc()
         latency = self.clock() - item.event_time.timestamp()
         metrics.NOTIFY_LATENCY.labels(lane.name).observe(max(0.0, latency))
+        return Outcome(item.id, "delivered", tries, row.parks, receipt=receipt)
 
-    async def _park(self, lane: Lane, row: Claimed, tries: int, exc: Transient) -> None:
+    async def _attempt(self, lane: Lane, sender: Sender, item: Item) -> str | None:
+        try:
+            receipt = await sender.send(item)
+        except (Transient, Permanent) as exc:
+            metrics.NOTIFY_ATTEMPTS.labels(lane.name, exc.reason).inc()
+            raise
+        metrics.NOTIFY_ATTEMPTS.labels(lane.name, "ok").inc()
+        return receipt
+
+    async def _retry(
+        self, lane: Lane, sender: Sender, item: Item, first: Transient
+    ) -> tuple[int, str | None]:
+        """The remaining tries after a transient failure: tenacity, exponential backoff with
+        jitter, never sooner than the server's ``Retry-After``; a server asking for longer
+        than ``backoff_max_s`` gets the delivery parked that long instead (raises)."""
+        p = self.policy
+        if p.attempts <= 1 or (first.retry_after or 0.0) > p.backoff_max_s:
+            raise first
+        await asyncio.sleep(
+            max(first.retry_after or 0.0, p.backoff_initial_s * random.uniform(1, 2))
+        )
+        tries = 1
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(p.attempts - 1) | _retry_after_beyond(p.backoff_max_s),
+            wait=_wait(p.backoff_initial_s * 2, p.backoff_max_s),
+            retry=retry_if_exception_type(Transient),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                tries += 1
+                receipt = await self._attempt(lane, sender, item)
+        return tries, receipt
+
+    async def _park(self, lane: Lane, row: Claimed, tries: int, exc: Transient) -> Outcome:
         age = self.clock() - row.created_at.timestamp()
         if age >= self.policy.give_up_after_s:
             detail = f"still failing after {age / 3600:.1f} h; last: {exc.reason}"
-            await self._dead(lane, row, tries, "retries_exhausted", detail)
-            return
+            return await self._dead(lane, row, tries, "retries_exhausted", detail)
         wait = min(MAX_PARK_S, self.policy.park_s * 2 ** min(row.parks, 10))
         wait = max(wait, exc.retry_after or 0.0)
         next_at = datetime.now(UTC) + timedelta(seconds=wait * random.uniform(1.0, 1.2))
         error = f"{exc.reason}: {exc.detail}"[:300]
-        await self.recorder.record(
-            Outcome(row.item.id, "pending", tries, row.parks + 1, next_at, error)
-        )
         metrics.NOTIFY_DELIVERIES.labels(lane.name, "parked").inc()
         log.info("lane %s: parked %s for %.0fs (%s)", lane.name, row.item.delivery_id, wait, error)
+        return Outcome(row.item.id, "pending", tries, row.parks + 1, next_at, error)
 
-    async def _dead(self, lane: Lane, row: Claimed, tries: int, reason: str, detail: str) -> None:
+    async def _dead(
+        self, lane: Lane, row: Claimed, tries: int, reason: str, detail: str
+    ) -> Outcome:
         src = await self.store.source_of(row.item.id)
         topic, _, partition = src.source.rpartition(":")
         letter = dead_letter(
@@ -302,12 +349,9 @@ class Dispatcher:
         try:
             await send_all_or_raise(self.sink, [letter])
         except Exception as exc:  # broker away: keep it owed, try again later
-            await self._park(lane, row, tries, Transient("deadletter_failed", str(exc)))
-            return
-        await self.recorder.record(
-            Outcome(row.item.id, "dead", tries, row.parks, error=f"{reason}: {detail}"[:300])
-        )
+            return await self._park(lane, row, tries, Transient("deadletter_failed", str(exc)))
         metrics.NOTIFY_DELIVERIES.labels(lane.name, "dead").inc()
+        return Outcome(row.item.id, "dead", tries, row.parks, error=f"{reason}: {detail}"[:300])
 
 
 def _wait(initial: float, maximum: float) -> Callable[[RetryCallState], float]:

@@ -222,6 +222,9 @@ class SmtpSink:
     messages: list[EmailMessage] = field(default_factory=list)
     sessions: int = 0
     controller: Any = None
+    data_commands: int = 0
+    defer: Callable[[], bool] | None = None
+    """When it returns True, messages are answered 451 (try again later) and not kept."""
 
     def start(self) -> SmtpSink:
         from aiosmtpd.controller import Controller
@@ -231,6 +234,9 @@ class SmtpSink:
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                sink.data_commands += 1
+                if sink.defer is not None and sink.defer():
+                    return "451 4.3.0 try again later"
                 sink.messages.append(
                     message_from_bytes(envelope.original_content, policy=policy.default)  # type: ignore[arg-type]
                 )

@@ -134,10 +134,22 @@ async def _until(cond: Callable[[], Any], what: str, notify: Notify, timeout: fl
         await asyncio.sleep(0.05)
 
 
+async def _quiet(state: Callable[[], Any], quiet_s: float = 1.0, timeout: float = 15) -> None:
+    """Wait until ``state()`` has not changed for ``quiet_s``."""
+    deadline = time.monotonic() + timeout
+    last, since = state(), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        if (now := state()) != last:
+            last, since = now, time.monotonic()
+
+
 async def _count(db: str, sql: str) -> int:
     conn = await asyncpg.connect(db)
     try:
         return int(await conn.fetchval(sql))
+    except asyncpg.UndefinedTableError:  # notify has not migrated yet
+        return 0
     finally:
         await conn.close()
 
@@ -175,8 +187,8 @@ async def test_events_reach_desk_head_and_systems_and_bad_ones_are_dead_lettered
 
 
 async def test_sigkill_mid_batch_and_restart_sends_nothing_twice(stack: dict[str, Any]) -> None:
-    """Ten deliveries per receiver go through, then the receivers answer 503 (so the rest
-    are being retried: owed, not ambiguous) and notify is SIGKILLed. The restart reads every
+    """Ten deliveries per receiver go through, then the receivers answer 503 / SMTP 451
+    (so the rest are being retried: owed, not ambiguous) and notify is SIGKILLed. The restart reads every
     event again (a new consumer group: as if no offset had been committed); the receivers
     come back; each delivery arrives exactly once."""
     notify, hook, telegram = stack["notify"], stack["hook"], stack["telegram"]
@@ -186,19 +198,27 @@ async def test_sigkill_mid_batch_and_restart_sends_nothing_twice(stack: dict[str
         stub.fault = lambda i, s=stub: (
             web.Response(status=503) if len(s.requests) >= 10 and not gate.is_set() else None
         )
+    smtp = stack["smtp"]
+    smtp.defer = lambda: len(smtp.messages) >= 10 and not gate.is_set()
     first = notify.start()
     await _send(stack, ROUTES, [routed(i) for i in range(1, n + 1)])
 
     async def mid_batch() -> bool:
-        answered = len(hook.requests) + len(telegram.requests)
-        refused = hook.seen + telegram.seen - answered
-        return answered == 20 and refused >= 2 and await _count(
-            stack["db"], "SELECT count(*) FROM notify_deliveries WHERE status = 'delivered' "
-            "AND channel IN ('webhook', 'telegram')") == 20  # fmt: skip
+        """Each receiver has taken its ten (a few more may slip through concurrently),
+        every answered delivery is recorded, and the rest are owed."""
+        got = (len(hook.requests), len(telegram.requests), len(smtp.messages))
+        delivered = await _count(
+            stack["db"], "SELECT count(*) FROM notify_deliveries WHERE status = 'delivered'"
+        )
+        owed = await _count(stack["db"], "SELECT count(*) FROM notify_deliveries WHERE parks > 0")
+        return min(got) >= 10 and delivered == sum(got) and owed > 0
 
     await _until(mid_batch, "ten deliveries each, then retries", notify)
     first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
+    await _until(lambda: first.poll() is not None, "notify dead", notify, timeout=10)
+    # What the dead process had already written to a socket still reaches the receivers:
+    # let them take it (and defer it) before they start accepting again.
+    await _quiet(lambda: (hook.seen, telegram.seen, smtp.data_commands))
     notify.start(ADUAN_CONSUMER_GROUP_PREFIX="restarted")
     gate.set()
     await _until(lambda: len(hook.requests) >= n and len(telegram.requests) >= n,
@@ -213,4 +233,4 @@ async def test_sigkill_mid_batch_and_restart_sends_nothing_twice(stack: dict[str
     tracking = Counter(re.findall(r"ADU-\w+", r.json["text"])[0] for r in telegram.requests)
     assert len(tracking) == n == len(telegram.requests)
     assert len({m["X-Aduan-Delivery"] for m in stack["smtp"].messages}) == n
-    assert len(stack["smtp"].messages) == n
+    assert len(smtp.messages) == n
