@@ -138,6 +138,18 @@ class Lane:
     def depth(self) -> int:
         return len(self.inflight)
 
+    def offer(self, row: Claimed) -> None:
+        if (
+            row.source in self.d.owned
+            and not self.queue.full()
+            and row.item.id not in self.inflight
+        ):
+            self.inflight.add(row.item.id)
+            self.queue.put_nowait(row)
+            metrics.NOTIFY_QUEUE_DEPTH.labels(self.name).set(self.depth())
+        else:
+            self.wake.set()
+
     async def feeder(self) -> None:
         low_water = self.queue.maxsize // 2
         while True:
@@ -154,6 +166,8 @@ class Lane:
                     rows = []
                     await asyncio.sleep(1.0)
                 for row in rows:
+                    if row.item.id in self.inflight:  # handed over while the query ran
+                        continue
                     self.inflight.add(row.item.id)
                     self.queue.put_nowait(row)
                 metrics.NOTIFY_QUEUE_DEPTH.labels(self.name).set(self.depth())
@@ -244,6 +258,12 @@ class Dispatcher:
             lane = self.lanes[name] = Lane(name, channel, self)
             lane.start()
         return lane
+
+    def hand_over(self, rows: Iterable[Claimed]) -> None:
+        """Freshly recorded rows straight into their lanes' queues (no read back); a lane
+        whose queue is full is woken instead and claims them from PostgreSQL later."""
+        for row in rows:
+            self.lane(row.lane).offer(row)
 
     def wake(self, names: Iterable[str]) -> None:
         for name in names:

@@ -96,9 +96,9 @@ class NotifyService:
             source = f"{r.topic}:{r.partition}"
             planned += [Planned(d, source, r.offset, r.key, r.value or b"") for d in deliveries]
         route_rows = [(cid, r.value or b"") for cid, (r, _) in routes.items()]
-        lanes = await self.store.record(planned, route_rows)
+        fresh = await self.store.record(planned, route_rows)
         await send_all_or_raise(self.sink, dead)
-        self.dispatcher.wake(lanes)
+        self.dispatcher.hand_over(fresh)
 
     def _decode(self, record: ConsumerRecord) -> RouteEvent | SlaEvent:
         if record.value is None:

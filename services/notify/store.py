@@ -88,19 +88,20 @@ class Store:
 
     async def record(
         self, planned: Sequence[Planned], routes: Sequence[tuple[str, bytes]]
-    ) -> set[str]:
+    ) -> list[Claimed]:
         """Insert the planned deliveries (repeats ignored; a ``dead`` one is revived, which
         is how replaying its dead letter re-sends it) and remember the batch's route events,
-        in one transaction. Returns the lanes that got pending rows."""
+        in one transaction. Returns the rows now pending because of this call, ready to
+        hand to their lanes without reading them back."""
         if not planned and not routes:
-            return set()
+            return []
         async with self.pool.acquire() as conn, conn.transaction():
             if routes:
                 await conn.execute(
                     _UPSERT_ROUTES, [r[0] for r in routes], [r[1].decode() for r in routes]
                 )
             if not planned:
-                return set()
+                return []
             d = [p.delivery for p in planned]
             rows = await conn.fetch(
                 _INSERT,
@@ -115,7 +116,14 @@ class Store:
                 [x.notice.model_dump_json() for x in d],
                 [x.notice.occurred_at for x in d],
             )
-        return {r["lane"] for r in rows}
+        by_key = {p.delivery.key: p for p in planned}
+        out: list[Claimed] = []
+        for r in rows:
+            p = by_key[(r["event_id"], r["channel"], r["target"])]
+            n = p.delivery.notice
+            item = Item(r["id"], n.event_id, r["channel"], r["target"], n, n.occurred_at)
+            out.append(Claimed(item, r["lane"], p.source, 0, r["created_at"]))
+        return out
 
     async def contexts(self, complaint_ids: Iterable[str]) -> dict[str, bytes]:
         ids = sorted(set(complaint_ids))
@@ -239,7 +247,7 @@ ON CONFLICT (event_id, channel, target) DO UPDATE
     SET status = 'pending', attempts = 0, parks = 0, next_attempt_at = now(),
         finished_at = NULL, last_error = NULL
     WHERE notify_deliveries.status = 'dead'
-RETURNING lane
+RETURNING id, event_id, channel, target, lane, created_at
 """
 
 _CLAIM = """

@@ -140,8 +140,7 @@ class Harness:
         await self.dispatcher.stop()
 
     async def submit(self, rows: list[Planned]) -> None:
-        lanes = await self.store.record(rows, [])
-        self.dispatcher.wake(lanes)
+        self.dispatcher.hand_over(await self.store.record(rows, []))
 
     async def statuses(self) -> list[str]:
         return [r["status"] for r in await self.store.rows()]
