@@ -154,7 +154,7 @@ class Stage:
         }
         out = open(self.work / "notify.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [sys.executable, *(["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []), "-m", "services.notify"], env=env, stdout=out,
+            [sys.executable, "-m", "services.notify"], env=env, stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
         )  # fmt: skip
 
@@ -238,28 +238,35 @@ async def notify_throughput(stage: Stage, n: int) -> float:
 
 
 async def bare_throughput(receiver: Receiver, registry_file: Path, n: int) -> float:
-    """The same signed bodies posted by a bare aiohttp loop, ``CONCURRENCY`` at a time."""
+    """The baseline, in its own process like notify (sender and receiver never share an
+    event loop in either measurement): ``bare_client`` posting the same signed bodies."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.notify", "--bare-client", receiver.url, str(registry_file),
+        str(n), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if await proc.wait() != 0:
+        raise RuntimeError("bare client failed")
+    stamps = [a for a, _ in receiver.arrivals]
+    return (len(stamps) - 1) / (max(stamps) - min(stamps))
+
+
+async def bare_client(url: str, registry_file: Path, n: int) -> None:
+    """A bare aiohttp loop: the same requests as notify's webhook channel (bodies built and
+    signed by the same code), ``CONCURRENCY`` in flight, nothing else."""
     registry = load_registry(registry_file)
     at = datetime.now(UTC)
     async with aiohttp.ClientSession() as http:
-        channel = WebhookChannel(
-            receiver.url, "bench-secret", Renderer(registry, "http://desk"), http, 10
-        )
-        items = []
+        channel = WebhookChannel(url, "bench-secret", Renderer(registry, "http://desk"), http, 10)
+        queue: asyncio.Queue[Item] = asyncio.Queue()
         for i in range(n):
             notice = plan(event(i, at), registry)[0].notice
-            items.append(Item(i, notice.event_id, "webhook", "bench", notice, at))
-        queue: asyncio.Queue[Item] = asyncio.Queue()
-        for it in items:
-            queue.put_nowait(it)
+            queue.put_nowait(Item(i, notice.event_id, "webhook", "bench", notice, at))
 
         async def worker() -> None:
             while not queue.empty():
                 await channel.send(queue.get_nowait())
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    stamps = [a for a, _ in receiver.arrivals]
-    return (len(stamps) - 1) / (max(stamps) - min(stamps))
 
 
 async def main(runs: int, n: int, rate: float, seconds: float) -> dict[str, Any]:
@@ -319,7 +326,14 @@ def cli() -> None:
     p.add_argument("--n", type=int, default=5000, help="events for the throughput runs")
     p.add_argument("--rate", type=float, default=200.0)
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument(
+        "--bare-client", nargs=3, metavar=("URL", "REGISTRY", "N"), help=argparse.SUPPRESS
+    )
     a = p.parse_args()
+    if a.bare_client:
+        url, registry, n = a.bare_client
+        asyncio.run(bare_client(url, Path(registry), int(n)))
+        return
     result = run(a.runs, a.n, a.rate, a.seconds)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "notify.json").write_text(json.dumps(result, indent=2))

@@ -95,7 +95,7 @@ class NotifyService:
                 continue
             source = f"{r.topic}:{r.partition}"
             planned += [Planned(d, source, r.offset, r.key, r.value or b"") for d in deliveries]
-        route_rows = [(cid, r.value or b"") for cid, (r, _) in routes.items()]
+        route_rows = [(cid, r.value or b"", e.routed_at) for cid, (r, e) in routes.items()]
         fresh = await self.store.record(planned, route_rows)
         await send_all_or_raise(self.sink, dead)
         self.dispatcher.hand_over(fresh)

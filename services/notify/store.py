@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import orjson
 
 from common.postgres import migrate
 from services.notify.channels.base import Item
@@ -87,7 +86,7 @@ class Store:
         await self.pool.close()
 
     async def record(
-        self, planned: Sequence[Planned], routes: Sequence[tuple[str, bytes]]
+        self, planned: Sequence[Planned], routes: Sequence[tuple[str, bytes, datetime]]
     ) -> list[Claimed]:
         """Insert the planned deliveries (repeats ignored; a ``dead`` one is revived, which
         is how replaying its dead letter re-sends it) and remember the batch's route events,
@@ -98,7 +97,10 @@ class Store:
         async with self.pool.acquire() as conn, conn.transaction():
             if routes:
                 await conn.execute(
-                    _UPSERT_ROUTES, [r[0] for r in routes], [r[1].decode() for r in routes]
+                    _UPSERT_ROUTES,
+                    [r[0] for r in routes],
+                    [r[1] for r in routes],
+                    [r[2] for r in routes],
                 )
             if not planned:
                 return []
@@ -113,7 +115,7 @@ class Store:
                 [p.offset for p in planned],
                 [p.key for p in planned],
                 [p.event for p in planned],
-                [x.notice.model_dump_json() for x in d],
+                [x.notice.model_dump_json().encode() for x in d],
                 [x.notice.occurred_at for x in d],
             )
         by_key = {p.delivery.key: p for p in planned}
@@ -130,11 +132,11 @@ class Store:
         if not ids:
             return {}
         rows = await self.pool.fetch(
-            "SELECT complaint_id, route::text AS route FROM notify_complaints "
+            "SELECT complaint_id, route FROM notify_complaints "
             "WHERE complaint_id = ANY($1::text[])",
             ids,
         )
-        return {r["complaint_id"]: r["route"].encode() for r in rows}
+        return {r["complaint_id"]: bytes(r["route"]) for r in rows}
 
     async def claim(
         self, lane: str, sources: Sequence[str], exclude: Sequence[int], limit: int
@@ -218,7 +220,7 @@ class Store:
 
 
 def _claimed(r: asyncpg.Record) -> Claimed:
-    notice = Notice.model_validate(orjson.loads(r["notice"]))
+    notice = Notice.model_validate_json(r["notice"])
     item = Item(
         id=r["id"],
         event_id=r["event_id"],
@@ -232,17 +234,18 @@ def _claimed(r: asyncpg.Record) -> Claimed:
 
 
 _UPSERT_ROUTES = """
-INSERT INTO notify_complaints (complaint_id, route)
-SELECT * FROM unnest($1::text[], $2::jsonb[])
-ON CONFLICT (complaint_id) DO UPDATE SET route = excluded.route, updated_at = now()
-WHERE notify_complaints.route ->> 'routed_at' <= excluded.route ->> 'routed_at'
+INSERT INTO notify_complaints (complaint_id, route, routed_at)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::timestamptz[])
+ON CONFLICT (complaint_id) DO UPDATE
+    SET route = excluded.route, routed_at = excluded.routed_at, updated_at = now()
+    WHERE notify_complaints.routed_at <= excluded.routed_at
 """
 
 _INSERT = """
 INSERT INTO notify_deliveries
     (event_id, channel, target, lane, source, source_offset, source_key, event, notice, event_time)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-                     $7::bytea[], $8::bytea[], $9::jsonb[], $10::timestamptz[])
+                     $7::bytea[], $8::bytea[], $9::bytea[], $10::timestamptz[])
 ON CONFLICT (event_id, channel, target) DO UPDATE
     SET status = 'pending', attempts = 0, parks = 0, next_attempt_at = now(),
         finished_at = NULL, last_error = NULL
@@ -251,7 +254,7 @@ RETURNING id, event_id, channel, target, lane, created_at
 """
 
 _CLAIM = """
-SELECT id, event_id, channel, target, lane, source, notice::text AS notice, event_time,
+SELECT id, event_id, channel, target, lane, source, notice, event_time,
        attempts, parks, created_at
 FROM notify_deliveries
 WHERE status = 'pending' AND lane = $1 AND source = ANY($2::text[])

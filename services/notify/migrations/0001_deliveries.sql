@@ -9,7 +9,7 @@ CREATE TABLE notify_deliveries (
     source_offset   bigint      NOT NULL,
     source_key      bytea,
     event           bytea       NOT NULL,  -- the event record's bytes (dead letters carry them)
-    notice          jsonb       NOT NULL,  -- what the recipient is told (rendered when sent)
+    notice          bytea       NOT NULL,  -- what the recipient is told: JSON (rendered when sent)
     event_time      timestamptz NOT NULL,
     status          text        NOT NULL DEFAULT 'pending'
                     CHECK (status IN ('pending', 'delivered', 'dead')),
@@ -27,8 +27,10 @@ CREATE INDEX notify_deliveries_pending ON notify_deliveries (lane, source, next_
     WHERE status = 'pending';
 
 -- The latest route event of each complaint: SLA events carry no category or excerpt.
+-- JSON kept as bytes: read back whole, never queried inside (bytea costs no JSON parse).
 CREATE TABLE notify_complaints (
     complaint_id text PRIMARY KEY,
-    route        jsonb       NOT NULL,
+    route        bytea       NOT NULL,  -- the route event's JSON as consumed
+    routed_at    timestamptz NOT NULL,
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
