@@ -28,15 +28,19 @@ from common.runtime import configure_logging, stop_processes
 from common.settings import Settings
 from common.topics import ROUTES, SLA
 from services.demo.generator import run_generator
+from services.demo.sinks import DemoSinks
 from services.demo.tail import run_tail
 
 log = logging.getLogger("aduan.demo")
-SERVICES = ("ingest", "classify", "route")
+SERVICES = ("ingest", "classify", "route", "notify")
 DEMO_SECRETS = (
     "ADUAN_META_APP_SECRET",
     "ADUAN_META_VERIFY_TOKEN",
     "ADUAN_X_CONSUMER_SECRET",
     "ADUAN_PSEUDONYM_KEY",
+    # notify's channels in the demo registry (its receivers are local sinks: sinks.py)
+    "ADUAN_WEBHOOK_LAPOR_SECRET",
+    "ADUAN_TELEGRAM_BOT_TOKEN",
 )
 
 
@@ -96,6 +100,8 @@ async def run_stack(
     env["ADUAN_HTTP_PORT"] = str(ingest_port)
     settings = Settings(bootstrap_servers=bootstrap, topic_prefix=env.get("ADUAN_TOPIC_PREFIX", ""))
     await ensure_topics(settings)
+    sinks = DemoSinks()  # notify tells a local SMTP sink and HTTP sink; lines show in the tail
+    env.update(await sinks.start(settings.registry_file, log_dir))
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -107,7 +113,8 @@ async def run_stack(
         base = f"http://127.0.0.1:{ingest_port}"
         await wait_ready(f"{base}/readyz", procs, timeout=60)
         print(f"ingest on {base}/webhooks/{{platform}}; logs in {log_dir}/")
-        print(f"posting {args.rate:g} signed demo webhooks/s; routed and SLA events below.")
+        print(f"posting {args.rate:g} signed demo webhooks/s; routed and SLA events below,")
+        print("and NOTIFIED lines for what notify delivered (local e-mail and webhook sinks).")
         print("Ctrl-C stops everything.")
         registry = load_registry(settings.registry_file)
         topics = [topic_name(ROUTES, settings), topic_name(SLA, settings)]
@@ -126,6 +133,7 @@ async def run_stack(
     finally:
         print("stopping…")
         stop_processes(procs.values())
+        await sinks.stop()
 
 
 def cli() -> None:
