@@ -17,13 +17,14 @@ from common.produce import KafkaSink
 from common.registry import load_registry
 from common.runtime import configure_logging, run_until_signalled
 from common.settings import Settings, get_settings
-from common.topics import DEADLETTER, ROUTES, SLA
+from common.topics import COMMANDS, DEADLETTER, MESSAGES, ROUTES, SLA
 from services.notify.dispatcher import Dispatcher, Policy
 from services.notify.render import Renderer
 from services.notify.service import (
     NotifyListener,
     NotifyService,
     Topics,
+    acknowledging_accounts,
     build_channels,
     missing_secrets,
 )
@@ -53,10 +54,14 @@ async def run(
     await producer.start()
     sink = KafkaSink(producer)
     topics = Topics(topic_name(ROUTES, settings), topic_name(SLA, settings),
-                    topic_name(DEADLETTER, settings))  # fmt: skip
+                    topic_name(DEADLETTER, settings), topic_name(MESSAGES, settings),
+                    topic_name(COMMANDS, settings))  # fmt: skip
+    inputs = [topics.routes, topics.sla]
+    if acknowledging_accounts(registry):  # the messages topic only when someone acknowledges
+        inputs.append(topics.messages)
     renderer = Renderer(registry, ns.desk_url)
     async with aiohttp.ClientSession() as http:
-        channels = build_channels(registry, ns, settings, renderer, http)
+        channels = build_channels(registry, ns, settings, renderer, http, sink, topics.commands)
         dispatcher = Dispatcher(store, sink, topics.deadletter, Policy.of(ns), channels)
         await dispatcher.start()
         dispatcher.wake(await store.pending_lanes())
@@ -74,7 +79,7 @@ async def run(
             await consume_batches(
                 name=NAME,
                 settings=settings,
-                input_topics=[topics.routes, topics.sla],
+                input_topics=inputs,
                 group_id=f"{settings.consumer_group_prefix}-notify",
                 process=service.process,
                 stop=stop,

@@ -24,12 +24,31 @@ from pydantic import BaseModel, ConfigDict
 
 from common.refusal import Refusal
 from common.registry import Agency, ChannelRef, Registry, parse_channel
+from schemas.messages import Platform
 from schemas.routes import RouteEvent
 from schemas.sla import SlaEvent, SlaEventType
 
 Role = Literal["desk", "head", "escalation", "citizen"]
 DESK_EVENTS = frozenset({"routed", "rerouted", "warning", "overdue"})
 CLOSE_LOOP_EVENTS = frozenset({"responded", "resolved", "reopened"})
+
+
+class ReplyTarget(BaseModel):
+    """Where the citizen wrote: the public comment or tweet an acknowledgement answers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    platform: str
+    account_id: str
+    kind: str
+    platform_message_id: str
+
+
+ACK_KINDS = {("instagram", "comment"), ("instagram", "reply"), ("facebook", "comment"),
+             ("facebook", "reply"), ("x", "tweet")}  # fmt: skip
+"""Where a reply needs only the comment's or tweet's id. Direct messages (Messenger,
+Instagram, WhatsApp, X) need the citizen's own platform id, which leaves the raw topic only
+as a keyed pseudonym, so they are not acknowledged (docs/notify.md)."""
 
 
 class Notice(BaseModel):
@@ -61,6 +80,7 @@ class Notice(BaseModel):
     reason: str | None = None
     met: bool | None = None
     response_seconds: float | None = None
+    reply: ReplyTarget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,3 +244,20 @@ def _sla_notice(event: SlaEvent, route: RouteEvent | None, role: Role, addressee
         met=event.met,
         response_seconds=event.response_seconds,
     )
+
+
+def plan_ack(event: Event, target: ReplyTarget | None, registry: Registry) -> list[Delivery]:
+    """The citizen acknowledgement a ``routed`` event calls for: only for a complaint that
+    arrived on an account with ``acknowledge: true``, on a public comment or tweet, and
+    never for a reroute (the citizen was answered when it was first routed)."""
+    if not isinstance(event, RouteEvent) or event.event_type.value != "routed" or target is None:
+        return []
+    if (target.platform, target.kind) not in ACK_KINDS:
+        return []
+    account = registry.account(Platform(target.platform), target.account_id)
+    if account is None or not account.acknowledge:
+        return []
+    notice = _route_notice(event, event.agency_id).model_copy(
+        update={"role": "citizen", "reply": target}
+    )
+    return [Delivery(notice, Target("reply", f"{target.platform}:{event.complaint_id}"))]

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
+import orjson
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
@@ -29,16 +30,18 @@ from common.produce import Output, RecordSink, send_all_or_raise
 from common.refusal import Refusal
 from common.registry import Registry, parse_channel
 from common.settings import Settings
+from schemas.messages import Message
 from schemas.routes import RouteEvent
 from schemas.sla import SlaEvent
 from services.notify.channels.base import Channel
 from services.notify.channels.email import EmailChannel
 from services.notify.channels.log import LogChannel
+from services.notify.channels.reply import ReplyChannel
 from services.notify.channels.telegram import TelegramChannel
 from services.notify.channels.webhook import WebhookChannel
 from services.notify.channels.whatsapp import WhatsAppChannel
 from services.notify.dispatcher import STAGE, Dispatcher
-from services.notify.plan import Delivery, plan
+from services.notify.plan import Delivery, ReplyTarget, plan, plan_ack
 from services.notify.render import Renderer
 from services.notify.settings import NotifySettings
 from services.notify.store import Planned, Store
@@ -47,8 +50,21 @@ log = logging.getLogger("aduan.notify")
 
 
 class Topics:
-    def __init__(self, routes: str, sla: str, deadletter: str) -> None:
+    def __init__(
+        self, routes: str, sla: str, deadletter: str, messages: str = "", commands: str = ""
+    ) -> None:
         self.routes, self.sla, self.deadletter = routes, sla, deadletter
+        self.messages, self.commands = messages, commands
+
+
+def acknowledging_accounts(registry: Registry) -> frozenset[tuple[str, str]]:
+    """(platform, platform id) of every account id and alias with ``acknowledge: true``."""
+    return frozenset(
+        (a.platform.value, pid)
+        for a in registry.accounts
+        if a.acknowledge
+        for pid in (a.platform_id, *a.aliases)
+    )
 
 
 class NotifyService:
@@ -63,11 +79,18 @@ class NotifyService:
         self.dispatcher = dispatcher
         self.sink = sink
         self.topics = topics
+        self.ack_accounts = acknowledging_accounts(registry)
 
     async def process(self, records: Sequence[ConsumerRecord]) -> None:
         events: list[tuple[ConsumerRecord, RouteEvent | SlaEvent]] = []
         dead: list[Output] = []
+        targets = self._reply_targets([r for r in records if r.topic == self.topics.messages])
+        await self.store.remember_reply_targets(
+            [(cid, t, thread) for cid, (t, thread) in targets.items()]
+        )
         for r in records:
+            if r.topic == self.topics.messages:
+                continue
             try:
                 events.append((r, self._decode(r)))
             except (ValidationError, ValueError) as exc:
@@ -86,10 +109,15 @@ class NotifyService:
         # A batch holds both topics in partition order, not in time order: an SLA event may
         # come before its complaint's route event, so the batch's route events count first.
         latest = {**contexts, **{cid: e for cid, (_, e) in routes.items()}}
+        replies = {cid: t for cid, (t, _) in targets.items()}
+        routed = [cid for cid, (_, e) in routes.items() if e.event_type.value == "routed"]
+        if self.ack_accounts and routed:
+            replies |= await self.store.reply_targets(set(routed) - replies.keys())
         planned: list[Planned] = []
         for r, e in events:
             try:
                 deliveries = plan(e, self.registry, latest.get(e.complaint_id))
+                deliveries += plan_ack(e, replies.get(e.complaint_id), self.registry)
             except Refusal as exc:
                 dead.append(refused(self.topics.deadletter, STAGE, exc, Source.of(r)))
                 continue
@@ -99,6 +127,28 @@ class NotifyService:
         fresh = await self.store.record(planned, route_rows)
         await send_all_or_raise(self.sink, dead)
         self.dispatcher.hand_over(fresh)
+
+    def _reply_targets(
+        self, records: Sequence[ConsumerRecord]
+    ) -> dict[str, tuple[ReplyTarget, str]]:
+        """Complaints that arrived on an acknowledging account: complaint id → (where to
+        reply, thread key). Other messages are not even validated (the topic carries every
+        message; most accounts do not acknowledge)."""
+        out: dict[str, tuple[ReplyTarget, str]] = {}
+        for r in records:
+            try:
+                raw = orjson.loads(r.value or b"")
+                if (raw.get("platform"), raw.get("account_id")) not in self.ack_accounts:
+                    continue
+                m = Message.model_validate(raw)
+            except (ValueError, ValidationError, AttributeError):
+                continue  # ingest's output; classify dead-letters what is malformed
+            if m.is_agency_reply:
+                continue
+            target = ReplyTarget(platform=m.platform.value, account_id=m.account_id,
+                                 kind=m.kind.value, platform_message_id=m.platform_message_id)  # fmt: skip
+            out[m.message_id] = (target, m.thread_key)
+        return out
 
     def _decode(self, record: ConsumerRecord) -> RouteEvent | SlaEvent:
         if record.value is None:
@@ -150,6 +200,7 @@ def missing_secrets(registry: Registry, ns: NotifySettings, settings: Settings) 
     secrets file has: notify refuses to start rather than dead-letter every delivery."""
     types = used_channel_types(registry)
     needed = [w.secret_env for w in registry.webhooks]
+    needed += [a.reply_token_env for a in registry.accounts if a.acknowledge and a.reply_token_env]
     if "telegram" in types:
         needed.append(ns.telegram_token_env)
     if "whatsapp" in types:
@@ -165,10 +216,17 @@ def build_channels(
     settings: Settings,
     renderer: Renderer,
     http: aiohttp.ClientSession,
+    sink: RecordSink | None = None,
+    commands_topic: str = "",
 ) -> dict[str, Channel]:
     """One adapter per lane, for the channel types the registry uses."""
     types = used_channel_types(registry)
     out: dict[str, Channel] = {}
+    if sink is not None:
+        for platform in sorted({p for p, _ in acknowledging_accounts(registry)}):
+            out[f"reply:{platform}"] = ReplyChannel(
+                platform, ns, registry, settings.secret, renderer, http, sink, commands_topic
+            )
     if "email" in types:
         out["email"] = EmailChannel(
             renderer, ns.smtp_host, ns.smtp_port, ns.smtp_from,

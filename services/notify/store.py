@@ -21,7 +21,7 @@ import asyncpg
 
 from common.postgres import migrate
 from services.notify.channels.base import Item
-from services.notify.plan import Delivery, Notice
+from services.notify.plan import Delivery, Notice, ReplyTarget
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE = "notify"
@@ -191,6 +191,43 @@ class Store:
         )
         return {r["lane"]: r["n"] for r in rows}
 
+    async def remember_reply_targets(self, rows: Sequence[tuple[str, ReplyTarget, str]]) -> None:
+        """(complaint id, target, thread key) of complaints on acknowledging accounts."""
+        if not rows:
+            return
+        await self.pool.execute(
+            """INSERT INTO notify_reply_targets
+                   (message_id, platform, account_id, kind, platform_message_id, thread_key)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                    $6::text[])
+               ON CONFLICT (message_id) DO NOTHING""",
+            [r[0] for r in rows],
+            [r[1].platform for r in rows],
+            [r[1].account_id for r in rows],
+            [r[1].kind for r in rows],
+            [r[1].platform_message_id for r in rows],
+            [r[2] for r in rows],
+        )
+
+    async def reply_targets(self, complaint_ids: Iterable[str]) -> dict[str, ReplyTarget]:
+        ids = sorted(set(complaint_ids))
+        if not ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT message_id, platform, account_id, kind, platform_message_id "
+            "FROM notify_reply_targets WHERE message_id = ANY($1::text[])",
+            ids,
+        )
+        return {
+            r["message_id"]: ReplyTarget(
+                platform=r["platform"],
+                account_id=r["account_id"],
+                kind=r["kind"],
+                platform_message_id=r["platform_message_id"],
+            )  # fmt: skip
+            for r in rows
+        }
+
     async def pending_lanes(self) -> list[str]:
         """Lanes with deliveries still owed (started at boot even if no longer configured)."""
         rows = await self.pool.fetch(
@@ -209,6 +246,10 @@ class Store:
         await self.pool.execute(
             "DELETE FROM notify_complaints WHERE updated_at < now() - make_interval(secs => $1)",
             older_than_s,
+        )
+        # a complaint is routed seconds after it arrives: a week is plenty to acknowledge it
+        await self.pool.execute(
+            "DELETE FROM notify_reply_targets WHERE created_at < now() - interval '7 days'"
         )
         return int(done.rsplit(" ", 1)[-1])
 

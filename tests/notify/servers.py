@@ -271,3 +271,70 @@ class SmtpSink:
     def stop(self) -> None:
         if self.controller is not None:
             self.controller.stop()
+
+
+@dataclass
+class GraphStub(HttpStub):
+    """Graph API comment replies: ``POST /{version}/{comment-id}/replies`` (Instagram) and
+    ``/{comment-id}/comments`` (Facebook) with ``message``, bearer token."""
+
+    token: str = "page-token"
+    paths: list[str] = field(default_factory=list)
+    before_answer: Callable[[], None] | None = None
+    """Called as each request arrives (e.g. to check what was written before it)."""
+
+    async def start_api(self) -> GraphStub:
+        await self.start([web.post("/{version}/{object_id}/{edge}", self.handle)])
+        return self
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response(
+                {"error": {"code": 190, "message": "Invalid OAuth"}}, status=401
+            )
+        if request.match_info["edge"] not in ("replies", "comments"):
+            return web.json_response(
+                {"error": {"code": 100, "message": "Unknown path"}}, status=400
+            )
+        self.paths.append(request.path)
+        if self.before_answer is not None:
+            self.before_answer()
+        return await self._answer(request, self._shape)
+
+    def _shape(self, got: Received) -> web.Response | None:
+        if set(got.json) != {"message"} or not isinstance(got.json["message"], str):
+            return web.json_response(
+                {"error": {"code": 100, "message": "(#100) message"}}, status=400
+            )
+        return None
+
+    def ok_body(self, got: Received, n: int) -> Any:
+        return {"id": f"1790099{n:08d}"}
+
+
+@dataclass
+class XStub(HttpStub):
+    """X API v2 ``POST /2/tweets`` with ``text`` and ``reply.in_reply_to_tweet_id``."""
+
+    token: str = "x-user-token"
+
+    async def start_api(self) -> XStub:
+        await self.start([web.post("/2/tweets", self.handle)])
+        return self
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"title": "Unauthorized", "status": 401}, status=401)
+        return await self._answer(request, self._shape)
+
+    def _shape(self, got: Received) -> web.Response | None:
+        b = got.json
+        reply = b.get("reply")
+        ok = isinstance(b.get("text"), str) and isinstance(reply, dict) and isinstance(
+            reply.get("in_reply_to_tweet_id"), str)  # fmt: skip
+        if not ok:
+            return web.json_response({"title": "Invalid Request", "status": 400}, status=400)
+        return None
+
+    def ok_body(self, got: Received, n: int) -> Any:
+        return {"data": {"id": f"18000000000000{n:05d}", "text": got.json["text"]}}

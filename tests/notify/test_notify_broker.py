@@ -234,3 +234,51 @@ async def test_sigkill_mid_batch_and_restart_sends_nothing_twice(stack: dict[str
     assert len(tracking) == n == len(telegram.requests)
     assert len({m["X-Aduan-Delivery"] for m in stack["smtp"].messages}) == n
     assert len(smtp.messages) == n
+
+
+async def test_a_complaint_on_an_acknowledging_account_gets_a_reply_and_route_a_marker(
+    stack: dict[str, Any], tmp_path: Path
+) -> None:
+    """messages.v1 says where the complaint was written, routes.v1 that it was routed: the
+    citizen gets a reply under the comment, and aduan.commands.v1 the marker route needs."""
+    from datetime import timedelta
+
+    import yaml
+
+    from common.topics import COMMANDS, MESSAGES
+    from schemas.commands import Command, CommandType, ack_text_digest
+    from schemas.messages import EventKind, Message, Platform
+    from tests.notify.conftest import T0
+    from tests.notify.servers import GraphStub
+
+    notify, settings = stack["notify"], stack["settings"]
+    registry_file = Path(notify.env["ADUAN_REGISTRY_FILE"])
+    data = yaml.safe_load(registry_file.read_text())
+    data["accounts"] = [{"platform": "instagram", "platform_id": "17841400000000001",
+                         "agency_id": "pu", "app_secret_env": "TEST_HOOK_SECRET",
+                         "acknowledge": True, "reply_token_env": "TEST_IG_TOKEN"}]  # fmt: skip
+    registry_file.write_text(yaml.safe_dump(data))
+    graph = await GraphStub().start_api()
+    try:
+        notify.start(ADUAN_NOTIFY_GRAPH_BASE_URL=graph.base, TEST_IG_TOKEN=graph.token)
+        complaint = routed(1)
+        message = Message(
+            message_id=complaint.complaint_id, platform=Platform.instagram,
+            kind=EventKind.comment, platform_message_id="179000000001",
+            thread_key=complaint.thread_key, account_id="17841400000000001", agency_id="pu",
+            region_code="35.78", author_pseudonym="u_abc", text="jalan berlubang",
+            platform_time=T0 - timedelta(seconds=5), received_at=T0 - timedelta(seconds=4),
+            delivery_id="d1",
+        )  # fmt: skip
+        await _send(stack, MESSAGES, [message])
+        await _send(stack, ROUTES, [complaint])
+        await _until(lambda: len(graph.requests) == 1, "the reply", notify)
+        assert graph.paths == ["/v21.0/179000000001/replies"]
+        reader = TopicReader(settings.bootstrap_servers, topic_name(COMMANDS, settings))
+        async with reader:
+            (rec,) = await reader.wait_for(lambda rs: len(rs) >= 1)
+        cmd = Command.model_validate_json(rec.value)
+        assert cmd.type is CommandType.auto_acknowledged and rec.key == b"instagram:18000:1"
+        assert cmd.text_sha256 == ack_text_digest(graph.requests[0].json["message"])
+    finally:
+        await graph.stop()
