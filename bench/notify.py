@@ -113,7 +113,7 @@ def write_registry(path: Path, url: str) -> None:
                 ],
                 "accounts": [],
                 "webhooks": [{"id": "bench", "url": url, "secret_env": "BENCH_HOOK_SECRET"}],
-            }  # fmt: skip
+            }
         )
     )
 
@@ -284,9 +284,8 @@ async def main(runs: int, n: int, rate: float, seconds: float) -> dict[str, Any]
                 await stage.prepare()
                 receiver.arrivals.clear()
                 lat_runs.append(await latency(stage, rate, seconds))
-                log(
-                    f"  p50 {lat_runs[-1]['p50_s'] * 1000:.0f} ms, p99 {lat_runs[-1]['p99_s'] * 1000:.0f} ms"
-                )
+                last = lat_runs[-1]
+                log(f"  p50 {last['p50_s'] * 1000:.0f} ms, p99 {last['p99_s'] * 1000:.0f} ms")
                 stage = Stage(bootstrap, pg, work, receiver)
                 await stage.prepare()
                 receiver.arrivals.clear()
@@ -295,9 +294,7 @@ async def main(runs: int, n: int, rate: float, seconds: float) -> dict[str, Any]
                 bare = await bare_throughput(receiver, stage.registry, n)
                 receiver.arrivals.clear()
                 tp_runs.append((ours, bare))
-                log(
-                    f"  throughput notify {ours:,.0f}/s, bare aiohttp loop {bare:,.0f}/s → {ours / bare:.2f}×"
-                )
+                log(f"  throughput notify {ours:,.0f}/s, bare {bare:,.0f}/s → {ours / bare:.2f}×")
         finally:
             await receiver.stop()
     return {

@@ -67,7 +67,7 @@ async def test_demo_sinks_point_notify_at_local_receivers(tmp_path: Path) -> Non
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             async with aiohttp.ClientSession() as http:
-                body = b'{"notice": {"event_type": "routed", "agency_id": "a"}, "tracking_number": "ADU-X"}'
+                body = b'{"notice": {"event_type": "routed"}, "tracking_number": "ADU-X"}'
                 async with http.post(hook.url, data=body) as r:
                     assert r.status == 204
         assert out.getvalue().startswith("NOTIFIED  webhook   lapor-bridge")

@@ -384,7 +384,7 @@ def notify_panels() -> list[Panel]:
               "{{channel}} {{outcome}}")],
             unit="ops",
             stack=True,
-            description="delivered; parked (still failing, tried again later); dead (dead-lettered).",
+            description="delivered; parked (failing, tried again later); dead (dead-lettered).",
         ),
         panel(
             "Failed attempts by channel and reason",

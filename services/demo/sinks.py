@@ -38,8 +38,8 @@ class DemoSinks:
         loop = asyncio.get_running_loop()  # the SMTP sink runs in its own thread
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-                msg = message_from_bytes(envelope.original_content, policy=policy.default)  # type: ignore[arg-type]
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                msg = message_from_bytes(envelope.original_content, policy=policy.default)
                 loop.call_soon_threadsafe(line, "email", str(msg["To"]), str(msg["Subject"]))
                 return "250 2.0.0 delivered to the demo sink"
 
@@ -49,7 +49,14 @@ class DemoSinks:
         async def webhook(request: web.Request) -> web.Response:
             body = orjson.loads(await request.read())
             notice = body.get("notice", {})
-            what = f"{notice.get('event_type')} {body.get('tracking_number')} {notice.get('agency_id')}"
+            what = " ".join(
+                str(x)
+                for x in (
+                    notice.get("event_type"),
+                    body.get("tracking_number"),
+                    notice.get("agency_id"),
+                )
+            )
             line("webhook", request.match_info["endpoint"], what)
             return web.Response(status=204)
 

@@ -145,8 +145,12 @@ class NotifyService:
                 continue  # ingest's output; classify dead-letters what is malformed
             if m.is_agency_reply:
                 continue
-            target = ReplyTarget(platform=m.platform.value, account_id=m.account_id,
-                                 kind=m.kind.value, platform_message_id=m.platform_message_id)  # fmt: skip
+            target = ReplyTarget(
+                platform=m.platform.value,
+                account_id=m.account_id,
+                kind=m.kind.value,
+                platform_message_id=m.platform_message_id,
+            )
             out[m.message_id] = (target, m.thread_key)
         return out
 

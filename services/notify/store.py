@@ -224,7 +224,7 @@ class Store:
                 account_id=r["account_id"],
                 kind=r["kind"],
                 platform_message_id=r["platform_message_id"],
-            )  # fmt: skip
+            )
             for r in rows
         }
 

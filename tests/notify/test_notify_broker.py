@@ -188,9 +188,9 @@ async def test_events_reach_desk_head_and_systems_and_bad_ones_are_dead_lettered
 
 async def test_sigkill_mid_batch_and_restart_sends_nothing_twice(stack: dict[str, Any]) -> None:
     """Ten deliveries per receiver go through, then the receivers answer 503 / SMTP 451
-    (so the rest are being retried: owed, not ambiguous) and notify is SIGKILLed. The restart reads every
-    event again (a new consumer group: as if no offset had been committed); the receivers
-    come back; each delivery arrives exactly once."""
+    (so the rest are being retried: owed, not ambiguous) and notify is SIGKILLed. The
+    restart reads every event again (a new consumer group: as if no offset had been
+    committed); the receivers come back; each delivery arrives exactly once."""
     notify, hook, telegram = stack["notify"], stack["hook"], stack["telegram"]
     n = 40
     gate = asyncio.Event()
