@@ -85,9 +85,14 @@ class Recorder:
         self.store = store
         self.pending: list[tuple[Outcome, Callable[[], None]]] = []
         self.wake = asyncio.Event()
+        self.closing = False
 
     def submit(self, outcome: Outcome, durable: Callable[[], None]) -> None:
         self.pending.append((outcome, durable))
+        self.wake.set()
+
+    def close(self) -> None:
+        self.closing = True
         self.wake.set()
 
     async def record(self, outcome: Outcome) -> None:
@@ -97,11 +102,14 @@ class Recorder:
         await done.wait()
 
     async def run(self) -> None:
+        """Until closed and drained: every submitted outcome is written before it returns."""
         while True:
             await self.wake.wait()
             self.wake.clear()
             batch, self.pending = self.pending, []
             if not batch:
+                if self.closing:
+                    return
                 continue
             delay = 0.1
             while True:
@@ -114,6 +122,8 @@ class Recorder:
                     delay = min(delay * 2, 5.0)
             for _, durable in batch:
                 durable()
+            if self.closing:
+                self.wake.set()  # one more round: outcomes submitted meanwhile, then return
 
 
 class Lane:
@@ -126,6 +136,8 @@ class Lane:
         self.wake = asyncio.Event()
         self.room = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
+        self.busy: set[asyncio.Task[None]] = set()
+        self.closing = False
 
     def start(self) -> None:
         n = self.channel.concurrency or self.d.policy.concurrency
@@ -199,9 +211,14 @@ class Lane:
             if self.queue.qsize() <= self.queue.maxsize // 2:
                 self.room.set()
             done: set[int] = set()
+            me = asyncio.current_task()
+            if me is not None:
+                self.busy.add(me)
             try:
                 async with self.channel.session() as sender:
                     for row in batch:
+                        if self.closing:
+                            break  # the rest stay pending in PostgreSQL
                         outcome = await self.d.deliver(self, row, sender)
                         done.add(row.item.id)
                         if outcome is None:
@@ -211,15 +228,27 @@ class Lane:
             except Exception:  # a session that failed to close; outcomes are submitted
                 log.exception("lane %s: session error", self.name)
             finally:
+                self.busy.discard(me)
                 for row in batch:
-                    if row.item.id not in done:  # cancelled mid-batch: still owed, in the DB
+                    if row.item.id not in done:  # not sent here: still owed, in the DB
                         self.release(row.item.id)
+            if self.closing:
+                return
 
     def release(self, row_id: int) -> None:
         self.inflight.discard(row_id)
         metrics.NOTIFY_QUEUE_DEPTH.labels(self.name).set(len(self.inflight))
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float) -> None:
+        """Take nothing new; let deliveries being sent finish (up to ``grace_s``) so their
+        outcomes are recorded, rather than cut them off and send them again next start."""
+        self.closing = True
+        busy = set(self.busy)
+        for t in self.tasks:
+            if t not in busy:
+                t.cancel()
+        if busy:
+            await asyncio.wait(busy, timeout=grace_s)
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -275,9 +304,13 @@ class Dispatcher:
         for lane in self.lanes.values():
             lane.wake.set()
 
-    async def stop(self) -> None:
-        for lane in self.lanes.values():
-            await lane.stop()
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Graceful: lanes finish what they are sending, then every outcome is written."""
+        await asyncio.gather(*(lane.stop(grace_s) for lane in self.lanes.values()))
+        self.recorder.close()
+        recorder = self.tasks[0] if self.tasks else None
+        if recorder is not None:
+            await asyncio.wait({recorder}, timeout=grace_s)
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -298,3 +298,33 @@ def test_body_is_json(tmp_path: Path) -> None:
     body = orjson.loads(ch.body(Item(1, n.event_id, "webhook", "pu-system", n, n.occurred_at)))
     assert body["delivery_id"] == f"{n.event_id}|webhook:pu-system"
     assert body["link"].startswith(DESK)
+
+
+async def test_stopping_lets_a_delivery_in_flight_finish_and_records_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """A rolling restart must not cut a send off mid-way (it would be sent again after the
+    restart): stop waits for it and writes its outcome."""
+    receiver = WebhookReceiver(hold=asyncio.Event(), hold_after=0)
+    await receiver.start_receiver()
+    try:
+        async with aiohttp.ClientSession() as http:
+            registry, channels = _webhook(receiver, http, tmp_path)
+            h = Harness(store, channels)
+            await h.__aenter__()
+            await h.submit(planned(routed(1), registry, only="webhook"))
+            deadline = time.monotonic() + 10
+            while receiver.held == 0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            stopping = asyncio.create_task(h.dispatcher.stop(grace_s=10))
+            lane = h.dispatcher.lanes["webhook:pu-system"]
+            while not lane.closing:
+                await asyncio.sleep(0.01)
+            assert not stopping.done()  # waiting for the send in flight
+            receiver.hold.set()
+            await stopping
+        assert [r["status"] for r in await store.rows()] == ["delivered"]
+        assert len(receiver.requests) == 1
+    finally:
+        await receiver.stop()
