@@ -113,6 +113,7 @@ def test_env_example_lists_every_secret_the_registry_names() -> None:
     names = {a["app_secret_env"] for a in registry["accounts"]}
     names |= {a["verify_token_env"] for a in registry["accounts"] if a.get("verify_token_env")}
     names |= {w["secret_env"] for w in registry.get("webhooks", [])}
+    names |= {a["reply_token_env"] for a in registry["accounts"] if a.get("reply_token_env")}
     example = (DEPLOY / "aduan.env.example").read_text()
     keys = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", example, flags=re.M))
     assert names | {"ADUAN_PSEUDONYM_KEY"} <= keys
