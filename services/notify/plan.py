@@ -17,6 +17,7 @@ reason, never silently dropped: an escalation that reaches no one is a broken pr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Literal
 
@@ -195,13 +196,21 @@ def _to(registry: Registry, notice: Notice, channels: list[str]) -> list[Deliver
         if raw in seen:
             continue
         seen.add(raw)
-        out.append(Delivery(notice, Target.of(parse_channel(raw))))
+        out.append(Delivery(notice, _target(raw)))
     return out
+
+
+@lru_cache(maxsize=8192)
+def _target(channel: str) -> Target:
+    """Registry channel strings are few and fixed: parse each once."""
+    return Target.of(parse_channel(channel))
 
 
 def _route_notice(event: RouteEvent, addressee: str) -> Notice:
     due = {k.value: v for k, v in event.due.items()}
-    return Notice(
+    # model_construct: the values come from a validated event (measured: validation was
+    # 2/3 of planning's cost, on every event)
+    return Notice.model_construct(
         event_id=event.event_id,
         event_type=event.event_type.value,
         complaint_id=event.complaint_id,
@@ -224,7 +233,7 @@ def _route_notice(event: RouteEvent, addressee: str) -> Notice:
 
 
 def _sla_notice(event: SlaEvent, route: RouteEvent | None, role: Role, addressee: str) -> Notice:
-    return Notice(
+    return Notice.model_construct(
         event_id=event.event_id,
         event_type=event.event_type.value,
         complaint_id=event.complaint_id,

@@ -54,7 +54,8 @@ class WebhookChannel(Channel):
                 "delivery_id": item.delivery_id,
                 "tracking_number": tracking_number(n.complaint_id),
                 "link": self.renderer.link(n.complaint_id),
-                "notice": n.model_dump(mode="json"),
+                # already JSON: embedded as is rather than dumped to a dict and back
+                "notice": orjson.Fragment(n.model_dump_json()),
             }
         )
 
