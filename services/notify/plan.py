@@ -17,8 +17,8 @@ reason, never silently dropped: an escalation that reaches no one is a broken pr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
