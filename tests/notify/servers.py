@@ -223,6 +223,8 @@ class SmtpSink:
     sessions: int = 0
     controller: Any = None
     data_commands: int = 0
+    unknown: set[str] = field(default_factory=set)
+    """Recipients answered 550 (no such mailbox)."""
     defer: Callable[[], bool] | None = None
     """When it returns True, messages are answered 451 (try again later) and not kept."""
 
@@ -233,6 +235,14 @@ class SmtpSink:
         sink = self
 
         class Handler:
+            async def handle_RCPT(
+                self, server: Any, session: Any, envelope: Any, address: str, options: Any
+            ) -> str:
+                if address in sink.unknown:
+                    return "550 5.1.1 no such mailbox"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 sink.data_commands += 1
                 if sink.defer is not None and sink.defer():

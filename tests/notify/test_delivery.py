@@ -328,3 +328,54 @@ async def test_stopping_lets_a_delivery_in_flight_finish_and_records_it(
         assert len(receiver.requests) == 1
     finally:
         await receiver.stop()
+
+
+async def test_unknown_mailbox_is_dead_lettered_and_the_batch_goes_on(
+    store: Store, tmp_path: Path, smtp: SmtpSink, tls_authority: tuple
+) -> None:
+    """A 550 for one recipient is permanent for that e-mail only; the others of the same
+    SMTP session are delivered."""
+    smtp.unknown.add("kadis-pu@example.go.id")
+    registry = write_registry(tmp_path / "r.yaml", registry_yaml())
+    ch = EmailChannel(Renderer(registry, DESK), "127.0.0.1", smtp.port, "aduan@example.go.id",
+                      starttls=True, username=smtp.username, password=smtp.password,
+                      timeout=5, batch=50, cafile=tls_authority[1])  # fmt: skip
+    head = sla(SlaEventType.escalated, escalation_level=1, escalate_to="head:pu")
+    rows = planned(head, registry, source="t.sla:0") + planned(routed(2), registry, only="email")
+    async with Harness(store, {"email": ch}) as h:
+        await h.submit(rows)
+        await _statuses_settle(h, ["dead", "delivered"])
+        (rec,) = h.sink.on("t.deadletter")
+    assert DeadLetter.model_validate_json(rec.value or b"").reason == "smtp_recipient_refused"
+    assert [m["To"] for m in smtp.messages] == ["desk-pu@example.go.id"]
+
+
+async def test_whatsapp_rate_limit_code_is_retried_and_bad_number_dead_lettered(
+    store: Store, tmp_path: Path
+) -> None:
+    api = await WhatsAppStub().start_api()
+    api.fault = lambda n: (
+        web.json_response({"error": {"code": 130429, "message": "Rate limit hit"}}, status=400)
+        if n == 1 else
+        web.json_response({"error": {"code": 131026, "message": "Message undeliverable"}},
+                          status=400)
+        if n == 3 else None
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as http:
+            registry = write_registry(tmp_path / "r.yaml", registry_yaml())
+            renderer = Renderer(registry, DESK)
+            ch = WhatsAppChannel(api.base, "v21.0", api.phone_number_id, api.token,
+                                 "aduan_notifikasi", "id", renderer, http, 2.0)  # fmt: skip
+            ch.concurrency = 1
+            async with Harness(store, {"whatsapp": ch}) as h:
+                await h.submit(planned(routed(1), registry, only="whatsapp"))
+                await _statuses_settle(h, ["delivered"])
+                await h.submit(planned(routed(2), registry, only="whatsapp"))
+                await _statuses_settle(h, ["delivered", "dead"])
+                (rec,) = h.sink.on("t.deadletter")
+        letter = DeadLetter.model_validate_json(rec.value or b"")
+        assert letter.reason == "http_400" and "(131026)" in letter.detail
+        assert len(api.requests) == 1 and api.seen == 3
+    finally:
+        await api.stop()
