@@ -305,7 +305,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
 def run_extras(result: dict[str, object], runs: int) -> None:
     """The rooms' own benches manage their event loops and brokers: run them outside ours."""
-    for name in ("ingest_http", "route_timers", "desk"):
+    for name in ("ingest_http", "route_timers", "desk", "notify"):
         extra = _optional_bench(name)
         if extra is not None:
             log(f"{name} bench")
@@ -329,7 +329,7 @@ def print_table(r: dict[str, object]) -> None:
         f"p50 {lat['p50_s'] * 1000:.0f} ms, p95 {lat['p95_s'] * 1000:.0f} ms, "
         f"p99 {lat['p99_s'] * 1000:.0f} ms ({lat['routed']:.0f}/{lat['sent']:.0f} routed)"
     )
-    for name in ("ingest_http", "route_timers"):
+    for name in ("ingest_http", "route_timers", "notify"):
         if name in r:
             print(f"\n{name}: {json.dumps(r[name], indent=None, default=str)}")
     if "desk" in r:

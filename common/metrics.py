@@ -167,6 +167,40 @@ DESK_ACTIONS = Counter(
     ["type", "outcome"],
 )
 
+# --- notify -------------------------------------------------------------------------------
+NOTIFY_DELIVERIES = Counter(
+    "aduan_notify_deliveries_total",
+    "Notification deliveries by channel lane (email, telegram, whatsapp, webhook:<id>, "
+    "reply:<platform>, log) and outcome (delivered; parked: still failing after the "
+    "in-process retries, tried again later; dead: dead-lettered).",
+    ["channel", "outcome"],
+)
+NOTIFY_ATTEMPTS = Counter(
+    "aduan_notify_attempts_total",
+    "Send attempts by channel lane and result (ok, or the failure: timeout, network, "
+    "throttled, http_<status>, smtp_<code>, ...).",
+    ["channel", "result"],
+)
+NOTIFY_LATENCY = Histogram(
+    "aduan_notify_delivery_latency_seconds",
+    "Time from the event's own timestamp (routed_at / occurred_at) to the receiver's "
+    "acceptance, per channel lane.",
+    ["channel"],
+    buckets=PIPELINE_BUCKETS,
+)
+NOTIFY_QUEUE_DEPTH = Gauge(
+    "aduan_notify_queue_depth",
+    "Deliveries held in memory per channel lane (queued or being sent; bounded by "
+    "ADUAN_NOTIFY_QUEUE_SIZE plus the lane's workers).",
+    ["channel"],
+)
+NOTIFY_BACKLOG = Gauge(
+    "aduan_notify_backlog",
+    "Deliveries still owed per channel lane (pending rows in PostgreSQL, parked ones "
+    "included) on the partitions this instance owns.",
+    ["channel"],
+)
+
 ALL = (
     WEBHOOK_REQUESTS,
     WEBHOOK_ENTRIES,
@@ -192,6 +226,11 @@ ALL = (
     DESK_API_REQUESTS,
     DESK_API_LATENCY,
     DESK_ACTIONS,
+    NOTIFY_DELIVERIES,
+    NOTIFY_ATTEMPTS,
+    NOTIFY_LATENCY,
+    NOTIFY_QUEUE_DEPTH,
+    NOTIFY_BACKLOG,
 )
 
 
@@ -232,6 +271,11 @@ DEAD_LETTER_REASONS: dict[str, tuple[str, ...]] = {
         "same_agency", "internal_error",
     ),
     "desk": ("invalid_event", "invalid_json"),
+    "notify": (
+        "invalid_event", "unknown_agency", "no_contact", "retries_exhausted", "unknown_channel",
+        "missing_secret", "no_reply_target", "acknowledge_off", "smtp_recipient_refused",
+        "http_400", "http_401", "http_403", "http_404", "http_410", "http_413", "http_422",
+    ),
 }  # fmt: skip
 """Dead-letter reasons per stage (processor). tests/ops checks the code writes no other."""
 CATCH_UP_CAUSES = ("late_input", "recovery")
@@ -353,6 +397,22 @@ def desk_series() -> Iterator[Series]:
         for outcome in DESK_ACTION_OUTCOMES:
             yield DESK_ACTIONS, (action, outcome)
     yield from processor_series("desk", inputs, [topics.COMMANDS.name, topics.DEADLETTER.name])
+
+
+NOTIFY_OUTCOMES = ("delivered", "parked", "dead")
+
+
+def notify_series(lanes: Iterable[str], inputs: Iterable[str]) -> Iterator[Series]:
+    """Per channel lane configured at start: deliveries by outcome, successful attempts,
+    latency, queue depth and backlog; and the pipeline metrics of its consumer."""
+    for lane in lanes:
+        for outcome in NOTIFY_OUTCOMES:
+            yield NOTIFY_DELIVERIES, (lane, outcome)
+        yield NOTIFY_ATTEMPTS, (lane, "ok")
+        yield NOTIFY_LATENCY, (lane,)
+        yield NOTIFY_QUEUE_DEPTH, (lane,)
+        yield NOTIFY_BACKLOG, (lane,)
+    yield from processor_series("notify", inputs, [topics.DEADLETTER.name])
 
 
 class PartitionLag:

@@ -406,6 +406,7 @@ def pipeline() -> dict[str, Any]:
                 stack=True,
             ),
             *desk_row(),
+            *notify_panels(),
         ],
         ["pipeline"],
     )
@@ -486,6 +487,45 @@ def desk_row() -> list[Panel]:
             "(kept as history), refused (dead-lettered).",
         ),
     ]
+
+
+def notify_panels() -> list[Panel]:
+    """The notify row: are agencies, heads and systems being told, and how fast."""
+    return [
+        row("Notifications (notify)"),
+        panel(
+            "Deliveries by channel and outcome",
+            [("sum by (channel, outcome) (rate(aduan_notify_deliveries_total[5m]))",
+              "{{channel}} {{outcome}}")],
+            unit="ops",
+            stack=True,
+            description="delivered; parked (failing, tried again later); dead (dead-lettered).",
+        ),
+        panel(
+            "Failed attempts by channel and reason",
+            [('sum by (channel, result) (rate(aduan_notify_attempts_total{result!="ok"}[5m]))',
+              "{{channel}} {{result}}")],
+            unit="ops",
+            stack=True,
+            no_value="no failed attempt",
+        ),
+        panel(
+            "Delivery latency from the event (p50 / p99)",
+            [
+                ("aduan:notify_delivery_latency_seconds:p50_5m", "p50 {{channel}}"),
+                ("aduan:notify_delivery_latency_seconds:p99_5m", "p99 {{channel}}"),
+            ],
+            unit="s",
+        ),
+        panel(
+            "Owed per channel (backlog) and held in memory (queue)",
+            [
+                ("sum by (channel) (aduan_notify_backlog)", "backlog {{channel}}"),
+                ("sum by (channel) (aduan_notify_queue_depth)", "queue {{channel}}"),
+            ],
+            thresholds=[(100, "orange")],
+        ),
+    ]  # fmt: skip
 
 
 def sla() -> dict[str, Any]:

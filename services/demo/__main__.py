@@ -32,15 +32,19 @@ from common.settings import Settings
 from common.topics import ROUTES, SLA
 from services.demo import desk as demo_desk
 from services.demo.generator import run_generator
+from services.demo.sinks import DemoSinks
 from services.demo.tail import run_tail
 
 log = logging.getLogger("aduan.demo")
-SERVICES = ("ingest", "classify", "route")
+SERVICES = ("ingest", "classify", "route", "notify")
 DEMO_SECRETS = (
     "ADUAN_META_APP_SECRET",
     "ADUAN_META_VERIFY_TOKEN",
     "ADUAN_X_CONSUMER_SECRET",
     "ADUAN_PSEUDONYM_KEY",
+    # notify's channels in the demo registry (its receivers are local sinks: sinks.py)
+    "ADUAN_WEBHOOK_LAPOR_SECRET",
+    "ADUAN_TELEGRAM_BOT_TOKEN",
 )
 
 
@@ -114,6 +118,8 @@ async def run_stack(
     env["ADUAN_HTTP_PORT"] = str(ingest_port)
     settings = Settings(bootstrap_servers=bootstrap, topic_prefix=env.get("ADUAN_TOPIC_PREFIX", ""))
     await ensure_topics(settings)
+    sinks = DemoSinks()  # notify tells a local SMTP sink and HTTP sink; lines show in the tail
+    env.update(await sinks.start(settings.registry_file, log_dir))
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -138,7 +144,8 @@ async def run_stack(
             print(f"desk on {desk_url}/desk  (API {desk_url}/api/v1, OpenAPI "
                   f"{desk_url}/api/v1/openapi.json)")  # fmt: skip
             print(f"  sign in as {demo_desk.DEMO_AGENCY} with token: {desk_tokens.agency}")
-        print(f"posting {args.rate:g} signed demo webhooks/s; routed and SLA events below.")
+        print(f"posting {args.rate:g} signed demo webhooks/s; routed and SLA events below,")
+        print("and NOTIFIED lines for what notify delivered (local e-mail and webhook sinks).")
         print("Ctrl-C stops everything.")
         registry = load_registry(settings.registry_file)
         topics = [topic_name(ROUTES, settings), topic_name(SLA, settings)]
@@ -160,6 +167,7 @@ async def run_stack(
     finally:
         print("stopping…")
         stop_processes(procs.values())
+        await sinks.stop()
 
 
 def cli() -> None:

@@ -26,7 +26,7 @@ import orjson
 from common.refusal import Refusal
 from common.registry import Agency, Registry
 from schemas.classified import ClassifiedMessage, MessageKind
-from schemas.commands import Command, CommandType
+from schemas.commands import Command, CommandType, ack_text_digest
 from schemas.routes import RouteEvent, RouteEventType
 from schemas.sla import Clock, SlaEvent, SlaEventType
 from services.route.policy import ClockPlan, Policy, SlaConfig
@@ -375,6 +375,8 @@ class Router:
         state.remember(m.message_id)
         events: list[Event] = []
         if m.is_agency_reply:
+            if is_auto_ack_echo(state, m.text):
+                return state, []  # notify's acknowledgement coming back: not a response
             if at < state.opened_at:
                 return state, []  # an older post of the account, not an answer
             if m.delivery_status == "failed":
@@ -447,6 +449,7 @@ class Router:
             CommandType.resolve: self._resolve,
             CommandType.reopen: self._reopen,
             CommandType.acknowledge: self._acknowledge,
+            CommandType.auto_acknowledged: remember_auto_ack,
         }[cmd.type]
         events = handler(state, cmd, at)
         state.remember(cmd.command_id)
@@ -550,3 +553,24 @@ class Router:
                 if lags is not None:
                     lags.append(now - at)
         return state, events
+
+
+# --- automatic acknowledgements (notify) ---------------------------------------------------
+# notify replies to the citizen with a tracking number and writes an ``auto_acknowledged``
+# command *before* sending, carrying the digest of the reply's text. The platform then
+# delivers that reply back as the agency's own message; it must not stop the first-response
+# clock. The digest is kept in the complaint's ring of seen ids, and an agency reply whose
+# text has it is skipped.
+ECHO_PREFIX = "echo:"
+
+
+def remember_auto_ack(state: ComplaintState, cmd: Command, at: float) -> list[Event]:
+    if cmd.text_sha256:
+        state.remember(ECHO_PREFIX + cmd.text_sha256)
+    return []
+
+
+def is_auto_ack_echo(state: ComplaintState, text: str | None) -> bool:
+    if not text or not any(s.startswith(ECHO_PREFIX) for s in state.seen):
+        return False
+    return ECHO_PREFIX + ack_text_digest(text) in state.seen

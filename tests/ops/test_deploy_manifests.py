@@ -18,7 +18,7 @@ import yaml
 from common.settings import Settings
 from tests.ops.metric_names import DEPLOY, REPO
 
-PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102, "desk": 9103}
+PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102, "desk": 9103, "notify": 9104}
 """Each service's ops port (/metrics, /healthz, /readyz)."""
 DESK_API_PORT = 8090
 """The desk's public port (ADUAN_HTTP_PORT): /api/v1 and /desk."""
@@ -119,6 +119,8 @@ def test_env_example_lists_every_secret_the_registry_names() -> None:
     registry = yaml.safe_load((DEPLOY / "config" / "registry.yaml").read_text())
     names = {a["app_secret_env"] for a in registry["accounts"]}
     names |= {a["verify_token_env"] for a in registry["accounts"] if a.get("verify_token_env")}
+    names |= {w["secret_env"] for w in registry.get("webhooks", [])}
+    names |= {a["reply_token_env"] for a in registry["accounts"] if a.get("reply_token_env")}
     example = (DEPLOY / "aduan.env.example").read_text()
     keys = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", example, flags=re.M))
     assert names | {"ADUAN_PSEUDONYM_KEY"} <= keys
@@ -173,11 +175,19 @@ def test_configmap_points_at_the_mounted_config_and_only_known_settings() -> Non
     from services.classify.settings import ClassifySettings
     from services.desk.settings import DeskSettings
     from services.ingest.settings import IngestSettings
+    from services.notify.settings import NotifySettings
     from services.route.settings import RouteSettings
 
     known = {"KAFKA_BOOTSTRAP_SERVERS"} | {
         f"{model.model_config.get('env_prefix', '')}{f}".upper()
-        for model in (Settings, IngestSettings, ClassifySettings, RouteSettings, DeskSettings)
+        for model in (
+            Settings,
+            IngestSettings,
+            ClassifySettings,
+            RouteSettings,
+            DeskSettings,
+            NotifySettings,
+        )
         for f in model.model_fields
     }
     assert set(data) <= known, set(data) - known

@@ -45,7 +45,7 @@ from tests.ops.metric_names import DEPLOY, REPO, RULES_DIR
 pytestmark = pytest.mark.kafka
 
 SECRET = "fresh-start-app-secret"
-JOBS = ("ingest", "classify", "route", "desk")
+JOBS = ("ingest", "classify", "route", "desk", "notify")
 PERCENTILE = re.compile(r"histogram_quantile|:p\d+_")
 THRESHOLD = re.compile(r"\s*(?:==|!=|>=|<=|>|<)\s*(?:bool\s+)?-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 VARIABLES = {"$platform": ".*", "$agency": ".*", "$processor": ".*", "$clock": ".*"}
@@ -198,6 +198,10 @@ def stack(
             if name == "desk":  # its API on a port of its own, its rows in a fresh database
                 own["ADUAN_HTTP_PORT"] = str(_free_port())
                 own["ADUAN_DESK_DATABASE_URL"] = _fresh_database(postgres_server)
+            if name == "notify":  # the secrets the demo registry's channels name
+                own["ADUAN_NOTIFY_DATABASE_URL"] = _fresh_database(postgres_server)
+                own["ADUAN_TELEGRAM_BOT_TOKEN"] = "fresh-start-bot-token"
+                own["ADUAN_WEBHOOK_LAPOR_SECRET"] = "fresh-start-webhook-secret"
             log = work / f"{name}.log"
             process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{name}"],
@@ -353,6 +357,8 @@ def test_every_rule_alert_and_panel_is_a_number_on_a_fresh_start(stack: Stack) -
         ("desk", ROUTES.name): ROUTES.partitions,
         ("desk", SLA.name): SLA.partitions,
         ("desk", COMMANDS.name): COMMANDS.partitions,
+        ("notify", ROUTES.name): ROUTES.partitions,
+        ("notify", SLA.name): SLA.partitions,
     }
 
 

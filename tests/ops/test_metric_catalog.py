@@ -27,7 +27,10 @@ from tests.ops.metric_names import REPO
 from tests.route.factories import CONFIG, REGISTRY, command, message
 
 SERVICES = REPO / "services"
-REASON_CALLS = {"Refusal", "EntryError", "MalformedDelivery", "RejectedEntry", "_dead", "_decode"}
+REASON_CALLS = {
+    "Refusal", "EntryError", "MalformedDelivery", "RejectedEntry", "_dead", "_decode",
+    "dead_letter", "Permanent",
+}  # fmt: skip
 REASON = re.compile(r"^[a-z]+(?:_[a-z]+)+$")
 
 
