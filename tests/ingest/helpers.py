@@ -36,10 +36,21 @@ def meta(body: bytes, secret: str = META_SECRET) -> dict[str, str]:
     return {"X-Hub-Signature-256": meta_signature(secret, body)}
 
 
-def generic(body: bytes, ts: int | None = None, secret: str = GENERIC_SECRET) -> dict[str, str]:
-    """The timestamp and signature headers a generic-webhook sender sends with ``body``."""
+def generic(
+    body: bytes,
+    ts: int | None = None,
+    secret: str = GENERIC_SECRET,
+    account: str | None = "web-sby",
+) -> dict[str, str]:
+    """The sender, timestamp and signature headers a generic-webhook sender sends."""
     stamp = str(int(time.time()) if ts is None else ts)
-    return {"X-Aduan-Timestamp": stamp, "X-Aduan-Signature": generic_signature(secret, stamp, body)}
+    headers = {
+        "X-Aduan-Timestamp": stamp,
+        "X-Aduan-Signature": generic_signature(secret, stamp, body),
+    }
+    if account is not None:
+        headers["X-Aduan-Account"] = account
+    return headers
 
 
 def ctx(delivery_id: str = "d-1") -> DeliveryContext:
@@ -53,6 +64,26 @@ def fixture(name: str) -> bytes:
 def parse(platform: Platform | str, name_or_body: str | bytes) -> ParseResult:
     body = fixture(name_or_body) if isinstance(name_or_body, str) else name_or_body
     return parse_delivery(Platform(platform), body, ctx())
+
+
+def mid(raw: str) -> str:
+    """The message id (and ``in_reply_to``) ingest writes for a raw ``<platform>:<id>``."""
+    return PSEUDO.message_id(raw)
+
+
+def pmid(platform: str, raw_id: str) -> str:
+    """The ``platform_message_id`` ingest writes for a platform's raw message id."""
+    return PSEUDO.message_id(f"{platform}:{raw_id}").partition(":")[2]
+
+
+def thread(raw: str) -> str:
+    """The thread key ingest writes for a raw ``<platform>:<parts>`` thread key."""
+    return PSEUDO.thread_key(raw)
+
+
+def att(raw: str) -> str:
+    """The attachment reference ingest writes for a raw ``<platform>:<media id or URL>``."""
+    return PSEUDO.attachment(raw)
 
 
 def by_id(messages: list[Message]) -> dict[str, Message]:
