@@ -99,13 +99,15 @@ async def run_stack(
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
+        ops_ports: dict[str, int] = {}
         for i, name in enumerate(SERVICES):
             child_env = dict(env)
-            if name != "ingest":
-                child_env["ADUAN_METRICS_PORT"] = str(9101 + i - 1 if args.port else free_port())
+            # ops endpoints (/metrics, /readyz) on their own port, as in compose (9100-9102)
+            ops_ports[name] = 9100 + i if args.port else free_port()
+            child_env["ADUAN_METRICS_PORT"] = str(ops_ports[name])
             procs[name] = start_service(name, child_env, log_dir)
         base = f"http://127.0.0.1:{ingest_port}"
-        await wait_ready(f"{base}/readyz", procs, timeout=60)
+        await wait_ready(f"http://127.0.0.1:{ops_ports['ingest']}/readyz", procs, timeout=60)
         print(f"ingest on {base}/webhooks/{{platform}}; logs in {log_dir}/")
         print(f"posting {args.rate:g} signed demo webhooks/s; routed and SLA events below.")
         print("Ctrl-C stops everything.")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import gc
 import hmac
@@ -35,6 +36,7 @@ import itertools
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,6 +114,7 @@ class IngestService:
         self.limits = Limits(
             max_entries=self.ingest.max_entries, max_text_chars=self.ingest.max_text_chars
         )
+        self.budget = ByteBudget(self.ingest.max_inflight_bytes)
         if self.dedup is None:
             self.dedup = DedupStore(self.ingest.dedup_window_s)
         self.raw_topic = topic_name(RAW, s)
@@ -215,6 +218,21 @@ class IngestService:
         limit = self.ingest.max_body_bytes
         if (request.content_length or 0) > limit:
             return _refuse(platform, "too_large", web.HTTPRequestEntityTooLarge, limit)
+        # Memory stays bounded: a delivery in progress holds about four times its body
+        # (the bytes, the parsed JSON, the messages, their records in the producer's
+        # buffer), and at most max_inflight_bytes of that are held at once. A chunked body
+        # is counted at the body limit.
+        held = (request.content_length or limit) * HELD_PER_BODY_BYTE
+        if not await self.budget.take(held, 2 * self.settings.produce_timeout_s):
+            return _refuse(platform, "overloaded", web.HTTPServiceUnavailable)
+        try:
+            return await self._receive_held(platform, request, content_type, limit)
+        finally:
+            self.budget.give(held)
+
+    async def _receive_held(
+        self, platform: Platform, request: web.Request, content_type: str, limit: int
+    ) -> web.Response:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:  # chunked bodies past client_max_size
@@ -363,7 +381,7 @@ class IngestService:
                 headers.get("X-Aduan-Signature"),
                 headers.get("X-Aduan-Timestamp"),
                 body,
-                (cred.secret,),
+                cred.values(),
                 time.time(),
                 self.ingest.generic_replay_window_s,
             )
@@ -372,7 +390,7 @@ class IngestService:
             header, sign = headers.get("x-twitter-webhooks-signature"), x_signature
         else:
             header, sign = headers.get("X-Hub-Signature-256"), meta_signature
-        candidates = [(c.env, c.secret) for c in self._candidates(platform, label)]
+        candidates = [(c.env, v) for c in self._candidates(platform, label) for v in c.values()]
         trusted = matching(header, body, candidates, sign)
         return (trusted, None) if trusted else "forged"
 
@@ -418,6 +436,58 @@ class IngestService:
         return dead_letter(self.deadletter_topic, "ingest", reason, detail, source, entry_index)
 
 
+class ByteBudget:
+    """At most ``limit`` bytes held at once by the requests in progress; a request that
+    would exceed it waits (first come, first served) or gives up after a timeout.
+
+    Without it, eight concurrent 2.3 MB deliveries took ingest from 57 to 170 MB resident
+    (and the allocator kept it), and any number more would have taken more; with the default
+    budget (32 MB, each delivery counted at four times its body) three of the largest run at
+    a time and the rest wait their turn."""
+
+    __slots__ = ("_waiters", "limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def take(self, n: int, timeout: float) -> bool:
+        n = min(n, self.limit)
+        if not self._waiters and self.used + n <= self.limit:
+            self.used += n
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (n, waiter)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            return True
+        except TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                return True  # granted just as the timeout fired: it holds the bytes
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
+            self._wake()
+            return False
+
+    def give(self, n: int) -> None:
+        self.used -= min(n, self.limit)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            n, waiter = self._waiters[0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            if self.used + n > self.limit:
+                return
+            self._waiters.popleft()
+            self.used += n
+            waiter.set_result(None)
+
+
 _MESSAGE_JSON = Message.__pydantic_serializer__
 
 
@@ -427,6 +497,10 @@ def encode_message(message: Message) -> bytes:
     which halves the cost."""
     return _MESSAGE_JSON.to_json(message)
 
+
+HELD_PER_BODY_BYTE = 4
+"""Memory a delivery holds while in progress, per byte of its body (measured: a 2.3 MB
+delivery of 1,000 comments raised resident memory by about 10 MB at its peak)."""
 
 RAW_STICKY = 64
 """Deliveries in a row whose raw records go to the same partition (see next_raw_partition)."""
@@ -569,6 +643,25 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+
+def tune_malloc() -> None:
+    """glibc: give large buffers back to the system when they are freed.
+
+    glibc raises its mmap threshold to the size of every large block freed (up to 32 MB),
+    so after a few 3 MB deliveries their buffers came from the heap and stayed there. A
+    fixed threshold (128 KB) and a 1 MB trim threshold keep the peak of concurrent large
+    deliveries from becoming ingest's resident size: eight concurrent 2.3 MB deliveries
+    left 139 MB resident without, 115 MB with. A no-op where the C library is not glibc.
+    Process-wide, so called by ``python -m services.ingest``, like ``tune_gc``."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 128 * 1024)
+    mallopt(m_trim_threshold, 1024 * 1024)
 
 
 async def stop(runner: web.AppRunner, service: IngestService) -> None:

@@ -11,7 +11,12 @@ anything is read: ``/webhooks/<platform>/<label>``.
 
 The service checks a delivery against the secret its URL names (or, for Meta and X without
 a label, every secret of the platform, no early exit) and then requires every registry
-account the delivery names to belong to a secret that verified it."""
+account the delivery names to belong to a secret that verified it.
+
+Rotation: ``<VARIABLE>_PREVIOUS``, when set, is accepted as a second value of the same
+secret (same accounts), so the platform can switch to the new value while ingest still
+accepts the old one (docs/operations.md, "Rotating secrets"). The CRC answer and nothing
+else uses only the current value."""
 
 from __future__ import annotations
 
@@ -35,6 +40,11 @@ class Credential:
     secret: str
     verify_token: str | None
     account_ids: frozenset[str]
+    previous: str | None = None  # ``<env>_PREVIOUS`` during a rotation
+
+    def values(self) -> tuple[str, ...]:
+        """The secret values a signature may be made with: current, then previous."""
+        return (self.secret,) if self.previous is None else (self.secret, self.previous)
 
 
 def default_label(env: str) -> str:
@@ -64,7 +74,8 @@ class Credentials:
                 continue
             token = secret(first.verify_token_env) if first.verify_token_env else None
             ids = frozenset(pid for a in accounts for pid in (a.platform_id, *a.aliases))
-            cred = Credential(platform, label, first.app_secret_env, value, token, ids)
+            previous = secret(f"{first.app_secret_env}_PREVIOUS") or None
+            cred = Credential(platform, label, first.app_secret_env, value, token, ids, previous)
             self._by_label[(platform, label)] = cred
             self._by_platform[platform].append(cred)
 

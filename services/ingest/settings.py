@@ -27,6 +27,14 @@ class IngestSettings(BaseSettings):
     generic_replay_window_s: float = Field(
         default=300.0, gt=0, description="generic webhook: refuse timestamps older/newer than this"
     )
+    max_inflight_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        gt=0,
+        description=(
+            "memory budget of the deliveries in progress, each counted at 4x its body (three "
+            "of the largest at once); more wait up to 2x ADUAN_PRODUCE_TIMEOUT_S, then 503"
+        ),
+    )
     max_entries: int = Field(
         default=1_000,
         gt=0,

@@ -67,25 +67,26 @@ def entries(
 
 def count_items(raw_entries: list[Any]) -> int:
     """The updates of a delivery as Meta counts its batch (at most 1,000): each
-    ``changes[]``/``messaging[]``/``standby[]`` item, and each message, status or echo
-    inside a WhatsApp change."""
-    count = len(raw_entries)
+    ``changes[]``/``messaging[]``/``standby[]`` item, or the messages, statuses and echoes
+    inside a WhatsApp change when it holds several; an entry without items counts one."""
+    count = 0
     for entry in raw_entries:
-        if not isinstance(entry, dict):
-            continue
-        for key in _ENTRY_ITEMS:
-            items = entry.get(key)
-            if not isinstance(items, list):
-                continue
-            count += len(items)
-            for item in items:
-                value = item.get("value") if isinstance(item, dict) else None
-                if isinstance(value, dict):
-                    for inner in _INNER_ITEMS:
-                        listed = value.get(inner)
-                        if isinstance(listed, list):
-                            count += len(listed)
+        items_of_entry = 0
+        if isinstance(entry, dict):
+            for key in _ENTRY_ITEMS:
+                items = entry.get(key)
+                if isinstance(items, list):
+                    items_of_entry += sum(_updates(item) for item in items)
+        count += max(items_of_entry, 1)
     return count
+
+
+def _updates(item: Any) -> int:
+    value = item.get("value") if isinstance(item, dict) else None
+    if not isinstance(value, dict):
+        return 1
+    inner = sum(len(v) for k in _INNER_ITEMS if isinstance(v := value.get(k), list))
+    return max(inner, 1)
 
 
 def parse_envelope(
