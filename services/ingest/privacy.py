@@ -11,10 +11,14 @@ addresses, attachment references) with typed placeholders:
   with ``+`` and a country code, landlines with an area code with or without parentheses
   (``031-531-2144``, ``(0343) 123456``), any 8-15 digit number after a phone cue word
   (``WA 812 3456 7890``), and mobiles spelled out in words (``nol delapan satu dua ...``);
+  a base64 token whose decoding holds any of these is replaced by its placeholder (a
+  WhatsApp message id ``wamid.HBgN…`` decodes to the sender's number);
 * ``[BANK]``: account numbers after a cue word (``rekening``, ``rek.``, ``norek``, ``a/c``,
   ``virtual account``);
-* ``[NAME]``: the author names the delivery itself carries (``KnownNames``) and names after a
-  cue (``nama saya ...``, ``atas nama ...``, ``a/n ...``).
+* ``[NAME]``: the author names the delivery itself carries (``KnownNames``), names after a
+  cue (``nama saya ...``, ``atas nama ...``, ``a/n ...``) and one or two capitalised words
+  after an honorific (``Bu Rina Kartika``, ``Pak Budi``), official titles excepted
+  (``Pak RT``, ``Bu Lurah``, ``Pak Camat``).
 
 Before matching, non-ASCII text is normalised (``normalize``): NFKC (full-width and
 mathematical digits, ``＠``), every Unicode decimal digit to ASCII, every dash and slash form
@@ -211,6 +215,47 @@ def _sub_near(anchor: re.Pattern[str], pattern: re.Pattern[str], label: str, tex
     return "".join(out)
 
 
+# A token that may be base64 (16+ characters of its alphabets, no spaces): a WhatsApp
+# message id "wamid.HBgN…" decodes to the sender's phone number, and a text may carry one.
+_B64_TOKEN = re.compile(r"(?<![\w+/=-])[A-Za-z0-9+/_-]{16,}={0,2}(?![\w+/=-])")
+_LABELS = re.compile(r"\[(EMAIL|NIK|PHONE|BANK|NAME)\]")
+
+
+def _decoded_label(m: re.Match[str]) -> str:
+    """The placeholder for a base64 token whose decoding holds personal data, else the
+    token unchanged."""
+    token = m.group()
+    for altchars in (b"+/", b"-_"):
+        try:
+            raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars, validate=True)
+        except ValueError:
+            continue
+        decoded = raw.decode("latin-1")
+        if not any(c.isdigit() or c == "@" for c in decoded):
+            continue
+        found = _LABELS.search(mask_text(decoded.replace("\x00", " "), decode=False))
+        if found is not None and found.group() not in decoded:
+            return found.group()
+    return token
+
+
+_TITLES = (
+    r"RT|RW|Lurah|Camat|Kades|Wali|Walikota|Wakil|Bupati|Gubernur|Presiden|Menteri|Kapolsek"
+    r"|Kapolres|Kapolda|Polisi|Satpol|Ketua|Kepala|Kadis|Sekda|Sekretaris|Direktur|Dokter|Dr"
+    r"|Guru|Haji|Hj|Kyai|Ustad|Ustadz|Pejabat|Petugas|Admin|Dewan|Dinas|Kasi|Kabid|Staf"
+    r"|Pegawai|Satpam|Sopir|Supir|Tukang|Pemilik|Warga|Kades|Dirut|Bidan|Perawat|Mantri"
+)
+_HONORIFIC = re.compile(
+    r"\b(?:Pak|Bapak|Bpk|Bu|Ibu|Mas|Mbak|Mba|Kak|Sdr|Sdri|Saudara|Saudari|Bang|Om|Tante"
+    r"|Dik|Adik|Mr|Mrs|Ms)\.?[ \t]+"
+    rf"((?!(?:{_TITLES})\b)[A-Z][a-z'’-]+(?:[ \t]+(?!(?:{_TITLES})\b)[A-Z][a-z'’-]+)?)"
+)
+_HONORIFIC_GATES = (
+    *("Pak", "Bu", "Mas", "Mb", "Kak", "Sdr", "Saudar", "Bang", "Om", "Tante", "Dik", "Bpk"),
+    *("Mr", "Ms"),
+)
+
+
 def _number_label(m: re.Match[str]) -> str:
     return _NUMBER_LABEL[m.lastgroup or "PHONE"]
 
@@ -237,7 +282,7 @@ _CUE_PHONE_SUB = _group_to("[PHONE]")
 _NAME_SUB = _group_to("[NAME]")
 
 
-def mask_text(text: str, names: KnownNames | None = None) -> str:
+def mask_text(text: str, names: KnownNames | None = None, *, decode: bool = True) -> str:
     """``text`` normalised, with personal data replaced by ``[EMAIL]``, ``[NIK]``,
     ``[PHONE]``, ``[BANK]`` and ``[NAME]`` placeholders (module docstring).
 
@@ -265,6 +310,10 @@ def mask_text(text: str, names: KnownNames | None = None) -> str:
         text = _SPELLED.sub("[PHONE]", text)
     if "nama" in lower or "a/n" in lower or "a.n" in lower:
         text = _NAME_CUE.sub(_NAME_SUB, text)
+    if any(h in text for h in _HONORIFIC_GATES):
+        text = _HONORIFIC.sub(_NAME_SUB, text)
+    if decode and _B64_TOKEN.search(text) is not None:
+        text = _B64_TOKEN.sub(_decoded_label, text)
     return text
 
 
@@ -334,16 +383,20 @@ class KnownNames:
 # --- pseudonyms ----------------------------------------------------------------------------
 
 
-def _b32(digest: bytes, length: int = 20) -> str:
-    """Lower-case base32 (letters and the digits 2-7): a pseudonym never holds a 0, 1, 8
-    or 9, so it can never look like a phone number, a NIK or a date to a scanner."""
-    return base64.b32encode(digest).decode("ascii")[:length].lower()
+_LETTER_HEX = str.maketrans("0123456789", "ghijklmnop")
+
+
+def _letters(digest: bytes, length: int = 25) -> str:
+    """Hexadecimal written with the letters a-p (100 bits in 25 characters): a pseudonym
+    holds no digit at all, so no scanner can read a phone number, a NIK, a date or a
+    "whatsapp: <number>" field in it (lokal.samaran flagged ``whatsapp:m_437q…``)."""
+    return digest.hex()[:length].translate(_LETTER_HEX)
 
 
 class Pseudonymizer:
     """Keyed HMAC-SHA256 pseudonyms: stable per deployment key, not reversible without it.
 
-    * ``self(platform, user_id)``: an author, ``u_`` + 20 base32 characters (100 bits);
+    * ``self(platform, user_id)``: an author, ``u_`` + 25 letters (100 bits, ``_letters``);
     * ``message_id(raw)``: ``"<platform>:<anything>"`` → ``"<platform>:m_…"``, so dedup
       keys, ``in_reply_to`` links and route's complaint ids stay equal exactly when the raw
       ids are equal;
@@ -377,4 +430,4 @@ class Pseudonymizer:
 
     def _token(self, data: str) -> str:
         # hmac.digest: the one-shot C path.
-        return _b32(hmac.digest(self._key, data.encode(), hashlib.sha256))
+        return _letters(hmac.digest(self._key, data.encode(), hashlib.sha256))
