@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.registry import Registry, load_registry
+from common.registry import Account, Registry, load_registry
 from schemas.messages import Message, Platform
 from services.ingest.platforms import parse_delivery
 from services.ingest.platforms.base import DeliveryContext, ParseResult
@@ -29,6 +29,40 @@ X_ACCOUNT = "1500000000000000001"
 META_SECRET = "meta-app-secret"
 X_SECRET = "x-consumer-secret"
 GENERIC_SECRET = "generic-web-secret"
+
+
+META_B_SECRET = "meta-app-b-secret"
+X2_SECRET = "x-app-2-secret"
+IG_B, FB_B, X_B = "17841400000000077", "100000000000077", "1500000000000000077"
+
+
+def two_app_registry() -> Registry:
+    """The demo registry plus a second Meta app ("kominfo-b": an Instagram account and a
+    Facebook page) and a second X app ("x-kedua"), each with its own secret."""
+    extra = [
+        Account(
+            platform=Platform.instagram,
+            platform_id=IG_B,
+            agency_id="mks-public-works",
+            app="kominfo-b",
+            app_secret_env="ADUAN_META_APP_B_SECRET",
+        ),
+        Account(
+            platform=Platform.facebook,
+            platform_id=FB_B,
+            agency_id="mks-public-works",
+            app="kominfo-b",
+            app_secret_env="ADUAN_META_APP_B_SECRET",
+        ),
+        Account(
+            platform=Platform.x,
+            platform_id=X_B,
+            agency_id="mks-public-works",
+            app="x-kedua",
+            app_secret_env="ADUAN_X2_CONSUMER_SECRET",
+        ),
+    ]
+    return Registry(agencies=REGISTRY.agencies, accounts=[*REGISTRY.accounts, *extra])
 
 
 def meta(body: bytes, secret: str = META_SECRET) -> dict[str, str]:

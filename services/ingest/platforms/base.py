@@ -15,6 +15,7 @@ Error model, from coarse to fine:
 from __future__ import annotations
 
 import math
+import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -481,13 +482,20 @@ def _masked_location(ctx: DeliveryContext, loc: Location) -> Location:
     )
 
 
+# An attachment's kind ("image", "video", "sticker") and MIME type ("audio/ogg; codecs=opus")
+# are vocabulary, not free text: anything else is replaced rather than masked.
+_KIND = re.compile(r"[a-z][a-z_-]{0,31}")
+_MIME = re.compile(r"[a-z]+/[A-Za-z0-9.+-]{1,100}(?:;[ A-Za-z0-9=._-]{0,100})?")
+
+
 def _masked_attachments(
     ctx: DeliveryContext, platform: str, atts: tuple[Attachment, ...]
 ) -> list[Attachment]:
     """A media reference is a platform id (a WhatsApp media id has 16 digits, like a NIK) or
     a URL that may carry ids, names or numbers: it becomes a keyed pseudonym, like message
     ids. A consumer that must fetch the media resolves it from the raw delivery
-    (``delivery_id``). Type and MIME type are kept, capped and masked."""
+    (``delivery_id``). Type and MIME type are kept when they are vocabulary (``other`` and
+    none otherwise)."""
     limits = ctx.limits
     if len(atts) > limits.max_attachments:
         raise EntryError("too_many_attachments", f"more than {limits.max_attachments} attachments")
@@ -498,12 +506,10 @@ def _masked_attachments(
                 "field_too_long",
                 f"attachments[{i}].ref longer than {limits.max_ref_chars} characters",
             )
-        mime = a.mime_type
-        if mime is not None:
-            mime = _capped(ctx, mime, f"attachments[{i}].mime_type", limits.max_field_chars)
+        mime = a.mime_type if a.mime_type and _MIME.fullmatch(a.mime_type) else None
         out.append(
             Attachment(
-                type=_capped(ctx, a.type, f"attachments[{i}].type", 64),
+                type=a.type if _KIND.fullmatch(a.type) else "other",
                 ref=ctx.pseudonymize.attachment(f"{platform}:{a.ref}"),
                 mime_type=mime,
             )
