@@ -14,6 +14,7 @@ Error model, from coarse to fine:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import traceback
@@ -179,6 +180,13 @@ def check_entries(ctx: DeliveryContext, count: int) -> None:
         raise TooManyEntries(count, ctx.limits.max_entries)
 
 
+def may_exceed(ctx: DeliveryContext, body: bytes) -> bool:
+    """Whether ``body`` is long enough to hold more items than the cap: every item is a
+    JSON value and a comma (at least two bytes), so a shorter body need not be counted
+    (single-event deliveries, the common case, are a few hundred bytes)."""
+    return len(body) > 2 * ctx.limits.max_entries
+
+
 _PERSON_KEYS = frozenset(
     {"name", "username", "screen_name", "first_name", "last_name", "display_name"}
     | {"formatted_name", "middle_name", "user_name", "sender_name", "author_name"}
@@ -202,29 +210,41 @@ def learn_names(ctx: DeliveryContext, platform: Platform, body: bytes, doc: Any)
         return
     found: list[str] = []
     stack: list[Any] = [doc]
+    pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
+        node = pop()
+        if type(node) is list:
+            extend(node)
             continue
-        if not isinstance(node, dict):
+        if type(node) is not dict:
             continue
-        owner = next((node[k] for k in _OWNER_KEYS if k in node), None)
-        own = isinstance(owner, str | int) and (
-            ctx.registry.account(platform, str(owner)) is not None
-        )
+        own = False
+        if not _PERSON_KEYS.isdisjoint(node):
+            for k in _OWNER_KEYS:
+                owner = node.get(k)
+                if owner is not None:
+                    own = ctx.registry.account(platform, str(owner)) is not None
+                    break
         for key, value in node.items():
-            if isinstance(value, str):
-                if key in _PERSON_KEYS and not own and value:
+            kind = type(value)
+            if kind is str:
+                if value and not own and key in _PERSON_KEYS:
                     found.append(value)
             elif (
-                isinstance(value, dict | list)
+                (kind is dict or kind is list)
                 and key not in _NOT_PERSONS
-                and not (own and key == "profile")
+                and (not own or key != "profile")
             ):
-                stack.append(value)
+                push(value)
     if found:
-        ctx.names = KnownNames(found)
+        ctx.names = known_names(tuple(found))
+
+
+@functools.lru_cache(maxsize=4096)
+def known_names(names: tuple[str, ...]) -> KnownNames:
+    """``KnownNames`` by the names a delivery carries: a citizen who writes again, or a
+    conversation's retries, reuses the compiled variants."""
+    return KnownNames(names)
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:

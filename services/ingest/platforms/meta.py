@@ -25,6 +25,7 @@ from services.ingest.platforms.base import (
     load_json_object,
     lookup_account,
     lst,
+    may_exceed,
     obj,
     opt_ident,
     opt_obj,
@@ -60,7 +61,8 @@ def entries(
     items = doc.get("entry")
     if not isinstance(items, list):
         raise MalformedDelivery("malformed_entry", "'entry' must be a list")
-    check_entries(ctx, count_items(items))
+    if may_exceed(ctx, body):
+        check_entries(ctx, count_items(items))
     learn_names(ctx, platform, body, items)
     return items
 

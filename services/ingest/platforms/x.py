@@ -39,6 +39,7 @@ from services.ingest.platforms.base import (
     location,
     lookup_account,
     lst,
+    may_exceed,
     obj,
     opt_ident,
     opt_obj,
@@ -57,7 +58,8 @@ _KNOWN_EVENTS = {"tweet_create_events", "direct_message_events"}
 def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
     doc = load_json_object(body)
     if "for_user_id" in doc:
-        check_entries(ctx, sum(len(v) for k, v in doc.items() if _is_event_list(k, v)))
+        if may_exceed(ctx, body):
+            check_entries(ctx, sum(len(v) for k, v in doc.items() if _is_event_list(k, v)))
         learn_names(ctx, P, body, doc)
         return run_items(ParseResult(), _aaa_items(doc, ctx))
     events = _xaa_events(doc)
