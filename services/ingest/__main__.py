@@ -13,7 +13,6 @@ async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
     runner, service = await app.start(settings)
     app.tune_gc()
-    app.tune_malloc()
     log = logging.getLogger("aduan.ingest")
     log.info("listening on http://%s:%d/webhooks/{platform}", settings.http_host, service.port)
     if service.ops_port is None:
