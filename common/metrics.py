@@ -30,7 +30,7 @@ WEBHOOK_REQUESTS = Counter(
     "aduan_webhook_requests_total",
     "Webhook HTTP requests by platform and outcome (accepted, verified, forged, too_large, "
     "malformed, unsupported_media_type, unknown_account, broker_unavailable, replayed, "
-    "bad_verify_token, not_ready, in_flight).",
+    "bad_verify_token, not_ready, in_flight, overloaded).",
     ["platform", "outcome"],
 )
 WEBHOOK_ENTRIES = Counter(

@@ -213,6 +213,16 @@ class Account(BaseModel):
     aliases: list[str] = Field(
         default_factory=list, description="other ids the platform uses for it (e.g. WABA id)"
     )
+    app: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description=(
+            "the Meta or X app the account's webhooks come through, as it appears in the "
+            "callback URL /webhooks/<platform>/<app>; accounts sharing it share their secret "
+            "(default: derived from app_secret_env). Unused for generic senders, whose URL "
+            "label is the account id"
+        ),
+    )
     acknowledge: bool = Field(
         default=False, description="reply to citizens with a tracking number (notify; opt-in)"
     )
@@ -275,6 +285,16 @@ class Registry(BaseModel):
                         raise ValueError(
                             f"agencies[{i}].{where}: webhook {ch.target!r} is not in 'webhooks'"
                         )
+        apps: dict[tuple[Platform, str], tuple[str, str | None]] = {}
+        for i, acc in enumerate(self.accounts):
+            if acc.app is None:
+                continue
+            secrets = (acc.app_secret_env, acc.verify_token_env)
+            if apps.setdefault((acc.platform, acc.app), secrets) != secrets:
+                raise ValueError(
+                    f"accounts[{i}].app: {acc.platform}:{acc.app} is one app, so its accounts "
+                    "must name the same app_secret_env and verify_token_env"
+                )
         return self
 
     _agencies: dict[str, Agency] = PrivateAttr(default_factory=dict)

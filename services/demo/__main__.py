@@ -123,10 +123,12 @@ async def run_stack(
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
+        ops_ports: dict[str, int] = {}
         for i, name in enumerate(SERVICES):
             child_env = dict(env)
-            if name != "ingest":
-                child_env["ADUAN_METRICS_PORT"] = str(9101 + i - 1 if args.port else free_port())
+            # ops endpoints (/metrics, /readyz) on their own port, as in compose (9100-9102)
+            ops_ports[name] = 9100 + i if args.port else free_port()
+            child_env["ADUAN_METRICS_PORT"] = str(ops_ports[name])
             procs[name] = start_service(name, child_env, log_dir)
         desk_tokens, desk_url = None, ""
         if database_url is not None:
@@ -137,7 +139,7 @@ async def run_stack(
             procs["desk"] = start_service("desk", desk_env, log_dir)
             desk_url = f"http://127.0.0.1:{desk_port}"
         base = f"http://127.0.0.1:{ingest_port}"
-        await wait_ready(f"{base}/readyz", procs, timeout=60)
+        await wait_ready(f"http://127.0.0.1:{ops_ports['ingest']}/readyz", procs, timeout=60)
         print(f"ingest on {base}/webhooks/{{platform}}; logs in {log_dir}/")
         if desk_tokens is not None:
             await wait_ready(f"{desk_url}/readyz", procs, timeout=60)

@@ -13,9 +13,12 @@ async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
     runner, service = await app.start(settings)
     app.tune_gc()
-    logging.getLogger("aduan.ingest").info(
-        "listening on http://%s:%d/webhooks/{platform}", settings.http_host, service.port
-    )
+    log = logging.getLogger("aduan.ingest")
+    log.info("listening on http://%s:%d/webhooks/{platform}", settings.http_host, service.port)
+    if service.ops_port is None:
+        log.warning("ADUAN_METRICS_PORT is not set: no /metrics and no /readyz")
+    else:
+        log.info("metrics and readiness on http://%s:%d", settings.http_host, service.ops_port)
     await stop.wait()
     await app.stop(runner, service)
 

@@ -18,8 +18,10 @@ import yaml
 from common.settings import Settings
 from tests.ops.metric_names import DEPLOY, REPO
 
-PROCESSORS = {"ingest": 8080, "classify": 9101, "route": 9102, "desk": 9103, "notify": 9104}
-"""Each service's ops port (/metrics, /healthz, /readyz)."""
+PROCESSORS = {"ingest": 9100, "classify": 9101, "route": 9102, "desk": 9103, "notify": 9104}
+"""Each service's ops port (ADUAN_METRICS_PORT: /metrics, /healthz, /readyz)."""
+INGEST_WEBHOOK_PORT = 8080
+"""Ingest's public port (ADUAN_HTTP_PORT): webhooks and liveness only."""
 DESK_API_PORT = 8090
 """The desk's public port (ADUAN_HTTP_PORT): /api/v1 and /desk."""
 K8S = DEPLOY / "kubernetes"
@@ -81,13 +83,15 @@ def test_compose_processors_share_one_image_and_pick_their_module() -> None:
         assert svc["command"] == ["python", "-m", f"services.{name}"]
         env = svc["environment"]
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
-        port_var = "ADUAN_HTTP_PORT" if name == "ingest" else "ADUAN_METRICS_PORT"
-        assert int(env[port_var]) == port
+        assert int(env["ADUAN_METRICS_PORT"]) == port
         assert f"127.0.0.1:{port}/readyz" in " ".join(svc["healthcheck"]["test"])
         assert svc["depends_on"]["topics"]["condition"] == "service_completed_successfully"
         assert svc["env_file"][0]["path"] == "./aduan.env"
-    assert services["ingest"]["ports"] == ["8080:8080"]
-    assert Settings.model_fields["http_port"].default == PROCESSORS["ingest"]
+        assert [str(p) for p in svc.get("expose", [])] == [str(port)]
+    # only the webhook port is published; the ops port stays on the compose network
+    assert services["ingest"]["ports"] == [f"{INGEST_WEBHOOK_PORT}:{INGEST_WEBHOOK_PORT}"]
+    assert int(services["ingest"]["environment"]["ADUAN_HTTP_PORT"]) == INGEST_WEBHOOK_PORT
+    assert Settings.model_fields["http_port"].default == INGEST_WEBHOOK_PORT
 
 
 def test_compose_advertises_the_internal_listener_the_processors_use() -> None:
@@ -145,22 +149,22 @@ def test_deployments_have_probes_requests_non_root_and_config_wiring() -> None:
         (container,) = spec["containers"]
         assert container["command"] == ["python", "-m", f"services.{name}"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        ops = "http" if name == "ingest" else "metrics"
-        assert ports[ops] == port
-        if name == "desk":
+        assert ports["metrics"] == port
+        if name == "ingest":
+            assert ports == {"http": INGEST_WEBHOOK_PORT, "metrics": port}
+        elif name == "desk":
             assert ports == {"api": DESK_API_PORT, "metrics": port}
         else:
             assert len(ports) == 1
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert container["readinessProbe"]["httpGet"]["port"] == ops
+        assert container["readinessProbe"]["httpGet"]["port"] == "metrics"
         assert {"cpu", "memory"} <= set(container["resources"]["requests"])
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         refs = {next(iter(r)): next(iter(r.values()))["name"] for r in container["envFrom"]}
         assert refs == {"configMapRef": "aduan-env", "secretRef": "aduan-secrets"}
         env = {e["name"]: e["value"] for e in container["env"]}
-        port_var = "ADUAN_HTTP_PORT" if name == "ingest" else "ADUAN_METRICS_PORT"
-        assert int(env[port_var]) == port
+        assert int(env["ADUAN_METRICS_PORT"]) == port
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes["config"]["configMap"]["name"] == "aduan-config"
         labels = deployments[f"aduan-{name}"]["spec"]["template"]["metadata"]["labels"]
@@ -197,16 +201,23 @@ def test_configmap_points_at_the_mounted_config_and_only_known_settings() -> Non
     assert ":" not in user  # the password is a secret (ADUAN_DESK_DATABASE_PASSWORD)
 
 
+def test_ingest_service_publishes_only_the_webhook_port() -> None:
+    (svc,) = [
+        d for d in _k8s_docs() if d["kind"] == "Service" and d["metadata"]["name"] == "aduan-ingest"
+    ]
+    assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["http"]
+
+
 def test_podmonitor_sets_the_job_names_the_alerts_expect() -> None:
     (pm,) = [d for d in _k8s_docs() if d["kind"] == "PodMonitor"]
     assert pm["spec"]["jobLabel"] == "app.kubernetes.io/name"
     ports = {e["port"] for e in pm["spec"]["podMetricsEndpoints"]}
     deployments = [d for d in _k8s_docs() if d["kind"] == "Deployment"]
+    assert ports == {"metrics"}  # never ingest's public webhook port
     for d in deployments:
         (container,) = d["spec"]["template"]["spec"]["containers"]
-        names = {p["name"] for p in container["ports"]}
-        assert names & ports  # its ops port is scraped
-        assert "api" not in ports  # the desk's public API port is not
+        assert "metrics" in {p["name"] for p in container["ports"]}
+        assert "api" not in ports  # the desk's public API port is not scraped
 
 
 def test_prometheusrule_is_rendered_from_the_rule_files() -> None:

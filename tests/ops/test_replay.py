@@ -33,6 +33,7 @@ from schemas.deadletter import DeadLetter
 from schemas.messages import Platform
 from schemas.raw import RawDelivery, from_headers, to_headers
 from services.demo.generator import instagram_comment as build_comment
+from services.ingest.privacy import Pseudonymizer
 from services.replay import ingest_reparser
 from tests.ops.metric_names import REPO
 from tests.support import TopicReader
@@ -221,13 +222,14 @@ async def test_raw_reference_reparsed_with_ingest_parser(settings: Settings) -> 
     async with TopicReader(settings.bootstrap_servers, messages_topic) as reader:
         records = await reader.wait_for(lambda recs: len(recs) >= 1)
     message = orjson.loads(records[0].value)
-    assert message["message_id"] == "instagram:c-replay-1"
+    expected_id = Pseudonymizer(b"test-pseudonym-key").message_id("instagram:c-replay-1")
+    assert message["message_id"] == expected_id  # ingest's pseudonym of the comment id
     assert message["delivery_id"] == "delivery-1"
     assert message["received_at"].startswith("2026-03-02T03:00:00")
     assert records[0].key == message["thread_key"].encode()
     assert "990001" not in records[0].value.decode()  # author pseudonymised, as in ingest
     headers = dict(records[0].headers)
-    assert headers["dedup"] == b"instagram:c-replay-1"  # running ingests learn the key
+    assert headers["dedup"] == expected_id.encode()  # running ingests learn the key
     assert REPLAY_HEADER in headers
 
 
