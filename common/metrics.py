@@ -201,7 +201,15 @@ NOTIFY_BACKLOG = Gauge(
     ["channel"],
 )
 
+CONFIG_RELOADS = Counter(
+    "aduan_config_reloads_total",
+    "Operator files (registry, SLA policies) re-read while running, by file and outcome: "
+    "applied, or refused (invalid: the previous version stays in use).",
+    ["file", "outcome"],
+)
+
 ALL = (
+    CONFIG_RELOADS,
     WEBHOOK_REQUESTS,
     WEBHOOK_ENTRIES,
     WEBHOOK_LATENCY,
