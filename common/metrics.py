@@ -110,6 +110,12 @@ TIMER_LAG = Histogram(
     "How late a deadline event fired after its due time.",
     buckets=LATENCY_BUCKETS,
 )
+UNRESOLVED_DROPPED = Counter(
+    "aduan_route_unresolved_dropped_total",
+    "Never-resolved complaints dropped from route's state after their last escalation plus "
+    "the retention (ADUAN_ROUTE_RETAIN_UNRESOLVED_DAYS), by agency.",
+    ["agency_id"],
+)
 
 ALL = (
     WEBHOOK_REQUESTS,
@@ -129,6 +135,7 @@ ALL = (
     SLA_EVENTS,
     RESPONSE_BUSINESS_TIME,
     TIMER_LAG,
+    UNRESOLVED_DROPPED,
 )
 
 

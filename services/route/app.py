@@ -35,10 +35,10 @@ from common.registry import load_registry
 from common.settings import Settings
 from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTE_TICKS, ROUTES, SLA
 from services.route.clocks import Router
-from services.route.faust_internals import aiokafka_producer, bound_fetch_wait
+from services.route.faust_internals import RocksTable, aiokafka_producer, bound_fetch_wait
 from services.route.policy import load_sla_config
 from services.route.settings import RouteSettings
-from services.route.worker import NAME, Handler, Incoming, RouteTopics, RouteWorker
+from services.route.worker import NAME, Handler, Incoming, MappingTable, RouteTopics, RouteWorker
 
 TABLE = "route-complaints"
 
@@ -60,12 +60,17 @@ def create_app(
     register_faust_codec()
     rs = route_settings or RouteSettings()
     rs.data_dir.mkdir(parents=True, exist_ok=True)
-    router = Router(load_sla_config(rs.sla_file), load_registry(settings.registry_file))
+    router = Router(
+        load_sla_config(rs.sla_file),
+        load_registry(settings.registry_file),
+        retain_unresolved_s=rs.retain_unresolved_days * 86400.0,
+    )
     partitions = settings.topic_partitions or CLASSIFIED.partitions
     app = faust.App(
         f"{settings.consumer_group_prefix}-route",
         **settings.kafka.faust_options(),
-        store="memory://",
+        store="rocksdb://" if rs.store == "rocksdb" else "memory://",
+        table_standby_replicas=rs.standby_replicas,
         value_serializer="raw",
         key_serializer="raw",
         topic_partitions=partitions,
@@ -93,10 +98,23 @@ def create_app(
     ticks = topic(
         ROUTE_TICKS.full_name(prefix), partitions=partitions, internal=True, retention=3600.0
     )
-    table = app.Table(TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+    table = app.Table(
+        TABLE,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options={
+            "driver": "rocksdict",
+            "block_cache_size": rs.rocksdb_block_cache_mib * 2**20,
+            "write_buffer_size": rs.rocksdb_write_buffer_mib * 2**20,
+            "max_write_buffer_number": 2,
+        }
+        if rs.store == "rocksdb"
+        else None,
+    )
     worker = RouteWorker(
         router,
-        table.data,
+        RocksTable(table) if rs.store == "rocksdb" else MappingTable(table.data),
         RouteTopics(
             routes=ROUTES.full_name(prefix),
             sla=SLA.full_name(prefix),

@@ -647,13 +647,18 @@ class Router:
         """Fire every stage that came due by ``now`` (catch-up included), each once.
 
         Appends to ``lags`` how late each stage fired (for the timer-lag metric). Returns None
-        as the state when a resolved complaint's retention ran out (purge)."""
+        as the state when its retention ran out (purge): a resolved complaint's, or a
+        never-resolved one's after its last stage (``retain_unresolved_s``)."""
         if state is None:
             return None, []
         if state.resolved_at is not None:
             if now >= state.resolved_at + RETAIN_RESOLVED_S:
                 return None, []
             return state, []
+        if all(c.next_due() is None for c in state.clocks.values()) and now >= state.expires_at(
+            self.retain_unresolved_s
+        ):
+            return None, []  # never resolved, nothing left to fire: dropped
         events: list[Event] = []
         for c in list(state.clocks.values()):
             for at, bit, etype, level in c.stages():

@@ -10,6 +10,10 @@ a dict as the table and a ``MemorySink``.
 Write order (at-least-once without loss): a batch's events and dead letters are acknowledged
 by the broker before the state that records them is written, so a crash in between re-emits
 them with the same deterministic ``event_id`` rather than losing them; consumers dedup on it.
+The local table (memory, or RocksDB that outlives the process) only takes a batch's states
+once their changelog records are acknowledged too: until then they wait in an overlay that
+the batch itself reads through. Otherwise a worker killed mid-batch would restart with a
+state that says "message seen, stage fired" for events that never reached the broker.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ import logging
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -74,6 +78,44 @@ class RouteTopics:
 Handler = Callable[[Incoming, list[Output]], None]
 
 
+class StateTable(Protocol):
+    """Route's local table, partition by partition (the changelog's partitions).
+
+    ``MappingTable`` serves a dict (tests, faust's memory store); the RocksDB store's adapter
+    lives in ``services.route.faust_internals``."""
+
+    def get(self, key: bytes, partition: int) -> bytes | None: ...
+
+    def apply(self, partition: int, writes: dict[bytes, bytes | None], offset: int) -> None:
+        """Store (``None``: delete) acknowledged changelog records, up to ``offset``."""
+
+    def items(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
+        """Every stored (key, value) of these partitions (others may be included)."""
+
+
+class MappingTable:
+    """A ``StateTable`` over one mapping for all partitions (keys are unique across them)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: MutableMapping[bytes, bytes]) -> None:
+        self.data = data
+
+    def get(self, key: bytes, partition: int) -> bytes | None:
+        return self.data.get(key)
+
+    def apply(self, partition: int, writes: dict[bytes, bytes | None], offset: int) -> None:
+        data = self.data
+        for key, value in writes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+
+    def items(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
+        return iter(list(self.data.items()))
+
+
 class RouteWorker:
     """Route's handlers and in-memory side (due indexes per partition, tick bookkeeping,
     open complaints per agency) around a table ``thread key → ComplaintState bytes``."""
@@ -81,13 +123,15 @@ class RouteWorker:
     def __init__(
         self,
         router: Router,
-        table: MutableMapping[bytes, bytes],
+        table: MutableMapping[bytes, bytes] | StateTable,
         topics: RouteTopics,
         settings: RouteSettings,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.router = router
-        self.table = table
+        self.table: StateTable = MappingTable(table) if isinstance(table, MutableMapping) else table
+        self.overlay: dict[bytes, tuple[int, bytes | None]] = {}
+        """This batch's new states (partition, value; None deleted), not yet in ``table``."""
         self.topics = topics
         self.settings = settings
         self.clock = clock
@@ -97,6 +141,15 @@ class RouteWorker:
         self.needs_reindex = True
         self.open_by_agency: Counter[str] = Counter()
         self.lock = asyncio.Lock()
+        self.ready_after: float | None = None
+        """Seconds from ``started`` to the first completed reindex (None: not ready yet)."""
+        self.started = time.monotonic()
+        self._routes_out = metrics.MESSAGES_OUT.labels(NAME, ROUTES.name)
+        self._sla_out = metrics.MESSAGES_OUT.labels(NAME, SLA.name)
+        self._latency = (
+            metrics.PROCESSING_LATENCY.labels(NAME, "platform"),
+            metrics.PROCESSING_LATENCY.labels(NAME, "received"),
+        )
 
     def index(self, partition: int) -> DueIndex[bytes]:
         idx = self.indexes.get(partition)
@@ -113,9 +166,12 @@ class RouteWorker:
         started = time.perf_counter()
         out: list[Output] = []
         async with self.lock:
-            for record in records:
-                handler(record, out)
-            await self.flush(out, sink)
+            try:
+                for record in records:
+                    handler(record, out)
+                await self.flush(out, sink)
+            finally:
+                self.overlay.clear()  # applied by flush, or dropped with the failed batch
         metrics.BATCH_DURATION.labels(NAME).observe(time.perf_counter() - started)
 
     async def flush(self, out: list[Output], sink: RecordSink) -> None:
@@ -136,9 +192,17 @@ class RouteWorker:
         # recovering worker would miss the rest of our last batch and fire stages again.
         # On Kafka it is a harmless tombstone.
         touched = sorted({o.partition for o in state if o.partition is not None})
-        await send_all_or_raise(
+        markers = await send_all_or_raise(
             sink, [Output(changelog, MARKER_KEY, None, partition=p) for p in touched]
         )
+        # Everything is acknowledged: the local table may now hold the batch's states, with
+        # the changelog offset they correspond to (a persistent store resumes after it).
+        writes: dict[int, dict[bytes, bytes | None]] = {p: {} for p in touched}
+        for key, (partition, value) in self.overlay.items():
+            writes.setdefault(partition, {})[key] = value
+        for marker in markers:
+            self.table.apply(marker.partition, writes.pop(marker.partition), marker.offset)
+        self.overlay.clear()
 
     # --- handlers -------------------------------------------------------------------------
     def on_classified(self, record: Incoming, out: list[Output]) -> None:
@@ -206,7 +270,7 @@ class RouteWorker:
         items: dict[int, list[tuple[bytes, float]]] = {p: [] for p in owned}
         open_by_agency: Counter[str] = Counter()
         async with self.lock:
-            for n, (key, data) in enumerate(list(self.table.items()), 1):
+            for n, (key, data) in enumerate(self.table.items(owned), 1):
                 try:
                     sched = peek_schedule(data)
                 except (ValueError, TypeError, struct.error):
@@ -216,6 +280,8 @@ class RouteWorker:
                 if sched.partition in owned:
                     if sched.due is not None:
                         items[sched.partition].append((key, sched.due))
+                    elif sched.is_open:  # written before retention existed: look at it now
+                        items[sched.partition].append((key, 0.0))
                     if sched.is_open:
                         open_by_agency[sched.agency_id] += 1
                 if n % 20_000 == 0:
@@ -227,6 +293,9 @@ class RouteWorker:
                 metrics.OPEN_COMPLAINTS.labels(agency_id).set(open_by_agency[agency_id])
             self.open_by_agency = open_by_agency
             self.owned, self.pending, self.needs_reindex = owned, {}, False
+            if self.ready_after is None:
+                self.ready_after = time.monotonic() - self.started
+                log.info("ready %.3fs after start", self.ready_after)
         log.info(
             "indexed %d scheduled complaints on partitions %s in %.3fs",
             sum(len(v) for v in items.values()),
@@ -240,7 +309,7 @@ class RouteWorker:
 
         False when the input was dead-lettered instead."""
         try:
-            old = self.table.get(key)
+            old = self._get(key, record.partition)
             state = ComplaintState.from_bytes(old) if old else None
             was = (state.agency_id, state.is_open) if state else None
             new, events = step(state)
@@ -254,7 +323,15 @@ class RouteWorker:
         self._publish(key, events, out)  # events before state: a crash re-emits, never loses
         self._store(key, record.partition, old, new, out)
         self._track_open(was, new)
+        if new is None and was is not None and was[1]:
+            metrics.UNRESOLVED_DROPPED.labels(was[0]).inc()
         return True
+
+    def _get(self, key: bytes, partition: int) -> bytes | None:
+        pending = self.overlay.get(key)
+        if pending is not None:
+            return pending[1]
+        return self.table.get(key, partition)
 
     def _store(
         self,
@@ -267,26 +344,27 @@ class RouteWorker:
         changelog = self.topics.changelog()
         if state is None:
             if old is not None:
-                del self.table[key]
+                self.overlay[key] = (partition, None)
                 out.append(Output(changelog, key, None, partition=partition))  # tombstone
             self.index(partition).set(key, None)
             return
-        data = state.to_bytes()
+        retain = self.router.retain_unresolved_s
+        data = state.to_bytes(retain)
         if data != old:
-            self.table[key] = data
+            self.overlay[key] = (partition, data)
             out.append(Output(changelog, key, data, partition=partition))
-        self.index(partition).set(key, state.next_due())
+        self.index(partition).set(key, state.next_due(retain))
 
     def _publish(self, key: bytes, events: list[Event], out: list[Output]) -> None:
         for e in events:
             if isinstance(e, RouteEvent):
                 out.append(Output(self.topics.routes, key, codecs.dumps(e)))
-                metrics.MESSAGES_OUT.labels(NAME, ROUTES.name).inc()
+                self._routes_out.inc()
                 metrics.ROUTED.labels(e.agency_id, e.agency_kind).inc()
                 continue
             assert isinstance(e, SlaEvent)
             out.append(Output(self.topics.sla, key, codecs.dumps(e)))
-            metrics.MESSAGES_OUT.labels(NAME, SLA.name).inc()
+            self._sla_out.inc()
             clock_label = e.clock.value if e.clock else ""
             metrics.SLA_EVENTS.labels(e.agency_id, e.event_type.value, clock_label).inc()
             if e.business_seconds is not None and e.clock is not None:
@@ -332,12 +410,9 @@ class RouteWorker:
         """Age of the message when route decided on it (its outputs follow in the batch)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         message = cm.message
-        metrics.PROCESSING_LATENCY.labels(NAME, "platform").observe(
-            (now - message.platform_time).total_seconds()
-        )
-        metrics.PROCESSING_LATENCY.labels(NAME, "received").observe(
-            (now - message.received_at).total_seconds()
-        )
+        platform, received = self._latency
+        platform.observe((now - message.platform_time).total_seconds())
+        received.observe((now - message.received_at).total_seconds())
 
 
 SOURCES = {"classified": CLASSIFIED.name, "commands": COMMANDS.name}

@@ -52,6 +52,7 @@ class Harness:
 
     async def start_app(self, clock: Any = None, **route: Any) -> RouteApp:
         route.setdefault("tick_interval_s", 0.05)
+        route.setdefault("store", "memory")
         started = create_app(
             self.settings, clock=clock or self.clock, route_settings=RouteSettings(**route)
         )
@@ -233,20 +234,28 @@ async def test_lifecycle_reply_holidays_wita_reroute_and_dead_letters(harness: H
         assert escalated[0]["escalate_to"] == "sby-secretariat"
 
 
-async def test_restart_between_warning_and_deadline_catches_up_once(harness: Harness) -> None:
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+async def test_restart_between_warning_and_deadline_catches_up_once(
+    harness: Harness, store: str, tmp_path: Any
+) -> None:
+    """Both stores: memory recovers the whole changelog, RocksDB keeps the state on disk
+    and resumes after the offset it stored with it (the marker closing the last batch)."""
     h, s = harness, harness.settings
-    first = await h.start_app()
+    first = await h.start_app(store=store, data_dir=tmp_path)
     await h.send(CLASSIFIED, "t1", message("c1", "t1", MON_9))
     async with h.reader() as reader:
         ids = lambda: sla_ids(reader, s, "instagram:c1")  # noqa: E731
         await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 1, timeout=60)
         h.clock.set(MON_9 + timedelta(hours=3, minutes=30))
         await reader.wait_for(has(ids, "instagram:c1:first_response:1:warning:0"))
+        if store == "rocksdb":  # the warning's state and its offset are on disk
+            persisted = first.worker.table.persisted_offset  # type: ignore[attr-defined]
+            assert any(persisted(p) is not None for p in range(6))
         await first.app.stop()
 
         # While no worker runs, the deadline and the first escalation pass.
         h.clock.set(MON_9 + timedelta(hours=7, minutes=30))
-        second = await h.start_app()
+        second = await h.start_app(store=store, data_dir=tmp_path)
         await reader.wait_for(
             has(
                 ids,
