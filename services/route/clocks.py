@@ -73,26 +73,29 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 _M = TypeVar("_M", bound=BaseModel)
-_FieldSpec = tuple[tuple[str, bool, Any, Callable[[], Any] | None], ...]
+_FieldSpec = tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...], frozenset[str]]
 _SPECS: dict[type[BaseModel], _FieldSpec] = {}
 
 
 def _trusted(cls: type[_M], **values: Any) -> _M:
     """``cls.model_construct(**values)`` for plain models (no aliases, post-init hooks or
     extra fields): the same instance (``__dict__`` in field order with defaults filled in,
-    ``model_fields_set`` the given names) at a third of the cost, because the per-field
-    alias handling is decided once per class (measured 30 -> 9 us per routed event)."""
+    ``model_fields_set`` the given names) at a fifth of the cost: a copy of a per-class
+    template of defaults updated in place keeps the field order with no loop in Python."""
     spec = _SPECS.get(cls)
     if spec is None:
         spec = _SPECS[cls] = _field_spec(cls)
-    d: dict[str, Any] = {}
-    for name, required, default, factory in spec:
-        if name in values:
-            d[name] = values[name]
-        elif factory is not None:
+    template, factories, required = spec
+    d = template.copy()
+    d.update(values)
+    if len(d) != len(template):
+        raise TypeError(f"{cls.__name__}: unknown fields {sorted(set(values) - set(template))}")
+    for name, factory in factories:
+        if name not in values:
             d[name] = factory()
-        elif not required:
-            d[name] = default
+    if not values.keys() >= required:
+        for name in required - values.keys():
+            del d[name]  # as model_construct: a missing required field stays unset
     m = cls.__new__(cls)
     object.__setattr__(m, "__dict__", d)
     object.__setattr__(m, "__pydantic_fields_set__", set(values))
@@ -101,20 +104,43 @@ def _trusted(cls: type[_M], **values: Any) -> _M:
     return m
 
 
+_MISSING = object()
+
+
 def _field_spec(cls: type[BaseModel]) -> _FieldSpec:
     if cls.__pydantic_post_init__ or cls.model_config.get("extra") == "allow":
         raise TypeError(f"{cls.__name__}: _trusted only builds plain models")
-    out = []
+    template: dict[str, Any] = {}
+    factories: list[tuple[str, Callable[[], Any]]] = []
+    required: list[str] = []
     for name, f in cls.model_fields.items():
         if f.alias not in (None, name) or f.validation_alias not in (None, name):
             raise TypeError(f"{cls.__name__}.{name}: _trusted does not handle aliases")
-        factory = cast("Callable[[], Any] | None", f.default_factory)
-        out.append((name, f.is_required(), f.default, factory))
-    return tuple(out)
+        if f.default_factory is not None:
+            factories.append((name, cast("Callable[[], Any]", f.default_factory)))
+            template[name] = None
+        elif f.is_required():
+            required.append(name)
+            template[name] = _MISSING
+        else:
+            template[name] = f.default
+    return template, tuple(factories), frozenset(required)
 
 
 _CLOCK_NAME = {c: c.value for c in Clock}
 """``clock.value`` without the enum property's cost (a dict hit; hot path)."""
+_ETYPE_NAME: dict[SlaEventType | RouteEventType, str] = {
+    **{e: e.value for e in SlaEventType},
+    **{e: e.value for e in RouteEventType},
+}
+_JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def event_json(event: Event) -> bytes:
+    """An event as ``common.codecs.dumps`` writes it, byte for byte (property-tested), from
+    its fields directly: 1 us instead of pydantic's 10 us model_dump per event. Route's
+    events hold only strings, numbers, enums, UTC datetimes, lists and dicts of those."""
+    return orjson.dumps(event.__dict__, option=_JSON_OPTIONS)
 
 
 @dataclass(slots=True)
@@ -248,7 +274,7 @@ class ComplaintState:
         row.append(
             [
                 [
-                    _CLOCK_CODE.get(c.clock.value, c.clock.value),
+                    _CLOCK_CODE.get(_CLOCK_NAME[c.clock], _CLOCK_NAME[c.clock]),
                     c.seq,
                     c.policy,
                     c.calendar,
@@ -288,7 +314,7 @@ class ComplaintState:
         for row in rows:
             code = row[0]
             clock = _CLOCK_OF_CODE[code] if type(code) is int else Clock(code)
-            clocks[clock.value] = ClockState(
+            clocks[_CLOCK_NAME[clock]] = ClockState(
                 clock,
                 row[1],
                 row[2],
@@ -347,6 +373,10 @@ class Router:
     registry: Registry
     excerpt_chars: int = EXCERPT_CHARS
     retain_unresolved_s: float = RETAIN_UNRESOLVED_S
+    _escalation_targets: dict[tuple[str, str, str], str] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """(target, agency, region) → who gets the escalation: the registry walk, once."""
 
     # --- helpers ----------------------------------------------------------------------
     def _agency(self, agency_id: str) -> Agency:
@@ -399,6 +429,13 @@ class Router:
         return c
 
     def _escalate_to(self, state: ComplaintState, target: str) -> str:
+        key = (target, state.agency_id, state.region_code)
+        found = self._escalation_targets.get(key)
+        if found is None:
+            found = self._escalation_targets[key] = self._find_escalation(state, target)
+        return found
+
+    def _find_escalation(self, state: ComplaintState, target: str) -> str:
         if target == "head":
             return f"head:{state.agency_id}"
         if target.startswith("agency:"):
@@ -418,9 +455,12 @@ class Router:
         **extra: Any,
     ) -> SlaEvent:
         if clock is not None:
-            event_id = f"{state.complaint_id}:{clock.clock.value}:{clock.seq}:{etype.value}:{level}"
+            event_id = (
+                f"{state.complaint_id}:{_CLOCK_NAME[clock.clock]}:{clock.seq}:"
+                f"{_ETYPE_NAME[etype]}:{level}"
+            )
         else:
-            event_id = f"{state.complaint_id}:{etype.value}:{seq_tag}"
+            event_id = f"{state.complaint_id}:{_ETYPE_NAME[etype]}:{seq_tag}"
         return _trusted(  # trusted values: skip re-validation (hot path)
             SlaEvent,
             event_id=event_id,
@@ -451,7 +491,7 @@ class Router:
             policy = self._policy(state, agency)
         return _trusted(  # trusted values: skip re-validation
             RouteEvent,
-            event_id=f"{state.complaint_id}:{etype.value}{suffix}",
+            event_id=f"{state.complaint_id}:{_ETYPE_NAME[etype]}{suffix}",
             event_type=etype,
             complaint_id=state.complaint_id,
             thread_key=state.thread_key,
@@ -474,10 +514,11 @@ class Router:
         self, state: ComplaintState, c: ClockState, at: float, etype: SlaEventType
     ) -> SlaEvent:
         """Stop a clock and report how long it ran, in wall-clock and business time."""
-        del state.clocks[c.clock.value]
+        del state.clocks[_CLOCK_NAME[c.clock]]
         agency = self._agency(state.agency_id)
         cal = self.config.calendar(c.calendar, agency.timezone)
-        business = cal.business_time_between(utc(c.started_at), utc(at)).total_seconds()
+        # = business_time_between(utc(started), utc(at)).total_seconds(), without datetimes
+        business = cal.business_us_between(micros(c.started_at), micros(at)) / 1_000_000
         return self._sla(
             state,
             etype,
@@ -513,7 +554,7 @@ class Router:
                 return state, []  # a WhatsApp reply that never reached the citizen
             state.last_reply_at = max(at, state.last_reply_at or at)
             for clock in (Clock.first_response, Clock.next_response):
-                c = state.clocks.get(clock.value)
+                c = state.clocks.get(_CLOCK_NAME[clock])
                 if c is not None and at >= c.started_at:
                     events.append(self._stop_response(state, c, at, SlaEventType.responded))
         elif (

@@ -31,7 +31,7 @@ from typing import Protocol, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from common import codecs, metrics
+from common import metrics
 from common.deadletters import Source, dead_letter
 from common.produce import Output, RecordSink, send_all_or_raise
 from common.refusal import Refusal
@@ -40,7 +40,7 @@ from schemas.classified import ClassifiedMessage
 from schemas.commands import Command
 from schemas.routes import RouteEvent
 from schemas.sla import SlaEvent
-from services.route.clocks import ComplaintState, Event, Router, peek_schedule
+from services.route.clocks import ComplaintState, Event, Router, event_json, peek_schedule
 from services.route.settings import RouteSettings
 from services.route.timers import DueIndex
 
@@ -169,10 +169,20 @@ class RouteWorker:
             try:
                 for record in records:
                     handler(record, out)
+                self._t1 = time.perf_counter()
                 await self.flush(out, sink)
             finally:
                 self.overlay.clear()  # applied by flush, or dropped with the failed batch
         metrics.BATCH_DURATION.labels(NAME).observe(time.perf_counter() - started)
+        import os
+
+        if os.environ.get("ROUTE_DEBUG"):
+            log.warning(
+                "batch %d recs, handle %.1f ms, total %.1f ms",
+                len(records),
+                (self._t1 - started) * 1000,
+                (time.perf_counter() - started) * 1000,
+            )
 
     async def flush(self, out: list[Output], sink: RecordSink) -> None:
         """Write a batch's outputs: events and dead letters first, then the state.
@@ -358,12 +368,12 @@ class RouteWorker:
     def _publish(self, key: bytes, events: list[Event], out: list[Output]) -> None:
         for e in events:
             if isinstance(e, RouteEvent):
-                out.append(Output(self.topics.routes, key, codecs.dumps(e)))
+                out.append(Output(self.topics.routes, key, event_json(e)))
                 self._routes_out.inc()
                 metrics.ROUTED.labels(e.agency_id, e.agency_kind).inc()
                 continue
             assert isinstance(e, SlaEvent)
-            out.append(Output(self.topics.sla, key, codecs.dumps(e)))
+            out.append(Output(self.topics.sla, key, event_json(e)))
             self._sla_out.inc()
             clock_label = e.clock.value if e.clock else ""
             metrics.SLA_EVENTS.labels(e.agency_id, e.event_type.value, clock_label).inc()

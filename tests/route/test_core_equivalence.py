@@ -19,11 +19,12 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from common import codecs
 from common.refusal import Refusal
 from schemas.classified import MessageKind, Urgency
 from schemas.commands import CommandType
 from services.route.calendar import BusinessCalendar
-from services.route.clocks import ComplaintState, Router, micros, utc
+from services.route.clocks import ComplaintState, Router, event_json, micros, utc
 from services.route.policy import MATCH_FIELDS, PolicyIndex
 from tests.route.factories import CONFIG, REGISTRY, ROOT, command, message
 from tests.route.legacy import calendar as legacy_calendar
@@ -134,6 +135,10 @@ def test_current_core_equals_the_core_before_issue_17(
             assert dumped([e for e in new_events if not isinstance(e, float)]) == dumped(
                 [e for e in old_events if not isinstance(e, float)]
             )
+            # the worker writes events with event_json: the same bytes the old codec wrote
+            assert [event_json(e) for e in new_events if not isinstance(e, float)] == [
+                codecs.dumps(e) for e in old_events if not isinstance(e, float)
+            ]
         assert plain(new_state) == plain(old_state)
         if new_state is not None:
             new_state = ComplaintState.from_bytes(new_state.to_bytes())
