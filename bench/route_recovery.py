@@ -59,7 +59,7 @@ from common.topics import SLA
 
 PARTITIONS = 6
 RESULTS = Path(__file__).parent / "results"
-READY = re.compile(r"indexed (\d+) scheduled complaints on partitions \[([\d, ]*)\]")
+READY = re.compile(r"indexed (.+?) scheduled complaints on partitions \[([\d, ]*)\]")
 
 
 def log(msg: str) -> None:

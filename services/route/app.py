@@ -35,7 +35,12 @@ from common.registry import load_registry
 from common.settings import Settings
 from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTE_TICKS, ROUTES, SLA
 from services.route.clocks import Router
-from services.route.faust_internals import RocksTable, aiokafka_producer, bound_fetch_wait
+from services.route.faust_internals import (
+    aiokafka_producer,
+    bound_fetch_wait,
+    drop_event_monitor,
+    rocks_state,
+)
 from services.route.policy import load_sla_config
 from services.route.settings import RouteSettings
 from services.route.worker import NAME, Handler, Incoming, MappingTable, RouteTopics, RouteWorker
@@ -86,6 +91,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
     )
     bound_fetch_wait(app, settings.fetch_max_wait_ms)
+    drop_event_monitor(app)
     prefix = settings.topic_prefix
     classified_name = CLASSIFIED.full_name(prefix)
 
@@ -114,7 +120,7 @@ def create_app(
     )
     worker = RouteWorker(
         router,
-        RocksTable(table) if rs.store == "rocksdb" else MappingTable(table.data),
+        rocks_state(table) if rs.store == "rocksdb" else MappingTable(table.data),
         RouteTopics(
             routes=ROUTES.full_name(prefix),
             sla=SLA.full_name(prefix),

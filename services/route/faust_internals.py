@@ -1,12 +1,21 @@
 """Every use of faust's private API in aduan, in one module, each with its reason.
 
+**No per-event monitor.** faust adds its ``Monitor`` sensor to every app when it starts
+(``App.on_init_dependencies``); the monitor records per message and per stream event
+timings and counters that only faust's web views read (route runs with the web server off,
+and its metrics are its own). ``drop_event_monitor`` removes it from the sensors right
+after faust added it, which takes its four calls out of every event's path (commit and
+end-offset tracking call the monitor directly and keep working).
+
 **Route's RocksDB table, partition by partition.** faust's RocksDB store keeps one database
 per changelog partition but picks it from "the current event" (``Store._set`` asserts one),
 which is wrong inside route's batches, and it learns the changelog offset it may resume
 from only through faust's own per-record changelog sends, which route bypasses (see
-``aiokafka_producer``). ``RocksTable`` therefore opens the partition's database through the
-store (``_db_for_partition``) and writes a batch's acknowledged states together with the
-offset key faust's recovery reads (``persisted_offset``) in one atomic ``WriteBatch``.
+``aiokafka_producer``). ``rocks_state`` therefore gives ``services.route.rocks.RocksState``
+the store's per-partition databases (``_db_for_partition``), which writes a batch's
+acknowledged states with the offset key faust's recovery reads (``persisted_offset``) in
+one atomic ``WriteBatch``; and it replaces the store's ``apply_changelog_batch`` (what
+recovery and standbys call) so the due index kept beside the states follows those writes.
 
 faust-streaming is pinned to ``>=0.15.2,<0.16`` (pyproject); a minor upgrade must re-check
 this module and nothing else.
@@ -20,14 +29,14 @@ enough."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
-import rocksdict
 from aiokafka import AIOKafkaProducer
 from faust.transport.drivers import aiokafka as driver
-from faust.types import TP
+
+from services.route.rocks import RocksState
 
 _ATTR = "_aduan_fetch_max_wait_ms"
 
@@ -64,41 +73,33 @@ def aiokafka_producer(app: faust.App) -> AIOKafkaProducer:
     return producer
 
 
-class RocksTable:
-    """``services.route.worker.StateTable`` over a faust table on the RocksDB store."""
+def rocks_state(table: Any) -> RocksState:
+    """Route's ``RocksState`` over a faust table on the ``rocksdb://`` store: its databases
+    come from the store, and faust's changelog recovery and standby replication are routed
+    through ``RocksState.apply_changelog`` so the due index and counts stay derived from
+    every state written (see module docstring)."""
+    store = table.data
+    state = RocksState(store._db_for_partition, store.offset_key)  # noqa: SLF001
 
-    __slots__ = ("store", "table")
+    def apply_changelog_batch(
+        batch: Iterable[Any], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
+    ) -> None:
+        del to_key, to_value  # raw bytes on both sides (key_type/value_type bytes)
+        state.apply_changelog(
+            (e.message.partition, e.message.offset, e.message.key, e.message.value) for e in batch
+        )
 
-    def __init__(self, table: Any) -> None:  # a faust table on the rocksdb:// store
-        self.table = table
-        self.store: Any = table.data
+    store.apply_changelog_batch = apply_changelog_batch
+    return state
 
-    def _db(self, partition: int) -> Any:
-        return self.store._db_for_partition(partition)  # noqa: SLF001  # see module docstring
 
-    def get(self, key: bytes, partition: int) -> bytes | None:
-        value: bytes | None = self._db(partition).get(key)
-        return value
+def drop_event_monitor(app: faust.App) -> None:
+    """Take faust's ``Monitor`` out of ``app``'s per-event sensors (see module docstring)."""
+    original = app.on_init_dependencies
 
-    def apply(self, partition: int, writes: dict[bytes, bytes | None], offset: int) -> None:
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in writes.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        batch.put(self.store.offset_key, str(offset).encode())  # as set_persisted_offset
-        self._db(partition).write(batch)
+    def on_init_dependencies() -> Any:
+        deps = original()
+        app.sensors.remove(app.monitor)
+        return deps
 
-    def items(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
-        offset_key = self.store.offset_key
-        for p in sorted(partitions):
-            for key, value in self._db(p).items():
-                if key != offset_key:
-                    yield key, value
-
-    def persisted_offset(self, partition: int) -> int | None:
-        """The changelog offset this worker's copy of ``partition`` is complete up to."""
-        tp = TP(self.table.changelog_topic.get_topic_name(), partition)
-        offset: int | None = self.store.persisted_offset(tp)
-        return offset
+    app.on_init_dependencies = on_init_dependencies  # type: ignore[method-assign]

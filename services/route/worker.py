@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -93,6 +93,27 @@ class StateTable(Protocol):
         """Every stored (key, value) of these partitions (others may be included)."""
 
 
+class Due(Protocol):
+    """A partition's due index: ``DueIndex`` in memory, or one the table keeps itself."""
+
+    def set(self, key: bytes, due: float | None) -> None: ...
+
+    def peek(self) -> float | None: ...
+
+    def pop_due(self, now: float, limit: int | None = None) -> list[bytes]: ...
+
+    def rebuild(self, items: Iterable[tuple[bytes, float]]) -> None: ...
+
+
+class IndexedTable(StateTable, Protocol):
+    """A table that keeps its own due index and open counts (``services.route.rocks``):
+    after a restart or rebalance the worker has nothing to rebuild."""
+
+    def due_index(self, partition: int) -> Due: ...
+
+    def open_counts(self, partitions: Iterable[int]) -> Counter[str]: ...
+
+
 class MappingTable:
     """A ``StateTable`` over one mapping for all partitions (keys are unique across them)."""
 
@@ -135,7 +156,9 @@ class RouteWorker:
         self.topics = topics
         self.settings = settings
         self.clock = clock
-        self.indexes: dict[int, DueIndex[bytes]] = {}
+        self.indexes: dict[int, Due] = {}
+        self.retry_at: dict[bytes, float] = {}
+        """Complaints whose tick failed (dead-lettered): not retried before this time."""
         self.pending: dict[int, float] = {}
         self.owned: frozenset[int] = frozenset()
         self.needs_reindex = True
@@ -151,11 +174,17 @@ class RouteWorker:
             metrics.PROCESSING_LATENCY.labels(NAME, "received"),
         )
 
-    def index(self, partition: int) -> DueIndex[bytes]:
+    def index(self, partition: int) -> Due:
         idx = self.indexes.get(partition)
         if idx is None:
-            idx = self.indexes[partition] = DueIndex[bytes]()
+            indexed = self._indexed()
+            idx = indexed.due_index(partition) if indexed else DueIndex[bytes]()
+            self.indexes[partition] = idx
         return idx
+
+    def _indexed(self) -> IndexedTable | None:
+        table = self.table
+        return table if hasattr(table, "due_index") else None  # type: ignore[return-value]
 
     # --- batches --------------------------------------------------------------------------
     async def handle_batch(
@@ -249,9 +278,15 @@ class RouteWorker:
             return
         lags: list[float] = []
         index = self.index(partition)
+        retry_at = self.retry_at
         for key in index.pop_due(now, limit=self.settings.tick_batch):
-            if not self._apply(record, key, lambda s: self.router.on_tick(s, now, lags), out):
-                index.set(key, now + 60.0)  # keep it scheduled; retried a minute later
+            if retry_at and retry_at.get(key, 0.0) > now:
+                continue
+            if self._apply(record, key, lambda s: self.router.on_tick(s, now, lags), out):
+                retry_at.pop(key, None)
+            else:  # dead-lettered: keep it scheduled, retried a minute later
+                retry_at[key] = now + 60.0
+                index.set(key, now + 60.0)
         for lag in lags:
             metrics.TIMER_LAG.observe(max(0.0, lag))
 
@@ -279,7 +314,11 @@ class RouteWorker:
         started = time.perf_counter()
         items: dict[int, list[tuple[bytes, float]]] = {p: [] for p in owned}
         open_by_agency: Counter[str] = Counter()
+        indexed = self._indexed()
         async with self.lock:
+            if indexed is not None:  # nothing to scan: the table keeps index and counts
+                await self._adopt(owned, indexed.open_counts(owned), started)
+                return
             for n, (key, data) in enumerate(self.table.items(owned), 1):
                 try:
                     sched = peek_schedule(data)
@@ -299,16 +338,23 @@ class RouteWorker:
             self.indexes = {}
             for p, entries in items.items():
                 self.index(p).rebuild(entries)
-            for agency_id in set(self.open_by_agency) | set(open_by_agency):
-                metrics.OPEN_COMPLAINTS.labels(agency_id).set(open_by_agency[agency_id])
-            self.open_by_agency = open_by_agency
-            self.owned, self.pending, self.needs_reindex = owned, {}, False
-            if self.ready_after is None:
-                self.ready_after = time.monotonic() - self.started
-                log.info("ready %.3fs after start", self.ready_after)
+            await self._adopt(owned, open_by_agency, started, sum(len(v) for v in items.values()))
+
+    async def _adopt(
+        self, owned: frozenset[int], open_by_agency: Counter[str], started: float, n: int = -1
+    ) -> None:
+        """Take ``owned`` with its indexes built: timers may fire from now on."""
+        self.indexes = {p: i for p, i in self.indexes.items() if p in owned}
+        for agency_id in set(self.open_by_agency) | set(open_by_agency):
+            _child(metrics.OPEN_COMPLAINTS, agency_id).set(open_by_agency[agency_id])
+        self.open_by_agency = open_by_agency
+        self.owned, self.pending, self.needs_reindex = owned, {}, False
+        if self.ready_after is None:
+            self.ready_after = time.monotonic() - self.started
+            log.info("ready %.3fs after start", self.ready_after)
         log.info(
-            "indexed %d scheduled complaints on partitions %s in %.3fs",
-            sum(len(v) for v in items.values()),
+            "indexed %s scheduled complaints on partitions %s in %.3fs",
+            n if n >= 0 else "(persistent index)",
             sorted(owned),
             time.perf_counter() - started,
         )
@@ -370,15 +416,15 @@ class RouteWorker:
             if isinstance(e, RouteEvent):
                 out.append(Output(self.topics.routes, key, event_json(e)))
                 self._routes_out.inc()
-                metrics.ROUTED.labels(e.agency_id, e.agency_kind).inc()
+                _child(metrics.ROUTED, e.agency_id, e.agency_kind).inc()
                 continue
             assert isinstance(e, SlaEvent)
             out.append(Output(self.topics.sla, key, event_json(e)))
             self._sla_out.inc()
             clock_label = e.clock.value if e.clock else ""
-            metrics.SLA_EVENTS.labels(e.agency_id, e.event_type.value, clock_label).inc()
+            _child(metrics.SLA_EVENTS, e.agency_id, e.event_type.value, clock_label).inc()
             if e.business_seconds is not None and e.clock is not None:
-                metrics.RESPONSE_BUSINESS_TIME.labels(e.agency_id, e.clock.value).observe(
+                _child(metrics.RESPONSE_BUSINESS_TIME, e.agency_id, e.clock.value).observe(
                     e.business_seconds
                 )
 
@@ -386,10 +432,10 @@ class RouteWorker:
         counts = self.open_by_agency
         if before and before[1]:
             counts[before[0]] -= 1
-            metrics.OPEN_COMPLAINTS.labels(before[0]).set(counts[before[0]])
+            _child(metrics.OPEN_COMPLAINTS, before[0]).set(counts[before[0]])
         if after is not None and after.is_open:
             counts[after.agency_id] += 1
-            metrics.OPEN_COMPLAINTS.labels(after.agency_id).set(counts[after.agency_id])
+            _child(metrics.OPEN_COMPLAINTS, after.agency_id).set(counts[after.agency_id])
 
     def _dead(self, record: Incoming, reason: str, detail: str, out: list[Output]) -> None:
         source = Source(record.topic, record.partition, record.offset, record.key, record.value)
@@ -423,6 +469,20 @@ class RouteWorker:
         platform, received = self._latency
         platform.observe((now - message.platform_time).total_seconds())
         received.observe((now - message.received_at).total_seconds())
+
+
+_CHILDREN: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, remembered: prometheus_client's ``labels`` validates and
+    locks on every call (~2 us, five times per routed complaint); label sets are bounded
+    (agencies × event types × clocks)."""
+    key = (metric, *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
 
 
 SOURCES = {"classified": CLASSIFIED.name, "commands": COMMANDS.name}
