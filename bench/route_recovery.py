@@ -239,8 +239,11 @@ def prebuild(bootstrap: str, prefix: str, data_dir: str, records: list[Any]) -> 
         db.close()
 
 
-async def sla_warning_ids(bootstrap: str, topic: str, quiet_s: float = 3.0) -> Counter[str]:
-    """Every warning event id on ``topic`` (read until nothing new for ``quiet_s``)."""
+async def sla_warning_ids(
+    bootstrap: str, topic: str, quiet_s: float = 3.0, at_most_s: float = 30.0
+) -> Counter[str]:
+    """Every warning event id on ``topic``: read until nothing new for ``quiet_s``, or for
+    ``at_most_s`` (the worker keeps firing deadlines that come due while we read)."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -251,9 +254,9 @@ async def sla_warning_ids(bootstrap: str, topic: str, quiet_s: float = 3.0) -> C
     )
     await consumer.start()
     ids: Counter[str] = Counter()
-    last = time.monotonic()
+    last = begun = time.monotonic()
     try:
-        while time.monotonic() - last < quiet_s:
+        while time.monotonic() - last < quiet_s and time.monotonic() - begun < at_most_s:
             batches = await consumer.getmany(timeout_ms=500, max_records=50_000)
             for recs in batches.values():
                 for r in recs:
