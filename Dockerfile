@@ -43,7 +43,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     ADUAN_HTTP_HOST=0.0.0.0 \
-    ADUAN_HTTP_PORT=8080
+    ADUAN_HTTP_PORT=8080 \
+    ADUAN_REGISTRY_FILE=/app/deploy/config/registry.yaml \
+    ADUAN_ROUTE_SLA_FILE=/app/deploy/config/sla.yaml
 USER 10001:10001
 EXPOSE 8080 9101 9102
 CMD ["python", "-m", "services.ingest"]

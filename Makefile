@@ -23,7 +23,7 @@ run: install
 
 ## test: the suite, including broker tests (embedded Tansu unless KAFKA_BOOTSTRAP_SERVERS / Docker)
 test: install
-	@sh deploy/scripts/ensure-tools.sh promtool postgresql
+	@sh deploy/scripts/ensure-tools.sh promtool postgresql chromium
 	$(BIN)/python -m pytest
 
 ## bench: throughput and latency against a bare aiokafka ceiling, median of several runs
@@ -46,6 +46,7 @@ schemas: install
 docs: install
 	$(BIN)/python -m common.topics > docs/topics.md
 	$(BIN)/python -m common.metrics > docs/metrics.md
+	$(BIN)/python -m services.desk.openapi > docs/desk-openapi.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache bench/results

@@ -313,7 +313,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
 def run_extras(result: dict[str, object], runs: int) -> None:
     """The rooms' own benches manage their event loops and brokers: run them outside ours."""
-    for name in ("ingest_http", "route_timers", "route_core"):
+    for name in ("ingest_http", "route_timers", "route_core", "desk", "notify"):
         extra = _optional_bench(name)
         if extra is not None:
             log(f"{name} bench")
@@ -343,9 +343,31 @@ def print_table(r: dict[str, object]) -> None:
                 f"  {stage:<9} p50 {lat[f'stage_{stage}_p50_ms']:.0f} ms, "
                 f"p99 {lat[f'stage_{stage}_p99_ms']:.0f} ms"
             )
-    for name in ("ingest_http", "route_timers", "route_core"):
+    for name in ("ingest_http", "route_timers", "route_core", "notify"):
         if name in r:
             print(f"\n{name}: {json.dumps(r[name], indent=None, default=str)}")
+    if "desk" in r:
+        print_desk(r["desk"])
+
+
+def print_desk(d: object) -> None:
+    """The desk's figures against their goals (bench/desk.py says how each is measured)."""
+    assert isinstance(d, dict)
+    rates, q, k = d["ingestion_events_per_s"], d["queries"], d["restart"]
+    print(
+        f"\ndesk ingestion: {rates['desk']:,.0f} events/s vs bare insert loop "
+        f"{rates['bare_insert_loop']:,.0f}/s = {d['ingestion_ratio']:.2f}x (goal >= 0.5x)"
+    )
+    print(
+        f"desk queries with {d['complaints_in_db']:,} complaints: queue p99 "
+        f"{q['queue_p99_ms']:.1f} ms (goal <= 50), overdue p99 {q['overdue_p99_ms']:.1f} ms, "
+        f"detail p99 {q['detail_p99_ms']:.1f} ms"
+    )
+    print(
+        f"desk SIGKILL after {k['applied_at_kill']:,}/{k['events_on_topics']:,} events, "
+        f"restart: lost {k['lost']}, doubled {k['doubled']}, "
+        f"complaints mismatched {k['complaints_mismatched']}"
+    )
 
 
 def cli() -> None:

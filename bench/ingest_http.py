@@ -186,12 +186,13 @@ async def _one_run(
         ADUAN_META_VERIFY_TOKEN=secrets.token_hex(8),
         ADUAN_PSEUDONYM_KEY=secrets.token_hex(8),
     )
-    ingest_port, bare_port = free_port(), free_port()
+    ingest_port, ingest_ops_port, bare_port = free_port(), free_port(), free_port()
     env["ADUAN_HTTP_PORT"] = str(ingest_port)
+    env["ADUAN_METRICS_PORT"] = str(ingest_ops_port)  # /readyz is off the webhook port
     ingest = _spawn(["-m", "services.ingest"], env, log_dir / "bench_ingest.log")
     bare = _spawn(["-m", "bench.ingest_http", "--bare", str(bare_port)], env, log_dir / "bare.log")
     try:
-        await wait_ready(ingest_port)
+        await wait_ready(ingest_ops_port)
         await wait_ready(bare_port)
         warm = bodies(200, secret, f"w{run}")
         await load(f"http://127.0.0.1:{ingest_port}/webhooks/instagram", warm, concurrency)

@@ -1,4 +1,8 @@
-"""Operational HTTP endpoints every service serves: ``/metrics``, ``/healthz``, ``/readyz``."""
+"""Operational HTTP endpoints every service serves: ``/metrics``, ``/healthz``, ``/readyz``.
+
+They go on their own port (``ADUAN_METRICS_PORT``, ``start_ops_server``), never on a port
+the internet reaches: metrics name accounts, rates and error reasons. A public application
+(ingest's webhooks) adds only the liveness probe (``add_liveness_route``)."""
 
 from __future__ import annotations
 
@@ -10,13 +14,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 Readiness = Callable[[], tuple[bool, str]]
 
 
+async def _healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+def add_liveness_route(app: web.Application) -> None:
+    """``GET /healthz`` alone: the process answers (for a public port's load balancer)."""
+    app.router.add_get("/healthz", _healthz)
+
+
 def add_ops_routes(app: web.Application, readiness: Readiness) -> None:
     async def metrics_view(_: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "alive"})
 
     async def readyz(_: web.Request) -> web.Response:
         ready, detail = readiness()
@@ -26,7 +36,7 @@ def add_ops_routes(app: web.Application, readiness: Readiness) -> None:
         )
 
     app.router.add_get("/metrics", metrics_view)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", readyz)
 
 

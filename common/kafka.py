@@ -14,10 +14,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.admin import NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 
 from common import metrics
+from common.cli import retry_until
 from common.connection import make_admin, make_consumer, make_producer
 from common.produce import KafkaSink, Output, send_all_or_raise
 from common.settings import Settings
@@ -31,20 +32,27 @@ def topic_name(spec: TopicSpec, settings: Settings) -> str:
 
 
 async def ensure_topics(
-    settings: Settings, specs: Sequence[TopicSpec] = CATALOG, timeout: float = 30.0
+    settings: Settings, specs: Sequence[TopicSpec] = CATALOG, timeout: float | None = None
 ) -> None:
     """Create the catalog's topics if missing (idempotent). Explicit creation matters on Tansu:
-    topics auto-created by a metadata request get 4 partitions whatever the catalog says."""
-    admin = make_admin(settings.kafka)
-    deadline = time.monotonic() + timeout
-    while True:
+    topics auto-created by a metadata request get 4 partitions whatever the catalog says.
+
+    Also the services' first contact with the broker: while it does not answer, one line per
+    retry interval, and ``common.cli.Unreachable`` after ``ADUAN_BROKER_WAIT_S``."""
+    timeout = settings.broker_wait_s if timeout is None else timeout
+
+    async def connect() -> AIOKafkaAdminClient:
+        admin = make_admin(settings.kafka)
         try:
             await admin.start()
-            break
-        except KafkaError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+        except BaseException:
+            await admin.close()
+            raise
+        return admin
+
+    admin = await retry_until(
+        f"Kafka at {settings.bootstrap_servers}", connect, give_up_after_s=timeout
+    )
     try:
         existing = set(await admin.list_topics())
         new = [
@@ -65,6 +73,52 @@ async def ensure_topics(
                 pass
     finally:
         await admin.close()
+
+
+class StoredOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Rebalance listener for consumers that keep their offsets in their own database, in
+    the same transaction as the rows a batch produced (``consume_batches(commit=False)``).
+
+    On every assignment it seeks each partition to the offset ``stored_offsets`` returns
+    (the next record to read) or to the beginning when nothing is stored, so a crash, a
+    replay or a partition moving to another replica resumes exactly after the last
+    committed row: nothing lost, and nothing applied twice. ``consume_batches`` hands it the
+    consumer before subscribing."""
+
+    consumer: AIOKafkaConsumer | None = None
+    batch_lock: asyncio.Lock | None = None
+
+    def processing(self) -> asyncio.Lock:
+        """Held by ``consume_batches`` while a batch is processed; a revocation waits for
+        it, so an assignment never reads the offsets of a batch still being written."""
+        if self.batch_lock is None:
+            self.batch_lock = asyncio.Lock()
+        return self.batch_lock
+
+    async def stored_offsets(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        raise NotImplementedError
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        """Wait for the batch in flight: once it committed, its offsets are stored."""
+        async with self.processing():
+            pass
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        partitions = list(assigned)
+        if not partitions or self.consumer is None:
+            return
+        # Paused at once (before any await): records the fetcher gets meanwhile are not
+        # handed out, so nothing is read from a position other than the stored one.
+        self.consumer.pause(*partitions)
+        try:
+            stored = await self.stored_offsets(partitions)
+            for tp in partitions:
+                # Nothing stored: from 0 (past retention, auto_offset_reset=earliest applies).
+                self.consumer.seek(tp, stored.get(tp, 0))
+        finally:
+            self.consumer.resume(*partitions)
 
 
 Handler = Callable[[Sequence[ConsumerRecord]], Iterable[Output]]
@@ -101,9 +155,13 @@ async def consume_batches(
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=max(100, int(settings.session_timeout_s * 1000 / 5)),
     )
+    if isinstance(listener, StoredOffsetsListener):
+        listener.consumer = consumer
     consumer.subscribe(list(input_topics), listener=listener)
     await consumer.start()
     announced = on_ready is None
+    lag = metrics.PartitionLag(name)
+    lag_due = 0.0
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=max_records)
@@ -112,13 +170,20 @@ async def consume_batches(
                 maybe = on_ready() if on_ready is not None else None
                 if maybe is not None:
                     await maybe
+            if time.monotonic() >= lag_due:  # every owned partition, idle ones too, 1/s
+                lag_due = time.monotonic() + 1.0
+                await _record_lag(consumer, lag, settings)
             if not batches:
                 continue
             started = time.perf_counter()
             records = [r for recs in batches.values() for r in recs]
             for tp, recs in batches.items():
                 metrics.MESSAGES_IN.labels(name, _catalog_name(tp.topic, settings)).inc(len(recs))
-            await process(records)
+            if isinstance(listener, StoredOffsetsListener):
+                async with listener.processing():
+                    await process(records)
+            else:
+                await process(records)
             if commit:
                 try:
                     await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
@@ -129,7 +194,6 @@ async def consume_batches(
                     log.warning("commit failed after rebalance, batch will be redelivered: %s", exc)
                     continue
             metrics.BATCH_DURATION.labels(name).observe(time.perf_counter() - started)
-            _record_lag(consumer, name, batches, settings)
     finally:
         await consumer.stop()
 
@@ -180,16 +244,22 @@ def _catalog_name(topic: str, settings: Settings) -> str:
     return topic.removeprefix(settings.topic_prefix)
 
 
-def _record_lag(
-    consumer: AIOKafkaConsumer,
-    name: str,
-    batches: dict[TopicPartition, list[ConsumerRecord]],
-    settings: Settings,
+async def _record_lag(
+    consumer: AIOKafkaConsumer, lag: metrics.PartitionLag, settings: Settings
 ) -> None:
-    """Lag from fetch high-watermarks (Tansu's ListOffsets under-reports; fetches are right)."""
-    for tp, recs in batches.items():
+    """Lag of every owned partition from its fetch high watermark (Tansu's ListOffsets
+    under-reports; fetches are right, and every fetch response carries it, so an idle
+    partition reads 0 rather than nothing) minus the position: the next offset ``getmany``
+    hands out. A known high watermark means a fetch at a valid position, so ``position``
+    answers without a request."""
+    lags: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
         hw = consumer.highwater(tp)
-        if hw is not None:
-            lag = max(0, hw - (recs[-1].offset + 1))
-            topic = _catalog_name(tp.topic, settings)
-            metrics.CONSUMER_LAG.labels(name, topic, str(tp.partition)).set(lag)
+        if hw is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except IllegalStateError:  # revoked meanwhile: its new owner reports it
+            continue
+        lags[(_catalog_name(tp.topic, settings), tp.partition)] = hw - position
+    lag.report(lags)

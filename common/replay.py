@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from common import codecs
+from common.cli import Unreachable
 from common.connection import make_consumer, make_producer
 from common.deadletters import Source, dead_letter
 from common.produce import KafkaSink, Output, RecordSink, send_all_or_raise
@@ -149,6 +150,7 @@ class Summary:
     by_reason: Counter[str] = field(default_factory=Counter)
     by_target: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    reasons_seen: set[str] = field(default_factory=set)  # of every letter scanned
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -194,7 +196,11 @@ async def _read_deadletters(
     an empty topic is recognised by ``idle_timeout_s`` without any record."""
     topic = f"{settings.topic_prefix}{DEADLETTER.name}"
     consumer = make_consumer(settings.kafka, group_id=None)
-    await consumer.start()
+    try:
+        await consumer.start()
+    except Exception as exc:
+        await consumer.stop()
+        raise Unreachable(f"Kafka at {settings.bootstrap_servers} unreachable: {exc}") from exc
     out: list[tuple[int, int, bytes]] = []
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -291,6 +297,7 @@ async def replay(
             summary.unreplayable += 1
             summary.problems.append(f"deadletter@{partition}:{offset}: unreadable: {exc}"[:300])
             continue
+        summary.reasons_seen.add(letter.reason)
         if not selection.matches(letter):
             continue
         if limit is not None and summary.selected >= limit:

@@ -7,11 +7,24 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Self
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.connection import KafkaConnection, SaslMechanism, SecurityProtocol
 from common.secrets import secret_from_env
+
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "deploy" / "config"
+"""The example deployment configuration of a source checkout (registry, SLA policies),
+found from this file rather than from the working directory, so a service started elsewhere
+reads the same files. An installed package has no ``deploy/`` folder: there the variables
+must be set (the image sets them), and a missing file is a one-line error naming them."""
+
+
+def existing_file(path: Path) -> Path:
+    """For settings that name a file the service cannot start without."""
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    return path
 
 
 class Settings(BaseSettings):
@@ -55,7 +68,9 @@ class Settings(BaseSettings):
     )
 
     registry_file: Path = Field(
-        default=Path("deploy/config/registry.yaml"), description="agencies and accounts (YAML)"
+        default=DEFAULT_CONFIG_DIR / "registry.yaml",
+        validate_default=True,
+        description="agencies and accounts (YAML)",
     )
     secrets_file: Path | None = Field(
         default=None, description="optional KEY=VALUE file consulted after the environment"
@@ -63,7 +78,12 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr = Field(
         default=SecretStr(""), description="deployment secret for author pseudonyms"
     )
-    produce_timeout_s: float = Field(default=5.0, gt=0)
+    produce_timeout_s: float = Field(
+        default=5.0, gt=0, description="how long a write waits for Kafka's acknowledgement"
+    )
+    broker_wait_s: float = Field(
+        default=60.0, gt=0, description="how long a starting service waits for the broker"
+    )
 
     session_timeout_s: float = Field(
         default=10.0,
@@ -80,6 +100,8 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="faust broker_rebalance_timeout; first join takes ~half"
     )
     demo_rate: float = Field(default=2.0, gt=0, description="demo webhooks per second")
+
+    _registry_exists = field_validator("registry_file")(existing_file)
 
     @model_validator(mode="after")
     def _usable(self) -> Self:

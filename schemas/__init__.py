@@ -1,7 +1,9 @@
 """Event models shared by every processor and every team that reads aduan's topics.
 
-One pydantic model per topic payload; ``schemas/json/*.v1.json`` is generated from them
-(``python -m schemas.generate``) and a test fails when the two drift apart.
+One pydantic model per topic payload. ``python -m schemas.generate`` derives from them and
+the topic catalog the JSON Schemas of every topic's key, headers and value
+(``schemas/json/``) and the AsyncAPI document (``schemas/asyncapi.yaml``); tests fail when
+they drift, and ``schemas/compat.py`` keeps them compatible with the last release.
 """
 
 from schemas.classified import ClassifiedMessage, MessageKind, Urgency

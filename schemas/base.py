@@ -18,6 +18,13 @@ UtcDatetime = Annotated[datetime, AfterValidator(_require_aware_utc)]
 
 
 class Event(BaseModel):
-    """Base for topic payloads: unknown fields are refused so producers cannot drift silently."""
+    """Base for topic payloads.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    Unknown fields are ignored when a record is read, as the compatibility policy asks of
+    every consumer (``docs/consumers.md``): within ``v1`` a producer may add an optional
+    field before its consumers know it, and a consumer that refused it would dead-letter every
+    record of a rolling upgrade. Producers cannot drift silently all the same: a misspelt
+    keyword is a type error (mypy), and the wire test validates what they write against the
+    closed form of the published schema."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, use_enum_values=False)

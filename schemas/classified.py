@@ -42,6 +42,14 @@ class ClassifiedMessage(Event):
     region_source: RegionSource
     urgency: Urgency
     urgency_reason: str | None = None
-    confidence: float = Field(ge=0.0, le=1.0)
+    confidence: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="with a trained model: the calibrated probability that the routing is right",
+    )
+    needs_review: bool = Field(
+        default=False,
+        description="confidence below the deployment's threshold: an operator should check",
+    )
     evidence: list[str] = Field(default_factory=list, description="terms and rules that decided")
     classifier_version: str

@@ -1,5 +1,6 @@
 """``aduan.commands.v1``: operator and agency commands on a complaint."""
 
+import hashlib
 from enum import StrEnum
 
 from pydantic import Field
@@ -12,6 +13,9 @@ class CommandType(StrEnum):
     resolve = "resolve"
     reopen = "reopen"
     acknowledge = "acknowledge"
+    # notify replied to the citizen automatically (tracking number, expected response time);
+    # that reply's echo must not count as the agency's response
+    auto_acknowledged = "auto_acknowledged"
 
 
 class Command(Event):
@@ -23,3 +27,17 @@ class Command(Event):
     actor: str = Field(description="who issued it (operator or agency user id)")
     agency_id: str | None = Field(default=None, description="target agency for reroute")
     reason: str | None = None
+    text_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="auto_acknowledged: ack_text_digest of the reply notify sent; an agency "
+        "reply on the thread with this digest is its echo, not a response",
+    )
+
+
+def ack_text_digest(text: str | None) -> str:
+    """SHA-256 (hex) of a reply text with whitespace collapsed and case folded: what notify
+    records before it sends an acknowledgement and what route compares an agency reply's
+    text with. The text, not the platform's message id, because the id is known only after
+    sending (the echo could race it) and ingest may replace ids by keyed pseudonyms."""
+    return hashlib.sha256(" ".join((text or "").split()).casefold().encode()).hexdigest()

@@ -1,58 +1,78 @@
-"""Generate ``schemas/json/<topic>.json`` (JSON Schema) from the pydantic models.
+"""Write the contract files: ``schemas/json/*.json`` (JSON Schemas of every topic's key,
+headers and value, from the pydantic models and the topic catalog) and
+``schemas/asyncapi.yaml`` (the AsyncAPI 3.0 document built from both).
 
-``python -m schemas.generate`` rewrites the files; ``--check`` exits 1 when they drift
-(the test suite runs the same comparison)."""
+``python -m schemas.generate`` rewrites them; ``--check`` changes nothing and exits 1 when
+they drift (the test suite runs the same comparison)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-from common.topics import CATALOG, schema_file
+from schemas import asyncapi, contract
 
 JSON_DIR = Path(__file__).parent / "json"
+ASYNCAPI_FILE = Path(__file__).parent / "asyncapi.yaml"
 
 
 def rendered() -> dict[str, str]:
-    """File name → JSON Schema text for every topic payload model."""
-    out: dict[str, str] = {}
-    for spec in CATALOG:
-        schema = spec.value_model.model_json_schema(mode="serialization")
-        schema["$id"] = f"https://aduan.example/schemas/{schema_file(spec)}"
-        schema["title"] = f"{spec.name}: {schema.get('title', spec.value_model.__name__)}"
-        if spec.value_is_raw_bytes:
-            schema["description"] = (
-                "Record headers of a raw delivery; the record value is the body as received."
-            )
-        out[schema_file(spec)] = (
-            json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-        )
-    return out
+    """File name (in ``JSON_DIR``) → JSON Schema text, for every topic."""
+    return {
+        name: json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        for name, schema in contract.all_files().items()
+    }
 
 
-def main(argv: list[str]) -> int:
+def stale_files() -> list[str]:
+    """Generated files that differ from (or are missing against) what the code says."""
     files = rendered()
-    if "--check" in argv:
-        stale = [
-            name
-            for name, text in files.items()
-            if not (JSON_DIR / name).exists() or (JSON_DIR / name).read_text() != text
-        ]
-        extra = sorted(p.name for p in JSON_DIR.glob("*.json") if p.name not in files)
-        if stale or extra:
-            print(f"schemas out of date: {stale + extra}; run python -m schemas.generate")
-            return 1
-        return 0
+    stale = [
+        name
+        for name, text in files.items()
+        if not (JSON_DIR / name).exists() or (JSON_DIR / name).read_text() != text
+    ]
+    stale += sorted(p.name for p in JSON_DIR.glob("*.json") if p.name not in files)
+    if not ASYNCAPI_FILE.exists() or ASYNCAPI_FILE.read_text() != asyncapi.render_yaml():
+        stale.append(ASYNCAPI_FILE.name)
+    return stale
+
+
+def write() -> int:
+    files = rendered()
     JSON_DIR.mkdir(exist_ok=True)
     for name, text in files.items():
         (JSON_DIR / name).write_text(text)
     for p in JSON_DIR.glob("*.json"):
         if p.name not in files:
             p.unlink()
-    print(f"wrote {len(files)} schemas to {JSON_DIR}")
+    ASYNCAPI_FILE.write_text(asyncapi.render_yaml())
+    return len(files)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m schemas.generate",
+        description="Regenerate schemas/json/*.json and schemas/asyncapi.yaml from the models "
+        "and the topic catalog.",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the files are stale"
+    )
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files()
+        if stale:
+            print(f"contract files out of date: {stale}; run python -m schemas.generate")
+            return 1
+        print("contract files up to date")
+        return 0
+    count = write()
+    print(f"wrote {count} JSON Schemas to {JSON_DIR} and {ASYNCAPI_FILE}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

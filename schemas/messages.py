@@ -42,29 +42,36 @@ class Location(Event):
 
 class Attachment(Event):
     type: str = Field(description="image, video, document, audio, sticker, link, ...")
-    ref: str = Field(description="platform media id or URL; fetched by consumers that need it")
+    ref: str = Field(
+        description="keyed pseudonym of the platform media id or URL ('<platform>:a_...'); "
+        "the real reference is in the raw delivery"
+    )
     mime_type: str | None = None
 
 
 class Message(Event):
-    """A normalized message. Nothing here identifies a citizen: the author is a keyed pseudonym
-    and the text has NIK/KK numbers, phone numbers and e-mail addresses replaced by placeholders
-    such as ``[PHONE]``. The raw topic alone holds the original bytes."""
+    """A normalized message. Nothing here identifies a citizen: every platform id (message,
+    thread, reply target, author, media) is a keyed pseudonym, and the text, location name
+    and address have phone numbers, NIK/KK, e-mail and bank numbers and known names replaced
+    by placeholders such as ``[PHONE]`` (docs/security.md). The raw topic alone holds the
+    original bytes."""
 
     message_id: str = Field(
-        description="globally unique '<platform>:<platform_message_id>'; dedup and idempotency key"
+        description="globally unique '<platform>:m_<pseudonym of the platform's id>'; "
+        "dedup and idempotency key"
     )
     platform: Platform
     kind: EventKind
     action: Action = Action.add
-    platform_message_id: str
+    platform_message_id: str = Field(description="keyed pseudonym of the platform's message id")
     thread_key: str = Field(
-        description="conversation key shared by a complaint and every reply in it; the record key"
+        description="conversation key shared by a complaint and every reply in it "
+        "('<platform>:t_<pseudonym>'); the record key"
     )
     account_id: str = Field(description="platform id of the agency account that received it")
     agency_id: str = Field(description="agency owning the account, from the account registry")
     region_code: str = Field(description="Kemendagri code of the account's region")
-    author_pseudonym: str = Field(description="keyed HMAC of the platform user id")
+    author_pseudonym: str = Field(description="keyed pseudonym of the platform user id ('u_...')")
     text: str | None = Field(default=None, description="masked text; None when the event has none")
     text_fetched: bool = Field(
         default=True, description="False when the platform sent only ids (Instagram mentions)"

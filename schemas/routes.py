@@ -24,6 +24,9 @@ class RouteEvent(Event):
     category: str
     subcategory: str | None = None
     urgency: str
+    kind: str = Field(
+        default="complaint", description="message kind: complaint, question or aspiration"
+    )
     text_excerpt: str = Field(description="masked text, truncated")
     due: dict[Clock, UtcDatetime] = Field(description="due time of every running clock")
     policy: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from common import codecs
+from common.cli import EXIT_SETTINGS, EXIT_UNREACHABLE, Unreachable
 from common.registry import load_registry
 from common.replay import Progress, Reparsed, Reparser, Selection, replay
 from common.settings import Settings, get_settings
@@ -52,11 +54,37 @@ def ingest_reparser(settings: Settings) -> Reparser:
     return reparse
 
 
+STAGES = ("ingest", "classify", "route", "desk", "notify")
+"""Stages that write dead letters (``DeadLetter.stage``)."""
+
+
 def _utc(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    example = "e.g. 2026-01-31T08:00+07:00"
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 instant ({example})"
+        ) from None
     if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a time zone, e.g. 2026-01-31T08:00+07:00")
+        raise argparse.ArgumentTypeError(f"{text!r}: give a time zone, {example}")
     return value.astimezone(UTC)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _reason(text: str) -> str:
+    if not text or not all(c.islower() or c.isdigit() or c == "_" for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a reason code (lower_snake_case)")
+    return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,14 +92,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m services.replay",
         description="Re-submit selected records of aduan.deadletter.v1 to their source topic.",
     )
-    p.add_argument("--reason", action="append", default=[], help="dead-letter reason (repeat)")
-    p.add_argument("--stage", action="append", default=[], help="ingest, classify, route (repeat)")
+    p.add_argument(
+        "--reason", action="append", default=[], type=_reason, help="dead-letter reason (repeat)"
+    )
+    p.add_argument("--stage", action="append", default=[], choices=STAGES, help="stage (repeat)")
     p.add_argument(
         "--source-topic", action="append", default=[], help="e.g. aduan.messages.v1 (repeat)"
     )
     p.add_argument("--since", type=_utc, help="failed_at >= this instant (ISO 8601 with zone)")
     p.add_argument("--until", type=_utc, help="failed_at < this instant (ISO 8601 with zone)")
-    p.add_argument("--limit", type=int, help="replay at most this many selected records")
+    p.add_argument("--limit", type=_count, help="replay at most this many selected records")
     p.add_argument(
         "--raw-mode",
         choices=("reparse", "republish"),
@@ -87,6 +117,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # aiokafka logs every failed connection attempt; the outcome is reported in one line.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     overrides: dict[str, Any] = {}
     if args.bootstrap_servers:
         overrides["bootstrap_servers"] = args.bootstrap_servers
@@ -110,20 +142,31 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"replay: cannot re-parse raw deliveries: {exc}", file=sys.stderr)
             return 2
-    summary = asyncio.run(
-        replay(
-            settings,
-            selection,
-            dry_run=args.dry_run,
-            raw_mode=args.raw_mode,
-            limit=args.limit,
-            reparser=reparser,
-            progress=Progress(sys.stderr),
-            listing=sys.stdout if args.list else None,
+    try:
+        summary = asyncio.run(
+            replay(
+                settings,
+                selection,
+                dry_run=args.dry_run,
+                raw_mode=args.raw_mode,
+                limit=args.limit,
+                reparser=reparser,
+                progress=Progress(sys.stderr),
+                listing=sys.stdout if args.list else None,
+            )
         )
-    )
+    except Unreachable as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     result = {"dry_run": args.dry_run, **summary.as_dict()}
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    unseen = sorted(set(args.reason) - set(summary.reasons_seen))
+    if unseen:
+        seen = ", ".join(sorted(summary.reasons_seen)) or "none"
+        print(
+            f"replay: no dead letter has reason {', '.join(unseen)} (seen: {seen})", file=sys.stderr
+        )
+        return EXIT_SETTINGS
     return 1 if summary.failed else 0
 
 

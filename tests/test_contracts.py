@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from common import metrics, topics
-from schemas.generate import JSON_DIR, rendered
+from schemas import asyncapi
+from schemas.generate import ASYNCAPI_FILE, JSON_DIR, rendered, stale_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,6 +15,15 @@ def test_json_schemas_match_models() -> None:
     assert on_disk == set(files), "run: python -m schemas.generate"
     for name, text in files.items():
         assert (JSON_DIR / name).read_text() == text, f"{name} drifted: python -m schemas.generate"
+
+
+def test_asyncapi_document_matches_catalog() -> None:
+    assert ASYNCAPI_FILE.read_text() == asyncapi.render_yaml(), "run: python -m schemas.generate"
+
+
+def test_generate_check_agrees() -> None:
+    """``python -m schemas.generate --check`` (CI, pre-commit) sees what these tests see."""
+    assert stale_files() == []
 
 
 def test_topics_doc_matches_catalog() -> None:

@@ -42,3 +42,35 @@ def test_sla_line_shows_when_it_happened_and_the_due_time() -> None:
     assert line.startswith("OVERDUE")
     assert "at  23 Nov 09:00 WIB (due 23 Nov 08:59 WIB)" in line
     assert line.endswith("instagram:42")
+
+
+async def test_demo_sinks_point_notify_at_local_receivers(tmp_path: Path) -> None:
+    """``make run``: notify's webhooks and Telegram go to the local HTTP sink, e-mail to the
+    SMTP sink, and each delivery is printed as a NOTIFIED line."""
+    import contextlib
+    import io
+
+    import aiohttp
+    import yaml
+
+    from services.demo.sinks import DemoSinks
+
+    sinks = DemoSinks()
+    env = await sinks.start(
+        Path(__file__).resolve().parents[1] / "deploy/config/registry.yaml", tmp_path
+    )
+    try:
+        registry = load_registry(Path(env["ADUAN_REGISTRY_FILE"]))
+        (hook,) = registry.webhooks
+        assert hook.url.startswith(f"http://127.0.0.1:{sinks.http_port}/")
+        assert yaml.safe_load(Path(env["ADUAN_REGISTRY_FILE"]).read_text())["agencies"]
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            async with aiohttp.ClientSession() as http:
+                body = b'{"notice": {"event_type": "routed"}, "tracking_number": "ADU-X"}'
+                async with http.post(hook.url, data=body) as r:
+                    assert r.status == 204
+        assert out.getvalue().startswith("NOTIFIED  webhook   lapor-bridge")
+        assert env["ADUAN_NOTIFY_SMTP_PORT"] == str(sinks.smtp_port)
+    finally:
+        await sinks.stop()

@@ -4,17 +4,28 @@ Dashboards are written as code because hand-edited Grafana JSON drifts: a rename
 leaves an empty panel nobody notices until the night it matters. ``tests/ops`` regenerates
 them, fails when the committed JSON differs, and checks every query against the metric
 catalog and the recording rules. Run ``python deploy/grafana/build_dashboards.py`` after
-editing. Panels read recording rules (``aduan:*``) where one exists, so a refresh is cheap."""
+editing. Panels read recording rules (``aduan:*``) where one exists, so a refresh is cheap.
+
+Every query goes to the dashboard's ``datasource`` variable (type datasource, Prometheus), not
+to a fixed uid: the same JSON works with the provisioned datasource (compose, the default) and
+when imported into a Grafana whose Prometheus has another uid. tests/ops/test_fresh_start.py
+runs every panel's query against a real Prometheus scraping freshly started services: it must
+give a number (0 when idle, never NaN), or the panel says why it may be empty
+(``no_value``: a percentile with no observation, a "worst" table with nobody to list)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent / "dashboards"
-DATASOURCE = {"type": "prometheus", "uid": "aduan-prometheus"}
-"""Must match ``deploy/grafana/provisioning/datasources/prometheus.yml``."""
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+"""Every panel, target and query variable uses the ``datasource`` variable (see above)."""
+NO_OBSERVATIONS = "no observations"
+"""``no_value`` of percentile panels: a histogram with no observation in the window has no
+percentile (the recording rules leave it out rather than record NaN)."""
 
 Panel = dict[str, Any]
 
@@ -43,7 +54,14 @@ def panel(
     stack: bool = False,
     fmt: str | None = None,
     thresholds: list[tuple[float, str]] | None = None,
+    no_value: str | None = None,
 ) -> Panel:
+    """A panel of ``queries`` (expression, legend). ``no_value``: the text shown when the
+    queries return nothing, for panels that are empty by design in a healthy idle system
+    (a percentile without observations, a table of offenders); every other panel's query
+    must return a number there (tests/ops/test_fresh_start.py)."""
+    if no_value is None and any(_is_percentile(expr) for expr, _ in queries):
+        no_value = NO_OBSERVATIONS
     steps = [{"color": "green", "value": None}] + [
         {"color": color, "value": value} for value, color in (thresholds or [])
     ]
@@ -70,6 +88,7 @@ def panel(
                 "unit": unit,
                 "custom": custom,
                 "thresholds": {"mode": "absolute", "steps": steps},
+                **({"noValue": no_value} if no_value else {}),
             },
             "overrides": [],
         },
@@ -98,6 +117,10 @@ def panel(
     return p
 
 
+def _is_percentile(expr: str) -> bool:
+    return "histogram_quantile" in expr or re.search(r":p\d+_", expr) is not None
+
+
 def row(title: str) -> Panel:
     return {
         "type": "row",
@@ -124,6 +147,20 @@ def variable(name: str, label: str, query: str, *, multi: bool = True) -> dict[s
         "sort": 1,
     }
 
+
+DATASOURCE_VARIABLE: dict[str, Any] = {
+    "name": "datasource",
+    "label": "Data source",
+    "type": "datasource",
+    "query": "prometheus",
+    "refresh": 1,
+    "regex": "",
+    "hide": 0,
+    "includeAll": False,
+    "multi": False,
+    "current": {},
+}
+"""First variable of every dashboard; empty ``current`` = Grafana's default Prometheus."""
 
 PLATFORM = variable("platform", "Platform", "label_values(aduan_webhook_requests_total, platform)")
 AGENCY = variable("agency", "Agency", "label_values(aduan_routed_total, agency_id)")
@@ -169,7 +206,7 @@ def dashboard(
         "graphTooltip": 1,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": variables},
+        "templating": {"list": [DATASOURCE_VARIABLE, *variables]},
         "annotations": {"list": []},
         "links": [
             {
@@ -368,9 +405,127 @@ def pipeline() -> dict[str, Any]:
                 ],
                 stack=True,
             ),
+            *desk_row(),
+            *notify_panels(),
         ],
         ["pipeline"],
     )
+
+
+def desk_row() -> list[Panel]:
+    """The desk: is it keeping up with route, how its API answers, what agencies do with it."""
+    return [
+        row("Desk"),
+        panel(
+            "Desk lag (records unread)",
+            [("aduan:desk_lag_messages:sum", "lag")],
+            kind="stat",
+            width=6,
+            height=4,
+            thresholds=[(100, "orange"), (500, "red")],
+            description="Alert AduanDeskBehind fires above 500 for 10 minutes.",
+        ),
+        panel(
+            "Event age at commit p99",
+            [("aduan:desk_event_delay_seconds:p99_5m", "p99")],
+            kind="stat",
+            unit="s",
+            width=6,
+            height=4,
+            thresholds=[(10, "orange"), (120, "red")],
+        ),
+        panel(
+            "Desk API 5xx share",
+            [
+                (
+                    '(sum(aduan:desk_api_requests:rate5m{status=~"5.."}) or vector(0)) '
+                    "/ (sum(aduan:desk_api_requests:rate5m) > 0) or vector(0)",
+                    "5xx",
+                )
+            ],
+            kind="stat",
+            unit="percentunit",
+            width=6,
+            height=4,
+            thresholds=[(0.001, "orange"), (0.01, "red")],
+        ),
+        panel(
+            "Actions accepted (24 h)",
+            [('sum(increase(aduan_desk_actions_total{outcome="accepted"}[24h]))', "accepted")],
+            kind="stat",
+            width=6,
+            height=4,
+        ),
+        panel(
+            "Desk API requests by route and status",
+            [("sum by (route, status) (aduan:desk_api_requests:rate5m)", "{{route}} {{status}}")],
+            unit="reqps",
+            stack=True,
+            description="401/404 are expected in small numbers; a surge of 401 is a token "
+            "being guessed or a revoked token still in use.",
+        ),
+        panel(
+            "Desk API latency p99 by route",
+            [("aduan:desk_api_request_duration_seconds:p99_5m", "{{route}}")],
+            unit="s",
+            thresholds=[(0.05, "orange"), (0.5, "red")],
+        ),
+        panel(
+            "Actions by type and outcome",
+            [("aduan:desk_actions:rate5m", "{{type}}: {{outcome}}")],
+            unit="ops",
+            stack=True,
+            description="acknowledge, resolve, reopen, reroute: accepted (written to "
+            "aduan.commands.v1), replayed (Idempotency-Key), refused, broker_unavailable.",
+        ),
+        panel(
+            "Events into the desk by topic and outcome",
+            [("aduan:desk_events:rate5m", "{{topic}}: {{outcome}}")],
+            unit="ops",
+            stack=True,
+            description="applied, duplicate (redelivered, dropped by event id), unknown_type "
+            "(kept as history), refused (dead-lettered).",
+        ),
+    ]
+
+
+def notify_panels() -> list[Panel]:
+    """The notify row: are agencies, heads and systems being told, and how fast."""
+    return [
+        row("Notifications (notify)"),
+        panel(
+            "Deliveries by channel and outcome",
+            [("sum by (channel, outcome) (rate(aduan_notify_deliveries_total[5m]))",
+              "{{channel}} {{outcome}}")],
+            unit="ops",
+            stack=True,
+            description="delivered; parked (failing, tried again later); dead (dead-lettered).",
+        ),
+        panel(
+            "Failed attempts by channel and reason",
+            [('sum by (channel, result) (rate(aduan_notify_attempts_total{result!="ok"}[5m]))',
+              "{{channel}} {{result}}")],
+            unit="ops",
+            stack=True,
+            no_value="no failed attempt",
+        ),
+        panel(
+            "Delivery latency from the event (p50 / p99)",
+            [
+                ("aduan:notify_delivery_latency_seconds:p50_5m", "p50 {{channel}}"),
+                ("aduan:notify_delivery_latency_seconds:p99_5m", "p99 {{channel}}"),
+            ],
+            unit="s",
+        ),
+        panel(
+            "Owed per channel (backlog) and held in memory (queue)",
+            [
+                ("sum by (channel) (aduan_notify_backlog)", "backlog {{channel}}"),
+                ("sum by (channel) (aduan_notify_queue_depth)", "queue {{channel}}"),
+            ],
+            thresholds=[(100, "orange")],
+        ),
+    ]  # fmt: skip
 
 
 def sla() -> dict[str, Any]:
@@ -386,16 +541,28 @@ def sla() -> dict[str, Any]:
                 "Open complaints",
                 [(f"sum(aduan:open_complaints:sum{{{ag}}})", "open")],
                 kind="stat",
-                width=6,
+                width=5,
                 height=4,
             ),
             panel(
                 "Overdue (6 h)",
                 [(f"sum(aduan:sla_overdue:increase6h{{{ag}}})", "overdue")],
                 kind="stat",
-                width=6,
+                width=5,
                 height=4,
                 thresholds=[(1, "orange"), (5, "red")],
+            ),
+            panel(
+                "of which overdue on arrival",
+                [(f"sum(aduan:sla_overdue_on_arrival:increase6h{{{ag}}})", "on arrival")],
+                kind="stat",
+                width=4,
+                height=4,
+                description=(
+                    "Complaints already past their deadline when route received them (a late "
+                    "webhook, a platform retry, a replay): not the agency's doing; "
+                    "AduanOverduePilingUp does not count them."
+                ),
             ),
             panel(
                 "Escalated (24 h)",
@@ -409,7 +576,7 @@ def sla() -> dict[str, Any]:
                     )
                 ],
                 kind="stat",
-                width=6,
+                width=5,
                 height=4,
                 thresholds=[(1, "red")],
             ),
@@ -425,7 +592,7 @@ def sla() -> dict[str, Any]:
                     )
                 ],
                 kind="stat",
-                width=6,
+                width=5,
                 height=4,
             ),
             panel(
@@ -495,6 +662,7 @@ def sla() -> dict[str, Any]:
                 [(f"topk(10, aduan:sla_overdue:increase6h{{{ag}}} > 0)", "{{agency_id}}")],
                 kind="table",
                 width=8,
+                no_value="no agency overdue",
             ),
             panel(
                 "Slowest p90 response (1 d)",
@@ -513,9 +681,10 @@ def sla() -> dict[str, Any]:
             ),
             panel(
                 "Most open complaints",
-                [(f"topk(10, aduan:open_complaints:sum{{{ag}}})", "{{agency_id}}")],
+                [(f"topk(10, aduan:open_complaints:sum{{{ag}}} > 0)", "{{agency_id}}")],
                 kind="table",
                 width=8,
+                no_value="no open complaints",
             ),
             row("Timers"),
             panel(
@@ -523,7 +692,21 @@ def sla() -> dict[str, Any]:
                 [("aduan:timer_lag_seconds:p99_5m", "p99")],
                 unit="s",
                 thresholds=[(1, "orange"), (5, "red")],
-                description="Deadline events should fire within 1 s of their due time.",
+                description=(
+                    "How late route's timer fires deadline events, from the moment each could "
+                    "first fire (its due time, or the arrival of a complaint that came in "
+                    "late). Target: within 1 s. Alert AduanTimerLag above 5 s."
+                ),
+            ),
+            panel(
+                "Deadlines already past on arrival (per hour)",
+                [("aduan:timer_catch_up:increase1h", "{{cause}}")],
+                stack=True,
+                description=(
+                    "Catch-up, not lag: late_input = the message or command reached route "
+                    "after the deadline (late webhook, platform retry, replay); recovery = it "
+                    "came due while route was down or rebalancing."
+                ),
             ),
             panel(
                 "Routed per hour by agency",

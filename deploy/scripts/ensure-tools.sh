@@ -1,15 +1,18 @@
 #!/bin/sh
 # Make the machine programs the test suite and `make run` use available, from Debian's
 # packages, when they are missing and apt-get can run:
-#   promtool   (package prometheus)  rule tests, tests/ops/test_prometheus_rules.py
+#   promtool   (package prometheus)  rule tests, tests/ops/test_prometheus_rules.py; the same
+#              package's `prometheus` server scrapes freshly started services in
+#              tests/ops/test_fresh_start.py, so both binaries must be there
 #   pg_ctl     (package postgresql)  the embedded PostgreSQL of the desk and notify (common/postgres.py)
-# Usage: ensure-tools.sh [promtool] [postgresql] ...
+#   chromium   (package chromium)    the desk's web-page tests, driven by Playwright (tests/desk)
+# Usage: ensure-tools.sh [promtool] [postgresql] [chromium] ...
 # Never fails the build: where something cannot be installed, the tests that need it skip
 # with a one-line reason (and `make run` says what is missing).
 set -u
 have() {
     case "$1" in
-        promtool) command -v promtool >/dev/null 2>&1 ;;
+        promtool) command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 ;;
         postgresql) ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 ;;
         *) command -v "$1" >/dev/null 2>&1 ;;
     esac

@@ -2,10 +2,11 @@
 
 import asyncio
 
+from common.cli import run_service
 from common.http import start_ops_server
-from common.runtime import configure_logging, run_until_signalled
-from common.settings import get_settings
+from common.settings import Settings, get_settings
 from services.classify import processor
+from services.classify.settings import ClassifySettings
 
 
 async def main(stop: asyncio.Event) -> None:
@@ -21,5 +22,10 @@ async def main(stop: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    configure_logging("classify")
-    run_until_signalled(main)
+    run_service(
+        "classify",
+        "Enriches each message of aduan.messages.v1 with its kind, category, agency, region "
+        "and urgency, and writes aduan.classified.v1.",
+        [Settings, ClassifySettings],
+        main,
+    )

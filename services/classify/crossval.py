@@ -3,7 +3,9 @@
 Stratified k-fold cross-validation (shuffled, seed 0) of the trained mode on one labelled
 history, with the same metrics as ``evaluate``: the figures in ``docs/classify.md`` come from
 here, so a change to the model can be judged on every fold rather than on one split. Prints
-one JSON line per fold and, last, the mean over folds. Accuracy only; ``evaluate`` measures
+one JSON line per fold and, last, the mean over folds. Accuracy and the expected calibration
+error of the confidence (``confidence_ece``: 10 equal-width bins, the gap between mean
+confidence and accuracy in each, weighted by its share of rows); ``evaluate`` measures
 throughput.
 """
 
@@ -19,8 +21,9 @@ import orjson
 from sklearn.model_selection import StratifiedKFold
 
 from services.classify.config import ConfigError, load_config
-from services.classify.evaluate import metrics
+from services.classify.evaluate import calibration_error, metrics
 from services.classify.model import (
+    CALIBRATION_FOLDS,
     CATCH_ALL_MARGIN,
     HistoryError,
     TrainingOptions,
@@ -32,7 +35,9 @@ from services.classify.model import (
 from services.classify.rules import RuleSet
 
 SEED = 0
-DEFAULT_OPTIONS = TrainingOptions(char_ngrams=True, catch_all_margin=CATCH_ALL_MARGIN)
+DEFAULT_OPTIONS = TrainingOptions(
+    char_ngrams=True, catch_all_margin=CATCH_ALL_MARGIN, calibration_folds=CALIBRATION_FOLDS
+)
 
 
 def crossval(
@@ -58,7 +63,23 @@ def crossval(
             **(options or DEFAULT_OPTIONS),
         )
         decided = model.decide([ruleset.apply(history.texts[i]) for i in test], ruleset)
-        out.append(metrics(list(labels[test]), [label for label, _ in decided], 0.0))
+        truth, pred = list(labels[test]), [label for label, _ in decided]
+        fold = metrics(truth, pred, 0.0)
+        right = [t == p for t, p in zip(truth, pred, strict=True)]
+        confidence = [c for _, c in decided]
+        fold["confidence_ece"] = calibration_error(confidence, right)
+        flagged = [c < config.needs_review_below for c in confidence]
+        fold["needs_review_share"] = round(sum(flagged) / len(flagged), 4)
+        # how often the flagged and the other decisions are right
+        fold["accuracy_flagged"] = round(
+            sum(r for r, f in zip(right, flagged, strict=True) if f) / max(1, sum(flagged)), 4
+        )
+        fold["accuracy_unflagged"] = round(
+            sum(r for r, f in zip(right, flagged, strict=True) if not f)
+            / max(1, len(flagged) - sum(flagged)),
+            4,
+        )
+        out.append(fold)
     return out
 
 
@@ -76,7 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for i, m in enumerate(per_fold):
         print(orjson.dumps({"fold": i, **m}).decode())
-    keys = ("accuracy", "accuracy_excl_subdistrict", "macro_f1")
+    keys = (
+        "accuracy",
+        "accuracy_excl_subdistrict",
+        "macro_f1",
+        "confidence_ece",
+        "needs_review_share",
+        "accuracy_flagged",
+        "accuracy_unflagged",
+    )
     mean = {k: round(float(np.mean([m[k] for m in per_fold])), 4) for k in keys}
     print(orjson.dumps({"folds": len(per_fold), **mean}).decode())
     return 0

@@ -37,6 +37,8 @@ import numpy as np
 import orjson
 from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from services.classify.config import AGENCY_KINDS, ClassifyConfig
@@ -58,7 +60,10 @@ CATCH_ALL_MARGIN = 0.75
 # fifth of the throughput
 CHAR_NGRAMS = (3, 4)
 CHAR_WEIGHT = 0.6
-CHAR_CACHE_MAX = 200_000  # distinct words remembered; cleared when full (typos are endless)
+CHAR_CACHE_MAX = 200_000
+# Out-of-fold folds for the confidence calibration (0: none, a softmax of margins instead).
+# Training takes about (1 + folds x (folds-1)/folds) times as long.
+CALIBRATION_FOLDS = 3  # distinct words remembered; cleared when full (typos are endless)
 
 
 class HistoryError(ValueError):
@@ -114,6 +119,7 @@ class TextModel:
     catch_all: str | None = None
     catch_all_clf: LinearSVC | None = None
     catch_all_margin: float = CATCH_ALL_MARGIN
+    calibration: Calibration | None = None  # None in models trained before calibration
 
     @property
     def classes(self) -> list[str]:
@@ -258,9 +264,16 @@ class TextModel:
         return margins
 
     def decide(self, results: Sequence[RuleResult], ruleset: RuleSet) -> list[tuple[str, float]]:
-        """(label, confidence in 0..1) per message; confidence is a softmax of the margins."""
+        """(label, confidence in 0..1) per message. With a calibration (models trained since
+        it exists) the confidence is the estimated probability that the label is right."""
+        return self.decide_with_features(results, ruleset)[0]
+
+    def decide_with_features(
+        self, results: Sequence[RuleResult], ruleset: RuleSet
+    ) -> tuple[list[tuple[str, float]], np.ndarray]:
+        """:meth:`decide` plus the :func:`decision_features` of each decision."""
         if not results:
-            return []
+            return [], np.zeros((0, 5))
         scores = self.scores(results, ruleset)
         margins = scores[:, : self._n_main]
         if self._n_main == 1:  # two classes: one column, positive for the second class
@@ -278,16 +291,91 @@ class TextModel:
         for label, shift in self.bias.items():
             if label in classes:
                 margins[:, classes.index(label)] += shift
+        rows = np.arange(len(margins))
         best = margins.argmax(axis=1)
-        top = margins[np.arange(len(best)), best][:, None]
-        confidence = 1.0 / np.exp((margins - top) * 3.0).sum(axis=1)
-        out = [(classes[j], float(p)) for j, p in zip(best, confidence, strict=True)]
+        top = margins[rows, best]
+        second = np.partition(margins, -2, axis=1)[:, -2] if margins.shape[1] > 1 else top
+        out = [classes[j] for j in best]
+        detector = np.zeros(len(out))
+        caught = np.zeros(len(out), dtype=bool)
         if self.catch_all_clf is not None and self.catch_all:
             detector = scores[:, self._n_main + self._n_aux]
-            for i in np.flatnonzero(detector > self.catch_all_margin):
-                # confidence: a logistic of the detector's margin (0.75 -> ~0.9)
-                out[i] = (self.catch_all, float(1.0 / (1.0 + np.exp(-3.0 * detector[i]))))
-        return out
+            caught = detector > self.catch_all_margin
+            for i in np.flatnonzero(caught):
+                out[i] = self.catch_all
+        features = decision_features(top - second, top, detector, caught)
+        if self.calibration is not None:
+            confidence = self.calibration.probability(features)
+        else:  # models from before calibration: a softmax of the margins
+            confidence = 1.0 / np.exp((margins - top[:, None]) * 3.0).sum(axis=1)
+            confidence[caught] = 1.0 / (1.0 + np.exp(-3.0 * detector[caught]))
+        decided = [(label, float(p)) for label, p in zip(out, confidence, strict=True)]
+        return decided, features
+
+
+def decision_features(
+    gap: np.ndarray, top: np.ndarray, detector: np.ndarray, caught: np.ndarray
+) -> np.ndarray:
+    """What the calibration reads from a decision: the winner's lead over the runner-up, the
+    winner's (standardised) margin, the kelurahan detector's margin and whether it decided."""
+    caught_f = caught.astype(np.float64)
+    return np.column_stack([gap, top, detector, caught_f, detector * caught_f])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling of :func:`decision_features` to the probability that the routing is
+    right, fitted on out-of-fold decisions of the training history (so it describes how
+    the model does on messages it has not seen, not on the ones it learned from)."""
+
+    coef: tuple[float, ...]
+    intercept: float
+    folds: int
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        z = features @ np.asarray(self.coef) + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+def fit_calibration(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    ruleset: RuleSet,
+    folds: int,
+    **train: object,
+) -> Calibration | None:
+    """Out-of-fold decisions of models trained on the other folds, and a logistic regression
+    from their :func:`decision_features` to "was the label right". None when the history is
+    too small to hold folds out."""
+    y = np.asarray(labels)
+    counts = Counter(labels)
+    if len(y) < 20 * folds or len(counts) < 2:
+        return None
+    # classes with fewer rows than folds cannot be stratified; they go into any fold
+    strata = np.asarray([lab if counts[lab] >= folds else "~rare" for lab in labels])
+    split = StratifiedKFold(folds, shuffle=True, random_state=0)
+    feats: list[np.ndarray] = []
+    right: list[bool] = []
+    aux = train.pop("aux", None)
+    for fit, held in split.split(np.zeros(len(y)), strata):
+        if len(set(y[fit])) < 2:
+            continue
+        model = train_model(
+            [texts[i] for i in fit],
+            [labels[i] for i in fit],
+            ruleset,
+            aux=[aux[i] for i in fit] if isinstance(aux, list) else None,
+            calibration_folds=0,
+            **train,  # type: ignore[arg-type]
+        )
+        results = [ruleset.apply(texts[i]) for i in held]
+        decided, features = model.decide_with_features(results, ruleset)
+        feats.append(features)
+        right.extend(label == labels[i] for (label, _), i in zip(decided, held, strict=True))
+    if not feats or len(set(right)) < 2:
+        return None
+    lr = LogisticRegression(C=1.0).fit(np.vstack(feats), np.asarray(right))
+    return Calibration(tuple(float(c) for c in lr.coef_[0]), float(lr.intercept_[0]), folds)
 
 
 def _tfidf_rows(rows: Sequence[list[int | None]], idf: np.ndarray) -> csr_matrix:
@@ -350,6 +438,7 @@ def train_model(
     aux_min_count: int = AUX_MIN_COUNT,
     char_ngrams: bool = True,
     catch_all_margin: float | None = CATCH_ALL_MARGIN,
+    calibration_folds: int = CALIBRATION_FOLDS,
 ) -> TextModel:
     """Fit a model on labelled history. Deterministic: same rows, same model.
 
@@ -414,6 +503,21 @@ def train_model(
         pseudo = auxiliary_labels(list(y[rows]), kept_aux, aux_min_count)
         if len(set(pseudo)) > len(set(y[rows])):
             aux_clf = LinearSVC(C=c, random_state=0).fit(x[rows], pseudo)
+    calibration = None
+    if calibration_folds > 1:
+        calibration = fit_calibration(
+            texts,
+            labels,
+            ruleset,
+            calibration_folds,
+            label_field=label_field,
+            bias=bias,
+            c=c,
+            aux=list(aux) if aux is not None else None,
+            aux_min_count=aux_min_count,
+            char_ngrams=char_ngrams,
+            catch_all_margin=catch_all_margin,
+        )
     return TextModel(
         label_field,
         terms,
@@ -424,6 +528,7 @@ def train_model(
         catch_all=catch_all,
         catch_all_clf=catch_all_clf,
         catch_all_margin=CATCH_ALL_MARGIN if catch_all_margin is None else catch_all_margin,
+        calibration=calibration,
     )
 
 
@@ -443,16 +548,29 @@ def add_training_options(ap: argparse.ArgumentParser) -> None:
         help=f"detector margin above which a message goes to the kelurahan/kecamatan "
         f"(default {CATCH_ALL_MARGIN}; higher: fewer; 'none': an ordinary class)",
     )
+    ap.add_argument(
+        "--calibration-folds",
+        type=int,
+        default=CALIBRATION_FOLDS,
+        metavar="N",
+        help=f"calibrate the confidence on N out-of-fold parts of the history (default "
+        f"{CALIBRATION_FOLDS}; 0: uncalibrated, training about 3x faster)",
+    )
 
 
 class TrainingOptions(TypedDict):
     char_ngrams: bool
     catch_all_margin: float | None
+    calibration_folds: int
 
 
 def training_options(args: argparse.Namespace) -> TrainingOptions:
     """The parsed :func:`add_training_options`, as keyword arguments of :func:`train_model`."""
-    return {"char_ngrams": args.char_ngrams, "catch_all_margin": args.subdistrict_margin}
+    return {
+        "char_ngrams": args.char_ngrams,
+        "catch_all_margin": args.subdistrict_margin,
+        "calibration_folds": args.calibration_folds,
+    }
 
 
 def _margin(value: str) -> float | None:

@@ -22,13 +22,13 @@ from common.produce import Output
 from common.registry import load_registry
 from common.settings import Settings
 from common.topics import CLASSIFIED, DEADLETTER, MESSAGES
-from schemas.classified import ClassifiedMessage
+from schemas.classified import ClassifiedMessage, MessageKind
 from schemas.messages import Message
 from services.classify.classifier import Classifier, load_classifier
+from services.classify.config import AGENCY_KINDS, ClassifyConfig
 
 log = logging.getLogger("aduan.classify")
 NAME = "classify"
-LOW_CONFIDENCE = 0.5
 
 
 class ClassifyHandler:
@@ -78,7 +78,7 @@ class ClassifyHandler:
 
     def _observe(self, result: ClassifiedMessage, now: datetime) -> None:
         metrics.CLASSIFIED.labels(result.kind, result.category, result.agency_kind).inc()
-        if result.confidence < LOW_CONFIDENCE:
+        if result.needs_review:  # the config's needs_review_below, not a constant
             metrics.LOW_CONFIDENCE.labels(result.agency_kind).inc()
         message = result.message
         metrics.PROCESSING_LATENCY.labels(NAME, "platform").observe(
@@ -92,9 +92,18 @@ class ClassifyHandler:
         return dead_letter(self.dlq_topic, NAME, reason, detail, Source.of(record))
 
 
+def classify_series(config: ClassifyConfig) -> Iterator[metrics.Series]:
+    """The series classify's rules and panels read, for this taxonomy (``common.metrics``)."""
+    categories = {name: c.agency_kind for name, c in config.categories.items()}
+    return metrics.classify_series(
+        [k.value for k in MessageKind], categories, config.fallback_category, AGENCY_KINDS
+    )
+
+
 async def run(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
     registry = load_registry(settings.registry_file)
     classifier = load_classifier(registry)
+    metrics.zero(classify_series(classifier.ruleset.config))  # every series the rules read
     await ensure_topics(settings)
     await run_batch_processor(
         name=NAME,

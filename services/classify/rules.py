@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from itertools import chain, compress
 
 from services.classify.config import ClassifyConfig
+from services.classify.intent import IntentRules
 from services.classify.text import stem, stems, tokens, tokens_and_roots
 
-# group names inside the phrase index
-CAT, SUB, KIND, URG = "cat", "sub", "kind", "urg"
+# group names inside the phrase index (message kind and urgency: services/classify/intent.py)
+CAT, SUB = "cat", "sub"
 
 
 @dataclass(frozen=True)
@@ -194,23 +195,7 @@ class RuleSet:
             for sub, cues in cat.subcategories.items():
                 for phrase in cues:
                     self.index.add(phrase, Target(SUB, f"{cid}/{sub}", 1.0, phrase))
-        self._question_mark = 0.0
-        for kind, phrases in config.kinds.items():
-            for phrase, weight in phrases.items():
-                if phrase == "?":
-                    self._question_mark = weight
-                else:
-                    self.index.add(phrase, Target(KIND, kind, weight, phrase))
-        self._urgency_order: dict[str, int] = {}
-        for level, rules in config.urgency.items():
-            for rule in rules:
-                label = f"{level}/{rule.reason}"
-                self._urgency_order.setdefault(label, len(self._urgency_order))
-                for phrase in rule.any:
-                    self.index.add(phrase, Target(URG, label, 1.0, phrase))
-        self._urgency_levels = [
-            tuple(label.split("/", 1)) for label in self._urgency_order
-        ]  # by rank: (level, reason)
+        self.intent = IntentRules(config)
         self._compile_effects()
 
     def _compile_effects(self) -> None:
@@ -227,12 +212,6 @@ class RuleSet:
             for ts in targets
         ]
         self._sub_labels = [tuple(t.label for t in ts if t.group == SUB) for ts in targets]
-        self._kind_weights = [
-            tuple((t.label, t.weight) for t in ts if t.group == KIND) for ts in targets
-        ]
-        self._urgency_ranks = [
-            tuple(self._urgency_order[t.label] for t in ts if t.group == URG) for ts in targets
-        ]
         self._non_cat = frozenset(
             pid for pid, ts in enumerate(targets) if any(t.group != CAT for t in ts)
         )
@@ -242,8 +221,6 @@ class RuleSet:
         pids = sorted(self.index.match(toks, roots))  # sorted: evidence order is fixed
         weights: dict[int, dict[str, float]] = {}  # category position -> root -> weight
         subs: dict[str, int] = {}
-        kinds: dict[str, float] = {}
-        urgent: list[int] = []  # urgency ranks
         cat_effects, non_cat = self._cat_effects, self._non_cat
         for pid in pids:
             for pos, root, weight in cat_effects[pid]:
@@ -253,9 +230,6 @@ class RuleSet:
             if pid in non_cat:
                 for label in self._sub_labels[pid]:
                     subs[label] = subs.get(label, 0) + 1
-                for label, weight in self._kind_weights[pid]:
-                    kinds[label] = kinds.get(label, 0.0) + weight
-                urgent += self._urgency_ranks[pid]
         decay = self.config.decay
         scores = [0.0] * len(self.categories)
         best, best_score = -1, 0.0
@@ -268,8 +242,6 @@ class RuleSet:
                 score = scores[pos] = _diminishing(seen.values(), decay)
             if score > best_score:
                 best, best_score = pos, score
-        if self._question_mark and "?" in text:
-            kinds["question"] = kinds.get("question", 0.0) + self._question_mark
         if best >= 0 and best_score >= self.config.min_score:
             pos = best
         else:
@@ -280,23 +252,17 @@ class RuleSet:
             prefix = category + "/"
             cands = [(n, lab) for lab, n in subs.items() if lab.startswith(prefix)]
             subcategory = max(cands)[1].removeprefix(prefix) if cands else None
-        level, reason = "normal", None
-        if urgent:
-            level, reason = self._urgency_levels[min(urgent)]
-        kind = decide_kind(kinds, best_score)
+        intent = self.intent.read(toks, roots, text, best_score)
         kw = self._keyword_evidence
         evidence = [ev for pid in pids for p, ev in kw[pid] if p == pos]
-        if kinds:
-            evidence += [f"kind:{k}={v:g}" for k, v in sorted(kinds.items())]
-        if reason:
-            evidence.append(f"urgency:{level}:{reason}")
+        evidence += intent.evidence
         return RuleResult._build(  # noqa: SLF001  # its fast constructor, this module's own
             category,
             subcategory,
             tuple(scores),
-            kind,
-            level,
-            reason,
+            intent.kind,
+            intent.urgency,
+            intent.reason,
             tuple(evidence),
             tuple(toks),
             tuple(roots),
@@ -311,27 +277,3 @@ def _diminishing(weights: Iterable[float], decay: float) -> float:
         total += w * factor
         factor *= decay
     return total
-
-
-def decide_kind(kinds: dict[str, float], topic_score: float) -> str:
-    """Message kind from cue scores. A complaint is the default whenever a concrete problem
-    (a category term) or a complaint cue is present; noise kinds need strong cues and must
-    outweigh the complaint cues, because dropping a real complaint is worse than routing noise."""
-    complaint = kinds.get("complaint", 0.0) + min(topic_score, 3.0)
-    for noise in ("spam", "political"):
-        if kinds.get(noise, 0.0) >= 3 and kinds[noise] >= complaint:
-            return noise
-    praise = kinds.get("praise", 0.0)
-    if praise >= 2 and praise > complaint:
-        return "praise"
-    question = kinds.get("question", 0.0)
-    aspiration = kinds.get("aspiration", 0.0)
-    if aspiration >= 3 and aspiration >= question and aspiration > complaint - 2:
-        return "aspiration"
-    if question >= 3 and question > complaint:
-        return "question"
-    if complaint >= 1:
-        return "complaint"
-    if question >= 1:
-        return "question"
-    return "other"

@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"trained on {len(history.texts)} rows, {len(counts)} {history.label_field} labels "
         f"({aux} a finer auxiliary label) -> {args.out}"
     )
+    if model.calibration is not None:
+        print(f"confidence calibrated on {model.calibration.folds} out-of-fold parts")
+    else:
+        print("confidence not calibrated (too little history or --calibration-folds 0)")
     for label, n in counts.most_common():
         print(f"  {n:>6}  {label}")
     return 0

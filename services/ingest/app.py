@@ -7,16 +7,22 @@ the dedup store (``dedup.py``), so it lands exactly once.
 
 Answers, per request:
 
-* 415 not ``application/json``; 413 body over ``ADUAN_INGEST_MAX_BODY_BYTES`` (3 MB);
-* 403 missing/bad signature (nothing written); 403 generic timestamp outside the window;
+* 415 not ``application/json``; 413 body over ``ADUAN_INGEST_MAX_BODY_BYTES`` (3 MB), or
+  more items than ``ADUAN_INGEST_MAX_ENTRIES`` (1,000) (nothing written);
+* 403 missing/bad signature, a secret that does not belong to every account the delivery
+  names, generic timestamp outside the window (nothing written);
 * 503 broker unavailable or slow, ingest still rebuilding its dedup store, or the same
   message being written by a concurrent request;
 * 400 body not JSON / unknown ``object`` (raw kept, dead letter written);
-* 200 otherwise, also when entries were rejected (unknown account, malformed entry): those
-  are dead-lettered one by one, and a 200 stops the platform from retrying what can never
-  succeed.
+* 200 otherwise, also when entries were rejected (unknown account, malformed entry, text over
+  the cap): those are dead-lettered one by one, and a 200 stops the platform from retrying
+  what can never succeed.
 
-Routes: ``GET|POST /webhooks/{instagram,facebook,whatsapp,x,generic}``."""
+Routes on the public port: ``GET|POST /webhooks/{instagram,facebook,whatsapp,x,generic}``,
+the same with ``/<app>`` (Meta, X) or ``/<account>`` (generic) appended to name the secret
+(``credentials.py``), and ``GET /healthz`` (liveness). ``/metrics`` and ``/readyz`` are
+served on ``ADUAN_METRICS_PORT`` only (``common.http.start_ops_server``): the webhook port is
+the one on the internet."""
 
 from __future__ import annotations
 
@@ -24,10 +30,12 @@ import asyncio
 import contextlib
 import functools
 import gc
+import hmac
 import itertools
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +47,7 @@ from aiokafka import AIOKafkaProducer
 from common import metrics
 from common.connection import make_producer
 from common.deadletters import Source, dead_letter
-from common.http import add_ops_routes
+from common.http import add_liveness_route, start_ops_server
 from common.kafka import ensure_topics, topic_name
 from common.produce import KafkaSink, Output, RecordSink, SendResult, Written, send_all
 from common.registry import Registry, load_registry
@@ -48,19 +56,25 @@ from common.topics import DEADLETTER, MESSAGES, RAW
 from schemas import raw as raw_record
 from schemas.messages import Message, Platform
 from services.ingest import partitioning
+from services.ingest.credentials import Credential, Credentials
 from services.ingest.dedup import HEADER, DedupStore, InFlight, TopicTail, dedup_key
 from services.ingest.platforms import parse_delivery
 from services.ingest.platforms.base import (
     AccountIndex,
     DeliveryContext,
+    Limits,
     MalformedDelivery,
     RejectedEntry,
+    TooManyEntries,
+    describe_bug,
 )
 from services.ingest.privacy import Pseudonymizer
 from services.ingest.settings import IngestSettings
 from services.ingest.signatures import (
+    is_challenge,
+    is_crc_token,
+    matching,
     meta_signature,
-    verify_any,
     verify_generic,
     x_crc_response,
     x_signature,
@@ -83,24 +97,23 @@ class IngestService:
     pseudonymize: Pseudonymizer
     ingest: IngestSettings = field(default_factory=IngestSettings)
     dedup: DedupStore | None = None
-    app_secrets: dict[Platform, list[str]] = field(default_factory=dict)
-    verify_tokens: dict[Platform, list[str]] = field(default_factory=dict)
     ready: bool = False
     port: int = 0
     tail_stop: asyncio.Event = field(default_factory=asyncio.Event)
     tail_task: asyncio.Task[None] | None = None
     raw_partitions: list[int] = field(default_factory=list)
     producer: AIOKafkaProducer | None = None
+    ops_runner: web.AppRunner | None = None
+    ops_port: int | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
         self.accounts = AccountIndex(self.registry)
-        for platform in Platform:
-            accounts = self.registry.accounts_for(platform)
-            self.app_secrets[platform] = _resolve({a.app_secret_env for a in accounts}, s)
-            self.verify_tokens[platform] = _resolve(
-                {a.verify_token_env for a in accounts if a.verify_token_env}, s
-            )
+        self.credentials = Credentials(self.registry, s.secret)
+        self.limits = Limits(
+            max_entries=self.ingest.max_entries, max_text_chars=self.ingest.max_text_chars
+        )
+        self.budget = ByteBudget(self.ingest.max_inflight_bytes)
         if self.dedup is None:
             self.dedup = DedupStore(self.ingest.dedup_window_s)
         self.raw_topic = topic_name(RAW, s)
@@ -131,25 +144,53 @@ class IngestService:
 
     # -- GET: subscription verification ---------------------------------------------------
     async def verify(self, request: web.Request) -> web.Response:
+        """Meta's ``hub.challenge`` and X's CRC. Neither signs nor echoes what a caller
+        chooses: Meta's challenge is answered only with a matching verify token and only
+        when it is a short plain token; X's CRC only for a token of X's shape, with the
+        secret of the app the URL names (the only app when there is one)."""
         platform = _platform(request)
+        label = request.match_info.get("app")
         q = request.query
         if platform in META_PLATFORMS and q.get("hub.mode") == "subscribe":
+            challenge = q.get("hub.challenge", "")
+            if not is_challenge(challenge):
+                return _refuse(
+                    platform, "bad_verify_token", web.HTTPBadRequest, error_code="bad_challenge"
+                )
             token = q.get("hub.verify_token", "")
-            if any(_same(token, t) for t in self.verify_tokens[platform]):
+            ok = False
+            for cred in self._candidates(platform, label):
+                ok |= cred.verify_token is not None and _same(token, cred.verify_token)
+            if ok:
                 _requests(platform, "verified").inc()
-                return web.Response(text=q.get("hub.challenge", ""))
-        if platform is Platform.x and q.get("crc_token") and self.app_secrets[platform]:
-            # One X app per deployment: its consumer secret answers the CRC.
-            _requests(platform, "verified").inc()
-            secret = self.app_secrets[platform][0]
-            return _json(x_crc_response(secret, q["crc_token"]))
+                return web.Response(text=challenge)
+        if platform is Platform.x and "crc_token" in q:
+            token = q["crc_token"]
+            if not is_crc_token(token):
+                return _refuse(
+                    platform, "bad_verify_token", web.HTTPBadRequest, error_code="bad_crc_token"
+                )
+            apps = self._candidates(platform, label)
+            if len(apps) == 1:
+                _requests(platform, "verified").inc()
+                return _json(x_crc_response(apps[0].secret, token))
+            if len(apps) > 1:  # which app's secret? The URL must say.
+                return _refuse(
+                    platform, "bad_verify_token", web.HTTPBadRequest, error_code="name_the_app"
+                )
         _requests(platform, "bad_verify_token").inc()
         raise web.HTTPForbidden(text="verification failed")
 
+    def _candidates(self, platform: Platform, label: str | None) -> list[Credential]:
+        if label is None:
+            return self.credentials.of(platform)
+        cred = self.credentials.get(platform, label)
+        return [cred] if cred is not None else []
+
     # -- POST: deliveries -----------------------------------------------------------------
     async def receive(self, request: web.Request) -> web.Response:
-        """Any ``/webhooks/{platform}``: 404 for an unknown platform (known ones are served
-        by ``receiver`` on their own static routes)."""
+        """Any ``/webhooks/{platform}[/{app}]``: 404 for an unknown platform (known ones
+        without a label are served by ``receiver`` on their own static routes)."""
         return await self.receiver(_platform(request))(request)
 
     def receiver(self, platform: Platform) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -176,28 +217,59 @@ class IngestService:
         limit = self.ingest.max_body_bytes
         if (request.content_length or 0) > limit:
             return _refuse(platform, "too_large", web.HTTPRequestEntityTooLarge, limit)
+        # Memory stays bounded: a delivery in progress holds about four times its body
+        # (the bytes, the parsed JSON, the messages, their records in the producer's
+        # buffer), and at most max_inflight_bytes of that are held at once. A chunked body
+        # is counted at the body limit.
+        held = (request.content_length or limit) * HELD_PER_BODY_BYTE
+        if not await self.budget.take(held, 2 * self.settings.produce_timeout_s):
+            return _refuse(platform, "overloaded", web.HTTPServiceUnavailable)
+        try:
+            return await self._receive_held(platform, request, content_type, limit)
+        finally:
+            self.budget.give(held)
+
+    async def _receive_held(
+        self, platform: Platform, request: web.Request, content_type: str, limit: int
+    ) -> web.Response:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:  # chunked bodies past client_max_size
             return _refuse(platform, "too_large", web.HTTPRequestEntityTooLarge, limit)
-        refusal = self._authenticate(platform, request, body)
-        if refusal is not None:
-            return _refuse(platform, refusal, web.HTTPForbidden)
+        auth = self._authenticate(platform, request, body)
+        if isinstance(auth, str):
+            return _refuse(platform, auth, web.HTTPForbidden)
+        trusted, sender = auth
         if not self.ready:
             return _refuse(platform, "not_ready", web.HTTPServiceUnavailable)
 
         received_at = datetime.now(UTC)
         delivery_id = new_delivery_id()
+        ctx = DeliveryContext(
+            delivery_id, received_at, self.accounts, self.pseudonymize, self.limits, trusted, sender
+        )
         raw = self._raw_output(platform, body, delivery_id, received_at, content_type)
-        ctx = DeliveryContext(delivery_id, received_at, self.accounts, self.pseudonymize)
         try:
             result = parse_delivery(platform, body, ctx)
+        except TooManyEntries as exc:
+            return _refuse(
+                platform, "too_large", web.HTTPRequestEntityTooLarge, exc.limit, exc.reason
+            )
         except MalformedDelivery as exc:
             return await self._malformed(platform, raw, exc)
         except Exception as exc:  # a parser bug (fuzzing says none): keep raw, answer 500
             log.exception("parser failed on delivery %s", delivery_id)
-            bug = MalformedDelivery("parser_error", f"{type(exc).__name__}: {exc}")
+            bug = MalformedDelivery("parser_error", describe_bug(exc))
             return await self._malformed(platform, raw, bug, status=500)
+        if ctx.foreign:
+            # Authentic, but signed with a secret that does not serve an account it names:
+            # one app (or sender) filing for another agency. Nothing is written.
+            log.warning(
+                "refused a %s delivery naming %d account(s) of another app or sender",
+                platform.value,
+                len(ctx.foreign),
+            )
+            return _refuse(platform, "forged", web.HTTPForbidden, error_code="foreign_account")
         return await self._write(platform, raw, result.messages, result.rejected, result.skipped)
 
     async def _malformed(
@@ -288,24 +360,38 @@ class IngestService:
             }
         )
 
-    def _authenticate(self, platform: Platform, request: web.Request, body: bytes) -> str | None:
-        """None when the delivery is authentic; else ``forged`` or ``replayed``."""
-        secrets = self.app_secrets[platform]
+    def _authenticate(
+        self, platform: Platform, request: web.Request, body: bytes
+    ) -> str | tuple[frozenset[str], str | None]:
+        """The secrets (by variable name) that verified the delivery and, for the generic
+        webhook, the sender account; or the refusal: ``forged`` or ``replayed``.
+
+        The URL's label (``/webhooks/<platform>/<label>``) picks one secret before anything
+        is read; the generic webhook needs it (or ``X-Aduan-Account``), Meta and X without
+        one try every secret of the platform (no early exit)."""
         headers = request.headers
-        if platform in META_PLATFORMS:
-            ok = verify_any(headers.get("X-Hub-Signature-256"), body, secrets, meta_signature)
-            return None if ok else "forged"
+        label = request.match_info.get("app")
+        if platform is Platform.generic:
+            sender = label or headers.get("X-Aduan-Account")
+            cred = self.credentials.get(platform, sender) if sender else None
+            if cred is None:
+                return "forged"
+            refusal = verify_generic(
+                headers.get("X-Aduan-Signature"),
+                headers.get("X-Aduan-Timestamp"),
+                body,
+                cred.values(),
+                time.time(),
+                self.ingest.generic_replay_window_s,
+            )
+            return refusal if refusal is not None else (frozenset({cred.env}), sender)
         if platform is Platform.x:
-            ok = verify_any(headers.get("x-twitter-webhooks-signature"), body, secrets, x_signature)
-            return None if ok else "forged"
-        return verify_generic(
-            headers.get("X-Aduan-Signature"),
-            headers.get("X-Aduan-Timestamp"),
-            body,
-            secrets,
-            time.time(),
-            self.ingest.generic_replay_window_s,
-        )
+            header, sign = headers.get("x-twitter-webhooks-signature"), x_signature
+        else:
+            header, sign = headers.get("X-Hub-Signature-256"), meta_signature
+        candidates = [(c.env, v) for c in self._candidates(platform, label) for v in c.values()]
+        trusted = matching(header, body, candidates, sign)
+        return (trusted, None) if trusted else "forged"
 
     def _raw_output(
         self,
@@ -349,6 +435,58 @@ class IngestService:
         return dead_letter(self.deadletter_topic, "ingest", reason, detail, source, entry_index)
 
 
+class ByteBudget:
+    """At most ``limit`` bytes held at once by the requests in progress; a request that
+    would exceed it waits (first come, first served) or gives up after a timeout.
+
+    Without it, 8 concurrent 2.3 MB deliveries left ingest at 175 MB resident and 24 at
+    345-365 MB, growing; with the default budget (32 MB, each delivery counted at four times
+    its body) three of the largest run at a time, the rest wait their turn, and 24 at once
+    stay at about 190 MB."""
+
+    __slots__ = ("_waiters", "limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def take(self, n: int, timeout: float) -> bool:
+        n = min(n, self.limit)
+        if not self._waiters and self.used + n <= self.limit:
+            self.used += n
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (n, waiter)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            return True
+        except TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                return True  # granted just as the timeout fired: it holds the bytes
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
+            self._wake()
+            return False
+
+    def give(self, n: int) -> None:
+        self.used -= min(n, self.limit)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            n, waiter = self._waiters[0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            if self.used + n > self.limit:
+                return
+            self._waiters.popleft()
+            self.used += n
+            waiter.set_result(None)
+
+
 _MESSAGE_JSON = Message.__pydantic_serializer__
 
 
@@ -358,6 +496,10 @@ def encode_message(message: Message) -> bytes:
     which halves the cost."""
     return _MESSAGE_JSON.to_json(message)
 
+
+HELD_PER_BODY_BYTE = 4
+"""Memory a delivery holds while in progress, per byte of its body (measured: a 2.3 MB
+delivery of 1,000 comments raised resident memory by about 10 MB at its peak)."""
 
 RAW_STICKY = 64
 """Deliveries in a row whose raw records go to the same partition (see next_raw_partition)."""
@@ -393,11 +535,20 @@ def _ref(raw: Output, meta: Written) -> RawRef:
 
 
 def _refuse(
-    platform: Platform, outcome: str, error: type[web.HTTPError], limit: int = 0
+    platform: Platform,
+    outcome: str,
+    error: type[web.HTTPError],
+    limit: int = 0,
+    reason: str | None = None,
+    *,
+    error_code: str | None = None,
 ) -> web.Response:
+    """Count the refusal under ``outcome`` and answer ``{"error", "limit"}``; ``error`` in
+    the body is ``reason`` or ``error_code`` when more precise than the metric's outcome."""
     _requests(platform, outcome).inc()
     status = error.status_code
-    return _json({"error": outcome, "limit": limit or None}, status=status)
+    code = reason or error_code or outcome
+    return _json({"error": code, "limit": limit or None}, status=status)
 
 
 def _platform(request: web.Request) -> Platform:
@@ -408,33 +559,25 @@ def _platform(request: web.Request) -> Platform:
 
 
 def _same(a: str, b: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def _resolve(env_names: set[str], settings: Settings) -> list[str]:
-    values = []
-    for name in sorted(env_names):
-        value = settings.secret(name)
-        if value:
-            values.append(value)
-        else:
-            log.warning("secret %s is not set: deliveries signed with it will be refused", name)
-    return values
-
-
 def build_app(service: IngestService) -> web.Application:
+    """The public application: webhooks and a liveness probe, nothing else."""
     # One byte over the limit so an exactly-3 MB body passes and a larger one is refused.
     app = web.Application(client_max_size=service.ingest.max_body_bytes + 1)
     app.router.add_get("/webhooks/{platform}", service.verify)
+    app.router.add_get("/webhooks/{platform}/{app}", service.verify)
     for platform in Platform:
         app.router.add_post(f"/webhooks/{platform.value}", service.receiver(platform))
     app.router.add_post("/webhooks/{platform}", service.receive)
-    add_ops_routes(
-        app, lambda: (service.ready, "serving" if service.ready else "rebuilding dedup store")
-    )
+    app.router.add_post("/webhooks/{platform}/{app}", service.receive)
+    add_liveness_route(app)
     return app
+
+
+def readiness(service: IngestService) -> tuple[bool, str]:
+    return service.ready, "serving" if service.ready else "rebuilding dedup store"
 
 
 async def start(
@@ -443,6 +586,7 @@ async def start(
     """Create topics, connect the producer, rebuild the dedup store from the messages topic,
     and start serving; returns what stop() needs. POSTs get 503 until the rebuild is done."""
     ingest = ingest or IngestSettings()
+    metrics.zero(metrics.ingest_series())  # every series the rules read, from the start
     registry = load_registry(settings.registry_file)
     await ensure_topics(settings)
     # No linger: aiokafka keeps one produce request in flight per broker, so records batch
@@ -463,6 +607,11 @@ async def start(
     tail = TopicTail(service.dedup, settings, service.messages_topic)
     task = asyncio.create_task(tail.run(service.tail_stop), name="ingest-dedup-tail")
     service.tail_task = task
+    if settings.metrics_port is not None:
+        service.ops_runner = await start_ops_server(
+            settings.http_host, settings.metrics_port, lambda: readiness(service)
+        )
+        service.ops_port = service.ops_runner.addresses[0][1]
     runner = web.AppRunner(build_app(service), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
@@ -499,6 +648,8 @@ def tune_gc() -> None:
 async def stop(runner: web.AppRunner, service: IngestService) -> None:
     service.ready = False
     await runner.cleanup()
+    if service.ops_runner is not None:
+        await service.ops_runner.cleanup()
     service.tail_stop.set()
     if service.tail_task is not None:
         with contextlib.suppress(Exception):

@@ -27,3 +27,21 @@ class IngestSettings(BaseSettings):
     generic_replay_window_s: float = Field(
         default=300.0, gt=0, description="generic webhook: refuse timestamps older/newer than this"
     )
+    max_inflight_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        gt=0,
+        description=(
+            "memory budget of the deliveries in progress, each counted at 4x its body (three "
+            "of the largest at once); more wait up to 2x ADUAN_PRODUCE_TIMEOUT_S, then 503"
+        ),
+    )
+    max_entries: int = Field(
+        default=1_000,
+        gt=0,
+        description="items per delivery (Meta batches at most 1,000); more: 413, nothing written",
+    )
+    max_text_chars: int = Field(
+        default=25_000,
+        gt=0,
+        description="characters of one message's text (X long posts: 25,000); more: dead letter",
+    )

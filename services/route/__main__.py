@@ -2,11 +2,12 @@
 
 import asyncio
 
+from common.cli import run_service
 from common.http import start_ops_server
 from common.kafka import ensure_topics
-from common.runtime import configure_logging, run_until_signalled
-from common.settings import get_settings
+from common.settings import Settings, get_settings
 from services.route.app import create_app
+from services.route.settings import RouteSettings
 
 
 async def main(stop: asyncio.Event) -> None:
@@ -30,5 +31,10 @@ async def main(stop: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    configure_logging("route")
-    run_until_signalled(main)
+    run_service(
+        "route",
+        "Routes classified complaints to the responsible agency and runs their response "
+        "deadlines (SLA): writes aduan.routes.v1 and aduan.sla.v1.",
+        [Settings, RouteSettings],
+        main,
+    )

@@ -41,6 +41,7 @@ from services.route.faust_internals import (
     drop_event_monitor,
     rocks_state,
 )
+from services.route.observe import ConsumerLag, route_series
 from services.route.policy import load_sla_config
 from services.route.settings import RouteSettings
 from services.route.worker import NAME, Handler, Incoming, MappingTable, RouteTopics, RouteWorker
@@ -70,6 +71,7 @@ def create_app(
         load_registry(settings.registry_file),
         retain_unresolved_s=rs.retain_unresolved_days * 86400.0,
     )
+    metrics.zero(route_series(router.config, router.registry))  # every series rules read
     partitions = settings.topic_partitions or CLASSIFIED.partitions
     app = faust.App(
         f"{settings.consumer_group_prefix}-route",
@@ -104,6 +106,7 @@ def create_app(
     ticks = topic(
         ROUTE_TICKS.full_name(prefix), partitions=partitions, internal=True, retention=3600.0
     )
+    lag = ConsumerLag({classified_name: CLASSIFIED.name, COMMANDS.full_name(prefix): COMMANDS.name})
     table = app.Table(
         TABLE,
         partitions=partitions,
@@ -143,6 +146,8 @@ def create_app(
                     for e in batch
                 ]
                 await worker.handle_batch(handle, records, sink)
+                if source:
+                    lag.processed(records)
 
         agent.__name__ = agent.__qualname__ = f"route_{name}"
         app.agent(channel, name=f"route.{name}")(agent)
@@ -159,6 +164,7 @@ def create_app(
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _rebalanced(sender: Any, **kwargs: Any) -> None:
         worker.needs_reindex = True
+        lag.reset()
 
     @app.timer(rs.tick_interval_s)  # type: ignore[untyped-decorator]  # faust's is untyped
     async def schedule_ticks() -> None:
@@ -170,5 +176,10 @@ def create_app(
         now = clock()
         for p in worker.due_partitions(now, time.monotonic()):
             await ticks.send(value=orjson.dumps({"now": now}), partition=p)
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def report_lag() -> None:
+        if not app.rebalancing:
+            await lag.report(app.consumer)
 
     return RouteApp(app, worker)

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from common.refusal import Refusal
 from common.registry import Agency, Registry
 from schemas.classified import ClassifiedMessage, MessageKind
-from schemas.commands import Command, CommandType
+from schemas.commands import Command, CommandType, ack_text_digest
 from schemas.routes import RouteEvent, RouteEventType
 from schemas.sla import Clock, SlaEvent, SlaEventType
 from services.route.policy import ClockPlan, Policy, SlaConfig
@@ -37,6 +37,9 @@ SEEN_RING = 16
 """Recent message/command ids kept per complaint to drop replays (a thread rarely has more
 than a handful of messages between two replays of the same record)."""
 EXCERPT_CHARS = 280
+ACK_DIGESTS = 4
+"""Automatic acknowledgement digests kept per complaint (notify sends one per complaint;
+a few more cover a retried delivery with a re-rendered text)."""
 RETAIN_RESOLVED_S = 30 * 86400.0
 """A resolved complaint's state is kept this long (for reopen and replay dedup), then purged."""
 RETAIN_UNRESOLVED_S = 30 * 86400.0
@@ -219,6 +222,12 @@ class ComplaintState:
     last_reply_at: float | None = None
     acknowledged: bool = False
     reroutes: int = 0
+    kind: str = MessageKind.complaint.value
+    """The message kind that opened it: complaint, or a kind whose policy runs a clock
+    (a question, an aspiration: tracked until answered, then closed)."""
+    ack_digests: list[str] = field(default_factory=list)
+    """``ack_text_digest`` of notify's automatic acknowledgements on this complaint (newest
+    last, at most ``ACK_DIGESTS``): an agency reply with that text is their echo."""
     seqs: dict[str, int] = field(default_factory=dict)
     clocks: dict[str, ClockState] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)
@@ -310,6 +319,7 @@ class ComplaintState:
         else:
             state = cls(**{k: body[k] for k in _SCALARS if k in body})
             state.seqs, state.seen, rows = body["seqs"], body["seen"], body["clocks"]
+            _move_echoes(state)
         clocks = state.clocks
         for row in rows:
             code = row[0]
@@ -358,11 +368,28 @@ def peek_schedule(data: bytes) -> Schedule:
 _SCALARS = (
     "complaint_id", "thread_key", "agency_id", "agency_kind", "region_code", "category",
     "subcategory", "urgency", "excerpt", "opened_at", "partition", "resolved_at",
-    "last_reply_at", "acknowledged", "reroutes",
+    "last_reply_at", "acknowledged", "reroutes", "kind", "ack_digests",
 )  # fmt: skip
-"""Stored positionally, in ``ComplaintState``'s field order (R2): add new fields at the end."""
-if tuple(f.name for f in fields(ComplaintState))[: len(_SCALARS)] != _SCALARS:
-    raise AssertionError("_SCALARS must list ComplaintState's first fields in order")
+"""Stored positionally, in ``ComplaintState``'s field order (R2), followed by seqs, seen and
+the clocks. A new field goes at the end of these, before ``seqs``, with a default: a record
+written before it stores fewer and decodes with the default."""
+if tuple(f.name for f in fields(ComplaintState)) != (*_SCALARS, "seqs", "clocks", "seen"):
+    raise AssertionError(
+        "ComplaintState's fields must be _SCALARS then seqs, clocks, seen: add a new field to "
+        "_SCALARS and before seqs (R2 stores the scalars by position)"
+    )
+
+
+def _move_echoes(state: ComplaintState) -> None:
+    """An R1 record written before ``ack_digests`` kept the digests in the ring of seen ids
+    as ``echo:<digest>``: move them to their field."""
+    echoes = [s for s in state.seen if s.startswith(_ECHO_PREFIX)]
+    if echoes:
+        state.seen = [s for s in state.seen if not s.startswith(_ECHO_PREFIX)]
+        state.ack_digests = [s.removeprefix(_ECHO_PREFIX) for s in echoes][-ACK_DIGESTS:]
+
+
+_ECHO_PREFIX = "echo:"
 
 
 @dataclass(frozen=True)
@@ -386,7 +413,7 @@ class Router:
         return agency
 
     def _policy(self, state: ComplaintState, agency: Agency) -> Policy:
-        return self.config.select(state.category, state.urgency, agency.id, agency.kind)
+        return self.config.select(state.category, state.urgency, agency.id, agency.kind, state.kind)
 
     def _start(
         self,
@@ -501,6 +528,7 @@ class Router:
             category=state.category,
             subcategory=state.subcategory,
             urgency=state.urgency,
+            kind=state.kind,
             text_excerpt=state.excerpt,
             due={c.clock: utc(c.due_at) for c in state.clocks.values()},
             policy=policy.id,
@@ -540,7 +568,7 @@ class Router:
         if state is not None and m.message_id in state.seen:
             return state, []  # replay
         if state is None or not state.is_open:
-            if cm.kind is not MessageKind.complaint or m.is_agency_reply:
+            if m.is_agency_reply or not self._tracked(cm):
                 if state is not None:
                     state.remember(m.message_id)
                 return state, []
@@ -548,6 +576,8 @@ class Router:
         state.remember(m.message_id)
         events: list[Event] = []
         if m.is_agency_reply:
+            if is_auto_ack_echo(state, m.text):
+                return state, []  # notify's acknowledgement coming back: not a response
             if at < state.opened_at:
                 return state, []  # an older post of the account, not an answer
             if m.delivery_status == "failed":
@@ -557,6 +587,8 @@ class Router:
                 c = state.clocks.get(_CLOCK_NAME[clock])
                 if c is not None and at >= c.started_at:
                     events.append(self._stop_response(state, c, at, SlaEventType.responded))
+            if state.kind != MessageKind.complaint.value and not state.clocks:
+                state.resolved_at = at  # an answered question has nothing left to resolve
         elif (
             state.last_reply_at is not None
             and at > state.last_reply_at
@@ -566,6 +598,16 @@ class Router:
         ):
             self._start(state, self._agency(state.agency_id), Clock.next_response, at)
         return state, events
+
+    def _tracked(self, cm: ClassifiedMessage) -> bool:
+        """Complaints always; another kind when its SLA policy runs a clock for it."""
+        if cm.kind is MessageKind.complaint:
+            return True
+        agency = self._agency(cm.agency_id)
+        policy = self.config.select(
+            cm.category, cm.urgency.value, agency.id, agency.kind, cm.kind.value
+        )
+        return bool(policy.targets)
 
     def _open(
         self, cm: ClassifiedMessage, at: float, partition: int
@@ -584,6 +626,7 @@ class Router:
             excerpt=(m.text or "")[: self.excerpt_chars],
             opened_at=at,
             partition=partition,
+            kind=cm.kind.value,
         )
         state.remember(m.message_id)
         policy = self._policy(state, agency)
@@ -608,6 +651,7 @@ class Router:
             CommandType.resolve: self._resolve,
             CommandType.reopen: self._reopen,
             CommandType.acknowledge: self._acknowledge,
+            CommandType.auto_acknowledged: self._auto_acknowledged,
         }[cmd.type]
         events = handler(state, cmd, at)
         state.remember(cmd.command_id)
@@ -682,6 +726,17 @@ class Router:
         state.acknowledged = True
         return [self._sla(state, SlaEventType.acknowledged, at, None, seq_tag="1")]
 
+    def _auto_acknowledged(self, state: ComplaintState, cmd: Command, at: float) -> list[Event]:
+        """notify is about to reply to the citizen automatically (tracking number, expected
+        response time); keep the digest of its text so that the reply's echo, which the
+        platform delivers back as the agency's own message, does not stop the first-response
+        clock. No event: the citizen was acknowledged by a machine, not by the agency."""
+        if cmd.text_sha256 and cmd.text_sha256 not in state.ack_digests:
+            state.ack_digests.append(cmd.text_sha256)
+            if len(state.ack_digests) > ACK_DIGESTS:
+                del state.ack_digests[0]
+        return []
+
     def on_tick(
         self, state: ComplaintState | None, now: float, lags: list[float] | None = None
     ) -> tuple[ComplaintState | None, list[Event]]:
@@ -716,3 +771,9 @@ class Router:
                 if lags is not None:
                     lags.append(now - at)
         return state, events
+
+
+def is_auto_ack_echo(state: ComplaintState, text: str | None) -> bool:
+    """Whether an agency reply is the echo of one of notify's automatic acknowledgements
+    (its text has a digest an ``auto_acknowledged`` command gave): not a response."""
+    return bool(text and state.ack_digests and ack_text_digest(text) in state.ack_digests)

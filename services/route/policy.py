@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from common.configfile import read_yaml, validate_mapping
 from common.registry import Agency
+from common.settings import DEFAULT_CONFIG_DIR
+from schemas.classified import MessageKind
 from schemas.sla import Clock
 from services.route.calendar import (
     BusinessCalendar,
@@ -26,7 +28,7 @@ from services.route.calendar import (
     parse_days,
 )
 
-DEFAULT_SLA_FILE = Path("deploy/config/sla.yaml")
+DEFAULT_SLA_FILE = DEFAULT_CONFIG_DIR / "sla.yaml"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -88,14 +90,24 @@ class Match(_Strict):
     urgency: list[str] | None = None
     agency_id: list[str] | None = None
     agency_kind: list[str] | None = None
+    kind: list[MessageKind] | None = Field(
+        default=None, description="message kind: complaint, question, aspiration, praise, ..."
+    )
 
-    @field_validator("category", "urgency", "agency_id", "agency_kind", mode="before")
+    @field_validator("category", "urgency", "agency_id", "agency_kind", "kind", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _as_list(v)
 
-    def fits(self, category: str, urgency: str, agency_id: str, agency_kind: str) -> bool:
-        return self.fits_values((category, urgency, agency_id, agency_kind))
+    def fits(
+        self,
+        category: str,
+        urgency: str,
+        agency_id: str,
+        agency_kind: str,
+        kind: str = MessageKind.complaint.value,
+    ) -> bool:
+        return self.fits_values((category, urgency, agency_id, agency_kind, kind))
 
     def fits_values(self, values: tuple[str, ...]) -> bool:
         """``values`` in ``MATCH_FIELDS`` order."""
@@ -139,7 +151,7 @@ class PolicyIndex:
                 if values is None:
                     self.anything[f] |= bit
                 else:
-                    for v in values:
+                    for v in map(str, values):  # an enum value (kind) as its plain string
                         self.by_value[f][v] = self.by_value[f].get(v, 0) | bit
 
     def select(self, values: tuple[str, ...]) -> Policy:
@@ -225,9 +237,17 @@ class SlaConfig(_Strict):
         return self
 
     # --- lookups ----------------------------------------------------------------------
-    def select(self, category: str, urgency: str, agency_id: str, agency_kind: str) -> Policy:
-        """The first policy whose match fits (a compiled lookup: see ``PolicyIndex``)."""
-        return self._index.select((category, urgency, agency_id, agency_kind))
+    def select(
+        self,
+        category: str,
+        urgency: str,
+        agency_id: str,
+        agency_kind: str,
+        kind: str = MessageKind.complaint.value,
+    ) -> Policy:
+        """The first policy whose match fits (a compiled lookup: see ``PolicyIndex``).
+        ``kind`` is the message kind; callers that only route complaints may leave it out."""
+        return self._index.select((category, urgency, agency_id, agency_kind, kind))
 
     @cached_property
     def _index(self) -> PolicyIndex:

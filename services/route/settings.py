@@ -6,16 +6,20 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.settings import existing_file
 from services.route.policy import DEFAULT_SLA_FILE
 
 
 class RouteSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ADUAN_ROUTE_", env_file=None, extra="ignore")
 
-    sla_file: Path = Field(default=DEFAULT_SLA_FILE, description="SLA policies (YAML)")
+    sla_file: Path = Field(
+        default=DEFAULT_SLA_FILE, validate_default=True, description="SLA policies (YAML)"
+    )
+    _sla_exists = field_validator("sla_file")(existing_file)
     tick_interval_s: float = Field(
         default=0.25, gt=0, le=1.0, description="how often due stages are looked for"
     )

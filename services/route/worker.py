@@ -39,7 +39,7 @@ from common.topics import CLASSIFIED, COMMANDS, ROUTES, SLA
 from schemas.classified import ClassifiedMessage
 from schemas.commands import Command
 from schemas.routes import RouteEvent
-from schemas.sla import SlaEvent
+from schemas.sla import SlaEvent, SlaEventType
 from services.route.clocks import ComplaintState, Event, Router, event_json, peek_schedule
 from services.route.settings import RouteSettings
 from services.route.timers import DueIndex
@@ -49,6 +49,9 @@ M = TypeVar("M", bound=BaseModel)
 NAME = "route"
 MARKER_KEY = b"\x00route:end-of-batch"
 """Key of the tombstone that closes every changelog partition a batch wrote (see flush)."""
+
+ADOPTIONS_KEPT = 8
+"""Index times remembered per partition for the recovery catch-up (see ``adopted``)."""
 
 Step = Callable[[ComplaintState | None], tuple[ComplaintState | None, list[Event]]]
 
@@ -163,6 +166,16 @@ class RouteWorker:
         self.owned: frozenset[int] = frozenset()
         self.needs_reindex = True
         self.open_by_agency: Counter[str] = Counter()
+        self.learned: dict[bytes, tuple[float, int]] = {}
+        """Complaints whose next deadline had already passed when an input brought it (a late
+        webhook, a platform retry, a replay): when (worker clock) and on which partition.
+        Firing those is ``late_input`` catch-up, not timer lag; sparse (only such complaints),
+        emptied as ticks fire them."""
+        self.adopted: dict[int, list[float]] = {}
+        """Per owned partition, when (worker clock) this worker indexed it, oldest first, since
+        it took it over: a deadline that came due before such a moment and fires after it had
+        no timer running (start, rebalance, outage): ``recovery`` catch-up from that moment.
+        Per partition, not per complaint: the persistent index is never scanned."""
         self.lock = asyncio.Lock()
         self.ready_after: float | None = None
         """Seconds from ``started`` to the first completed reindex (None: not ready yet)."""
@@ -198,20 +211,10 @@ class RouteWorker:
             try:
                 for record in records:
                     handler(record, out)
-                self._t1 = time.perf_counter()
                 await self.flush(out, sink)
             finally:
                 self.overlay.clear()  # applied by flush, or dropped with the failed batch
         metrics.BATCH_DURATION.labels(NAME).observe(time.perf_counter() - started)
-        import os
-
-        if os.environ.get("ROUTE_DEBUG"):
-            log.warning(
-                "batch %d recs, handle %.1f ms, total %.1f ms",
-                len(records),
-                (self._t1 - started) * 1000,
-                (time.perf_counter() - started) * 1000,
-            )
 
     async def flush(self, out: list[Output], sink: RecordSink) -> None:
         """Write a batch's outputs: events and dead letters first, then the state.
@@ -276,19 +279,28 @@ class RouteWorker:
             return
         if self.needs_reindex or partition not in self.owned:
             return
-        lags: list[float] = []
+        fired_at = self.clock()
         index = self.index(partition)
         retry_at = self.retry_at
         for key in index.pop_due(now, limit=self.settings.tick_batch):
             if retry_at and retry_at.get(key, 0.0) > now:
                 continue
-            if self._apply(record, key, lambda s: self.router.on_tick(s, now, lags), out):
+            lags: list[float] = []
+            fired: list[Event] = []
+
+            def step(
+                s: ComplaintState | None, lags: list[float] = lags, fired: list[Event] = fired
+            ) -> tuple[ComplaintState | None, list[Event]]:
+                new, events = self.router.on_tick(s, now, lags)
+                fired.extend(events)
+                return new, events
+
+            if self._apply(record, key, step, out, arrival=False):
                 retry_at.pop(key, None)
+                self._observe_timers(key, partition, now, fired_at, lags, fired)
             else:  # dead-lettered: keep it scheduled, retried a minute later
                 retry_at[key] = now + 60.0
                 index.set(key, now + 60.0)
-        for lag in lags:
-            metrics.TIMER_LAG.observe(max(0.0, lag))
 
     # --- timer side -----------------------------------------------------------------------
     def due_partitions(self, now: float, mono: float) -> list[int]:
@@ -348,6 +360,12 @@ class RouteWorker:
         for agency_id in set(self.open_by_agency) | set(open_by_agency):
             _child(metrics.OPEN_COMPLAINTS, agency_id).set(open_by_agency[agency_id])
         self.open_by_agency = open_by_agency
+        now = self.clock()
+        self.adopted = {  # kept while owned throughout (bounded); a new partition starts anew
+            p: [*self.adopted.get(p, [])[1 - ADOPTIONS_KEPT :], now] if p in self.owned else [now]
+            for p in owned
+        }
+        self.learned = {k: v for k, v in self.learned.items() if v[1] in owned}
         self.owned, self.pending, self.needs_reindex = owned, {}, False
         if self.ready_after is None:
             self.ready_after = time.monotonic() - self.started
@@ -360,10 +378,13 @@ class RouteWorker:
         )
 
     # --- the step and its outputs ---------------------------------------------------------
-    def _apply(self, record: Incoming, key: bytes, step: Step, out: list[Output]) -> bool:
+    def _apply(
+        self, record: Incoming, key: bytes, step: Step, out: list[Output], arrival: bool = True
+    ) -> bool:
         """Load the thread's state, run one pure step, queue its events and the new state.
 
-        False when the input was dead-lettered instead."""
+        False when the input was dead-lettered instead. ``arrival``: the step is an input
+        (message, command), not a tick: notes a deadline that had already passed."""
         try:
             old = self._get(key, record.partition)
             state = ComplaintState.from_bytes(old) if old else None
@@ -380,7 +401,9 @@ class RouteWorker:
         self._store(key, record.partition, old, new, out)
         self._track_open(was, new)
         if new is None and was is not None and was[1]:
-            metrics.UNRESOLVED_DROPPED.labels(was[0]).inc()
+            _child(metrics.UNRESOLVED_DROPPED, was[0]).inc()
+        if arrival:
+            self._note_past_due(key, record.partition, old, new)
         return True
 
     def _get(self, key: bytes, partition: int) -> bytes | None:
@@ -427,6 +450,61 @@ class RouteWorker:
                 _child(metrics.RESPONSE_BUSINESS_TIME, e.agency_id, e.clock.value).observe(
                     e.business_seconds
                 )
+
+    # --- timer metrics --------------------------------------------------------------------
+    def _note_past_due(
+        self, key: bytes, partition: int, old: bytes | None, new: ComplaintState | None
+    ) -> None:
+        """Remember when route learned of a deadline that had already passed (a late webhook,
+        a platform retry, a replay: clocks start at the platform's time): firing it is
+        catch-up, and the timer is late only from now on."""
+        if new is None or not new.is_open:
+            self.learned.pop(key, None)
+            return
+        due = new.next_due(self.router.retain_unresolved_s)
+        if due is None:
+            return
+        now = self.clock()
+        if due >= now:
+            return
+        before = peek_schedule(old).due if old else None
+        if before is None or due < before:  # this input brought the past deadline
+            self.learned.setdefault(key, (now, partition))
+
+    def _observe_timers(
+        self,
+        key: bytes,
+        partition: int,
+        now: float,
+        fired_at: float,
+        lags: list[float],
+        fired: list[Event],
+    ) -> None:
+        """Timer lag of each stage a tick fired, measured when the worker fired it: from the
+        moment it could first have fired, max(due, when route learned of it); the part before
+        that is catch-up. Route learned of it when the late input brought it (``learned``),
+        else, if it came due while no timer ran, when this worker indexed the partition after
+        that (``adopted``). ``lags`` are the router's ``now - due`` per fired event (``now``:
+        the tick's time)."""
+        learned = self.learned.pop(key, None)
+        if not fired:
+            return
+        adopted = self.adopted.get(partition, ())
+        for lag, event in zip(lags, fired, strict=False):
+            due = now - lag
+            start = due
+            cause = None
+            if learned is not None and due < learned[0]:
+                start, cause = learned[0], "late_input"
+            else:
+                start = next((at for at in adopted if at > due), due)
+                cause = "recovery" if start > due else None
+            if cause is not None:
+                _child(metrics.TIMER_CATCH_UP, cause).observe(start - due)
+                overdue = isinstance(event, SlaEvent) and event.event_type is SlaEventType.overdue
+                if overdue and cause == "late_input":
+                    _child(metrics.SLA_OVERDUE_ON_ARRIVAL, event.agency_id).inc()
+            metrics.TIMER_LAG.observe(max(0.0, fired_at - start))
 
     def _track_open(self, before: tuple[str, bool] | None, after: ComplaintState | None) -> None:
         counts = self.open_by_agency

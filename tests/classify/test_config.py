@@ -39,6 +39,12 @@ def test_default_config_is_valid_and_covers_every_agency_kind_used_by_routing() 
         (lambda d: d["kinds"].update(rumor={"hoaks": 3}), "unknown message kind 'rumor'"),
         (lambda d: d["urgency"].update(panic=[]), "unknown urgency level 'panic'"),
         (lambda d: d.update(colour="blue"), "colour"),
+        (lambda d: d["context"].update(mood=["senang"]), "unknown context word list 'mood'"),
+        (lambda d: d["context"]["negation"].append("Tidak "), "lowercase"),
+        (lambda d: d["urgency"]["emergency"][0].update(any=[], all=[]), "needs 'any' or 'all'"),
+        (lambda d: d["urgency"]["high"][0].update(all=[["bahaya"]]), "two non-empty groups"),
+        (lambda d: d.update(needs_review_below=1.5), "needs_review_below"),
+        (lambda d: d.update(places={"taman x": "99.99"}), "not a Kemendagri region code"),
     ],
 )
 def test_bad_config_is_refused_with_a_precise_error(tmp_path: Path, mutate, expected) -> None:

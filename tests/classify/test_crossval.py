@@ -34,6 +34,9 @@ def test_every_fold_and_the_mean_are_printed(tmp_path: Path, capsys) -> None:
     assert sum(x["n"] for x in lines[:-1]) == 3 * 10  # each row tested exactly once
     assert lines[-1]["folds"] == 3
     assert lines[-1]["accuracy"] == 1.0  # unseen rt numbers, learned program name
+    for key in ("confidence_ece", "needs_review_share", "accuracy_flagged", "accuracy_unflagged"):
+        assert 0.0 <= lines[-1][key] <= 1.0, key
+    assert lines[-1]["accuracy_unflagged"] == 1.0
 
 
 def test_a_history_without_labels_is_refused(tmp_path: Path, capsys) -> None:

@@ -164,7 +164,9 @@ def test_train_command_writes_a_model_file(tmp_path: Path, capsys) -> None:
     )
     out = tmp_path / "artifacts" / "model.joblib"
     assert train.main([str(history), "--out", str(out)]) == 0
-    assert out.exists() and "trained on 48 rows" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert out.exists() and "trained on 48 rows" in printed
+    assert "confidence not calibrated (too little history" in printed  # 48 rows < 3 x 20
     assert train.main([str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
 
 
@@ -232,3 +234,52 @@ def test_train_command_takes_the_model_options(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         train.main([str(history), "--out", str(out), "--subdistrict-margin", "high"])
     assert "not a number or 'none': 'high'" in capsys.readouterr().err
+
+
+# --- calibrated confidence (issue 15) -------------------------------------------------------
+def _noisy_history() -> tuple[list[str], list[str]]:
+    """Four agencies, with a tenth of the rows deliberately labelled with another agency, so
+    that a model cannot be right everywhere and its confidence has something to describe."""
+    texts, labels = _texts_labels()
+    texts, labels = texts * 3, labels * 3
+    kinds = sorted(set(labels))
+    noisy = [
+        kinds[(kinds.index(lab) + 1) % 4] if i % 10 == 0 else lab for i, lab in enumerate(labels)
+    ]
+    return [f"{t} nomor {i}" for i, t in enumerate(texts)], noisy
+
+
+def test_confidence_is_calibrated_on_out_of_fold_decisions() -> None:
+    texts, labels = _noisy_history()
+    model = train_model(texts, labels, RULES)
+    assert model.calibration is not None and model.calibration.folds == 3
+    decided = model.decide([RULES.apply(t) for t in texts], RULES)
+    confidence = np.asarray([c for _, c in decided])
+    assert ((confidence > 0) & (confidence < 1)).all()
+    # about a tenth of the labels are noise: the model cannot honestly claim certainty
+    assert confidence.mean() < 0.99
+    uncalibrated = train_model(texts, labels, RULES, calibration_folds=0)
+    assert uncalibrated.calibration is None
+    assert [lab for lab, _ in uncalibrated.decide([RULES.apply(t) for t in texts], RULES)] == [
+        lab for lab, _ in decided
+    ]  # calibration changes the confidence, never the decision
+
+
+def test_a_history_too_small_to_hold_folds_out_trains_without_calibration() -> None:
+    model = train_model(*_texts_labels(), RULES)  # 48 rows < 20 per fold x 3 folds
+    assert model.calibration is None
+
+
+def test_low_confidence_sets_needs_review_at_the_configured_threshold() -> None:
+    texts, labels = _noisy_history()
+    model = train_model(texts, labels, RULES)
+    strict = Classifier(
+        registry(), RuleSet(RULES.config.model_copy(update={"needs_review_below": 1.0})), model
+    )
+    lenient = Classifier(
+        registry(), RuleSet(RULES.config.model_copy(update={"needs_review_below": 0.0})), model
+    )
+    msg = message("program wadul sobat belum cair juga")
+    assert strict.classify(msg).needs_review is True
+    assert lenient.classify(msg).needs_review is False
+    assert "needs_review" in strict.classify(msg).model_dump()

@@ -66,8 +66,10 @@ def test_message_kind(text: str, kind: str) -> None:
     [
         ("ada kebakaran rumah di gang 5, api besar!", "emergency", "fire"),
         ("pohon tumbang menutup jalan, motor gak bisa lewat", "emergency", None),
-        ("banjir sekarang, air masuk rumah warga", "emergency", "flood now"),
-        ("kecelakaan di perempatan karena lampu merah mati", "emergency", "accident"),
+        # water in homes is urgent; waist-deep or people trapped is an emergency
+        ("banjir sekarang, air masuk rumah warga", "high", "risk of collapse or flooding"),
+        ("banjir sepinggang, air masuk rumah warga", "emergency", None),
+        ("kecelakaan di perempatan karena lampu merah mati", "emergency", None),
         ("lubang di jalan raya membahayakan pengendara", "high", "hazard to road users"),
         ("sampah belum diangkut", "normal", None),
     ],

@@ -131,7 +131,8 @@ def test_text_without_any_phrase() -> None:
     result = ruleset().apply("zzq xqv 12345")
     assert result.category == ruleset().config.fallback_category
     assert result.scores == (0.0,) * len(ruleset().categories)
-    assert result.urgency == "normal" and result.urgency_reason is None
+    assert result.kind == "other"
+    assert result.urgency == "low" and result.urgency_reason is None  # only complaints are urgent
     assert result.tokens == ("zzq", "xqv", "12345")
 
 

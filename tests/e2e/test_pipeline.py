@@ -15,6 +15,7 @@ from common.topics import CATALOG, ROUTES
 from services.classify import processor as classify_processor
 from services.demo.generator import instagram_comment
 from services.ingest import app as ingest_app
+from services.ingest.privacy import Pseudonymizer
 from services.ingest.signatures import meta_signature
 from services.route.app import create_app
 from tests.support import TopicReader
@@ -84,7 +85,9 @@ async def test_signed_comment_is_routed_and_forged_one_writes_nothing(pipeline: 
         assert len(routed) == 1
         event = routed[0]
         assert event["event_type"] == "routed"
-        assert event["complaint_id"] == "instagram:17900000000000001"
+        # the complaint id is the message id: a keyed pseudonym of the platform's comment id
+        complaint = Pseudonymizer(b"test-pseudonym-key").message_id("instagram:17900000000000001")
+        assert event["complaint_id"] == complaint
         assert event["category"] == "roads"
         assert event["agency_kind"] == "public_works"
         assert event["agency_id"] == "sby-public-works"

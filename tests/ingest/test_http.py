@@ -18,7 +18,7 @@ from common.settings import Settings
 from common.topics import CATALOG, DEADLETTER, MESSAGES, RAW
 from services.ingest import app as ingest_app
 from services.ingest.signatures import x_signature
-from tests.ingest.helpers import X_SECRET, fixture, generic, meta
+from tests.ingest.helpers import X_SECRET, fixture, generic, meta, mid
 from tests.netproxy import ProxiedBroker
 from tests.support import TopicReader
 
@@ -108,9 +108,9 @@ async def test_signed_mixed_batches(kafka_bootstrap: str, topic_prefix: str, sec
     assert len(messages) == 7 + 2 + 2 + 2
     ids = {m["message_id"] for m in messages}
     assert {
-        "instagram:17865799348089101",
-        "x:1860000000000000002",
-        "generic:web-sby:F-2026-000124",
+        mid("instagram:17865799348089101"),
+        mid("x:1860000000000000002"),
+        mid("generic:web-sby:F-2026-000124"),
     } <= ids
     for record in reader.on(names[MESSAGES.name]):
         body = orjson.loads(record.value)

@@ -9,7 +9,21 @@ import pytest
 
 from schemas.messages import Action, EventKind, Platform
 from services.ingest.platforms.base import UNKNOWN_AUTHOR, MalformedDelivery
-from tests.ingest.helpers import FB, IG, PSEUDO, WA_PHONE, X_ACCOUNT, by_id, ctx, fixture, parse
+from tests.ingest.helpers import (
+    FB,
+    IG,
+    PSEUDO,
+    WA_PHONE,
+    X_ACCOUNT,
+    att,
+    by_id,
+    ctx,
+    fixture,
+    mid,
+    parse,
+    pmid,
+    thread,
+)
 
 RAW_IDENTIFIERS = (
     b"0812-3456-7890",
@@ -29,18 +43,22 @@ class TestInstagram:
         r = parse("instagram", "instagram_comments.json")
         assert (len(r.messages), r.rejected, r.skipped) == (3, [], 0)
         m = by_id(r.messages)
-        top = m["instagram:17865799348089039"]
-        reply = m["instagram:17865799348089040"]
+        top = m[mid("instagram:17865799348089039")]
+        reply = m[mid("instagram:17865799348089040")]
         assert top.kind is EventKind.comment and not top.is_agency_reply
         assert reply.kind is EventKind.reply and reply.is_agency_reply
         assert reply.in_reply_to == top.message_id
-        assert top.thread_key == reply.thread_key == "instagram:18068000000000001:17865799348089039"
+        assert (
+            top.thread_key
+            == reply.thread_key
+            == thread("instagram:18068000000000001:17865799348089039")
+        )
         assert top.agency_id == "sby-communication" and top.region_code == "35.78"
         assert top.author_pseudonym == PSEUDO("instagram", "232323232")
         assert top.text is not None and "[PHONE]" in top.text and "0812" not in top.text
         assert top.platform_time == datetime.fromtimestamp(1795309200, UTC)
         assert top.received_at == ctx().received_at
-        live = m["instagram:17865799348089041"]
+        live = m[mid("instagram:17865799348089041")]
         assert live.text == "Lampu PJU mati di Jl. Kenjeran, email saya [EMAIL]"
 
     def test_mentions_carry_ids_only(self) -> None:
@@ -49,9 +67,9 @@ class TestInstagram:
         comment, caption = r.messages
         assert comment.kind is EventKind.mention and comment.text is None
         assert not comment.text_fetched and comment.author_pseudonym == UNKNOWN_AUTHOR
-        assert comment.message_id == "instagram:mention:17894227972186120"
-        assert comment.thread_key == "instagram:17918195224117851:17894227972186120"
-        assert caption.platform_message_id == "17918195224117852"
+        assert comment.message_id == mid("instagram:mention:17894227972186120")
+        assert comment.thread_key == thread("instagram:17918195224117851:17894227972186120")
+        assert caption.platform_message_id == pmid("instagram", "17918195224117852")
 
     def test_dms_echo_deleted_and_reaction(self) -> None:
         r = parse("instagram", "instagram_messaging.json")
@@ -63,7 +81,9 @@ class TestInstagram:
         assert citizen.platform_time == datetime.fromtimestamp(1795309400.123, UTC)
         assert echo.is_agency_reply and echo.in_reply_to == citizen.message_id
         assert citizen.thread_key == echo.thread_key == deleted.thread_key
-        assert citizen.thread_key == f"instagram:dm:{IG}:{PSEUDO('instagram', '987654321012345')}"
+        assert citizen.thread_key == thread(
+            f"instagram:dm:{IG}:{PSEUDO('instagram', '987654321012345')}"
+        )
         assert deleted.action is Action.remove and deleted.text is None
 
 
@@ -74,9 +94,9 @@ class TestFacebook:
         top, page_reply, edit, removed = r.messages
         assert top.kind is EventKind.comment and top.action is Action.add
         assert page_reply.kind is EventKind.reply and page_reply.is_agency_reply
-        assert page_reply.in_reply_to == "facebook:555000111_777000001"
+        assert page_reply.in_reply_to == mid("facebook:555000111_777000001")
         assert top.thread_key == page_reply.thread_key == edit.thread_key
-        assert top.thread_key == "facebook:100000000000001_555000111:555000111_777000001"
+        assert top.thread_key == thread("facebook:100000000000001_555000111:555000111_777000001")
         assert edit.action is Action.edit and edit.message_id == top.message_id
         assert removed.action is Action.remove and removed.text is None
         assert top.text is not None and "0813" not in top.text and "[PHONE]" in top.text
@@ -87,7 +107,9 @@ class TestFacebook:
         citizen, echo = r.messages
         assert not citizen.is_agency_reply and echo.is_agency_reply
         assert citizen.thread_key == echo.thread_key
-        assert citizen.thread_key.startswith(f"facebook:dm:{FB}:u_")
+        assert citizen.thread_key == thread(
+            f"facebook:dm:{FB}:{PSEUDO('facebook', '7000000000000001')}"
+        )
         assert citizen.text is not None and "[EMAIL]" in citizen.text
 
     def test_photo_comment_and_moderation_verbs(self) -> None:
@@ -95,14 +117,16 @@ class TestFacebook:
         assert (len(r.messages), r.skipped) == (1, 1)  # "hide" is moderation: skipped
         (photo,) = r.messages
         assert photo.attachments[0].type == "image"
-        assert photo.attachments[0].ref.endswith("genangan.jpg")
+        assert photo.attachments[0].ref == att(
+            "facebook:https://scontent.xx.fbcdn.net/v/t39.30808-6/genangan.jpg"
+        )
 
     def test_kecamatan_page_uses_its_agency_region(self) -> None:
         body = orjson.loads(fixture("facebook_feed.json"))
         body["entry"][0]["id"] = "100000000000002"
         r = parse("facebook", orjson.dumps(body))
         assert {m.agency_id for m in r.messages} == {"sby-kec-rungkut"}
-        assert {m.region_code for m in r.messages} == {"35.78.08"}
+        assert {m.region_code for m in r.messages} == {"35.78.03"}
 
 
 class TestWhatsApp:
@@ -112,19 +136,18 @@ class TestWhatsApp:
         text, image, loc, doc, button_reply, list_reply, button = r.messages
         assert text.text is not None and "[PHONE]" in text.text and "812" not in text.text
         assert image.text == "Ini fotonya, Jl. Ngagel Jaya"
-        assert image.attachments[0].ref == "1003383421387256"
+        assert image.attachments[0].ref == att("whatsapp:1003383421387256")
         assert image.attachments[0].mime_type == "image/jpeg"
         assert loc.location is not None
         assert (loc.location.latitude, loc.location.longitude) == (-7.2917, 112.7452)
         assert doc.text == "Surat pengantar RT 05 RW 03" and doc.attachments[0].type == "document"
         assert button_reply.text == "Jalan rusak"
-        assert (
-            button_reply.in_reply_to
-            == "whatsapp:wamid.HBgNNjI4NTcwMDAwMTExMRUCABEYEjQ4QkNEMEU0QkY2QTJGNTIA"
+        assert button_reply.in_reply_to == mid(
+            "whatsapp:wamid.HBgNNjI4NTcwMDAwMTExMRUCABEYEjQ4QkNEMEU0QkY2QTJGNTIA"
         )
         assert list_reply.text == "Rungkut — Kecamatan Rungkut"
         assert button.text == "Sudah selesai"
-        siti = f"whatsapp:{WA_PHONE}:{PSEUDO('whatsapp', '6281234567890')}"
+        siti = thread(f"whatsapp:{WA_PHONE}:{PSEUDO('whatsapp', '6281234567890')}")
         assert text.thread_key == image.thread_key == loc.thread_key == siti
         assert doc.thread_key != siti
         assert all(m.kind is EventKind.dm and not m.is_agency_reply for m in r.messages)
@@ -137,7 +160,7 @@ class TestWhatsApp:
         assert video.text == "Video banjir di Kedung Baruk"
         assert [a.type for m in r.messages for a in m.attachments] == ["video", "audio", "sticker"]
         assert audio.text is None and audio.attachments[0].mime_type == "audio/ogg; codecs=opus"
-        assert sticker.attachments[0].ref == "1003383421387303"
+        assert sticker.attachments[0].ref == att("whatsapp:1003383421387303")
 
     def test_statuses_are_agency_replies_on_the_citizen_thread(self) -> None:
         r = parse("whatsapp", "whatsapp_statuses.json")
@@ -180,10 +203,10 @@ class TestX:
         citizen, agency = r.messages
         assert citizen.text is not None and citizen.text.endswith("di sini. Kontak [PHONE]")
         assert not citizen.is_agency_reply and agency.is_agency_reply
-        assert citizen.thread_key == agency.thread_key == "x:1860000000000000001"
-        assert agency.in_reply_to == "x:1860000000000000001"
+        assert citizen.thread_key == agency.thread_key == thread("x:1860000000000000001")
+        assert agency.in_reply_to == mid("x:1860000000000000001")
         assert citizen.location is not None and citizen.location.latitude == -7.2890
-        assert citizen.attachments[0].ref == "https://pbs.twimg.com/media/Fabc.jpg"
+        assert citizen.attachments[0].ref == att("x:https://pbs.twimg.com/media/Fabc.jpg")
         assert citizen.platform_time == datetime.fromtimestamp(1795311000, UTC)
         assert citizen.account_id == X_ACCOUNT
 
@@ -198,12 +221,14 @@ class TestX:
         citizen, agency = r.messages
         assert citizen.kind is EventKind.dm and not citizen.is_agency_reply
         assert agency.is_agency_reply and agency.thread_key == citizen.thread_key
-        assert citizen.thread_key == f"x:dm:{X_ACCOUNT}:{PSEUDO('x', '2244000001')}"
+        assert citizen.thread_key == thread(f"x:dm:{X_ACCOUNT}:{PSEUDO('x', '2244000001')}")
 
     def test_x_activity_api_envelope(self) -> None:
         (dm,) = parse("x", "x_activity_api.json").messages
-        assert dm.kind is EventKind.dm and dm.platform_message_id == "1860000000000000201"
-        assert dm.thread_key == f"x:dm:{X_ACCOUNT}:{PSEUDO('x', '2244000003')}"
+        assert dm.kind is EventKind.dm and dm.platform_message_id == pmid(
+            "x", "1860000000000000201"
+        )
+        assert dm.thread_key == thread(f"x:dm:{X_ACCOUNT}:{PSEUDO('x', '2244000003')}")
         assert dm.platform_time == datetime(2026, 11, 22, 1, 50, tzinfo=UTC)
         profile = parse("x", "x_activity_api_profile.json")
         assert (profile.messages, profile.skipped) == ([], 1)
@@ -214,7 +239,7 @@ class TestX:
         body["data"]["payload"]["sender_id"] = X_ACCOUNT
         (dm,) = parse("x", orjson.dumps(body)).messages
         assert dm.is_agency_reply
-        assert dm.thread_key == f"x:dm:{X_ACCOUNT}:{PSEUDO('x', '2244000003')}"
+        assert dm.thread_key == thread(f"x:dm:{X_ACCOUNT}:{PSEUDO('x', '2244000003')}")
 
 
 class TestGeneric:
@@ -247,7 +272,10 @@ class TestGeneric:
 
 def test_batch_with_bad_entries_keeps_the_good_ones() -> None:
     r = parse("instagram", "instagram_batch_with_bad_entries.json")
-    assert [m.platform_message_id for m in r.messages] == ["17865799348089101", "17865799348089104"]
+    assert [m.platform_message_id for m in r.messages] == [
+        pmid("instagram", "17865799348089101"),
+        pmid("instagram", "17865799348089104"),
+    ]
     assert r.messages[1].agency_id == "mks-public-works" and r.messages[1].region_code == "73.71"
     reasons = {(x.entry_index, x.reason) for x in r.rejected}
     assert reasons == {(0, "malformed_entry"), (1, "unknown_account"), (2, "malformed_entry")}

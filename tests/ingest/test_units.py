@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from common.registry import RegistryError, load_registry
 from schemas.messages import Action, Platform
 from services.ingest.dedup import DedupStore, InFlight, dedup_key
+from services.ingest.parse import DEMO_KEY
+from services.ingest.privacy import Pseudonymizer
 from services.ingest.signatures import (
     generic_signature,
     meta_signature,
@@ -40,9 +42,10 @@ class TestSignatures:
         assert not verify_any(expected, body, [])
 
     def test_x_signature_and_crc(self) -> None:
-        digest = hmac.new(b"consumer", b"token-1", hashlib.sha256).digest()
+        token = "dGhpcyBpcyBhIGNyYyB0b2tlbiBzaGFwZWQgbGlrZSBYJ3M="  # base64, as X sends
+        digest = hmac.new(b"consumer", token.encode(), hashlib.sha256).digest()
         want = "sha256=" + base64.b64encode(digest).decode()
-        assert x_crc_response("consumer", "token-1") == {"response_token": want}
+        assert x_crc_response("consumer", token) == {"response_token": want}
         body = fixture("x_direct_messages.json")
         assert verify_any(x_signature("consumer", body), body, ["consumer"], x_signature)
         assert not verify_any(meta_signature("consumer", body), body, ["consumer"], x_signature)
@@ -160,13 +163,27 @@ class TestParseCommand:
         )
         assert done.returncode == 0, done.stderr
         lines = [orjson.loads(line) for line in done.stdout.splitlines()]
+        demo = Pseudonymizer(DEMO_KEY)
         assert [line["message_id"] for line in lines if "message_id" in line] == [
-            "instagram:17865799348089101",
-            "instagram:17865799348089104",
+            demo.message_id("instagram:17865799348089101"),
+            demo.message_id("instagram:17865799348089104"),
         ]
         errors = [line for line in lines if "error" in line]
         assert {e["error"] for e in errors} == {"malformed_entry", "unknown_account"}
+        assert all("evidence" not in e for e in errors)
         assert b"demo key" in done.stderr
+
+    def test_evidence_only_on_request(self) -> None:
+        done = self.run(
+            "--platform",
+            "instagram",
+            str(FIXTURES / "instagram_batch_with_bad_entries.json"),
+            "--show-evidence",
+        )
+        lines = [orjson.loads(line) for line in done.stdout.splitlines()]
+        (unknown,) = [line for line in lines if line.get("error") == "unknown_account"]
+        assert unknown["evidence"] and "registry" in unknown["detail"]
+        assert not any(e in unknown["detail"] for e in unknown["evidence"])
 
     def test_unparseable_body_exits_2(self, tmp_path: Path) -> None:
         bad = tmp_path / "bad.json"

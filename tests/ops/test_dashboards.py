@@ -67,7 +67,7 @@ def test_queries_use_only_catalog_metrics_and_defined_recording_rules(name: str)
     dash = _dashboards()[name]
     exposed, recorded = exposed_series(), _recorded_names()
     queries = [t["expr"] for t in _targets(dash)]
-    queries += [v["definition"] for v in dash["templating"]["list"]]
+    queries += [v["definition"] for v in dash["templating"]["list"] if v["type"] == "query"]
     assert queries
     for expr in queries:
         assert not series_in(expr) - exposed, f"{name}: {expr}"
@@ -82,21 +82,42 @@ def test_variables_for_agency_and_platform() -> None:
     for n, dash in dashes.items():
         text = json.dumps(dash["panels"])
         for var in names[n]:
-            assert f"${var}" in text, f"{n}: variable ${var} is never used"
+            used = f"${var}" in text or f"${{{var}}}" in text
+            assert used, f"{n}: variable ${var} is never used"
 
 
-def test_panels_point_at_the_provisioned_datasource_and_fit_the_grid() -> None:
+def test_panels_query_the_datasource_variable_and_fit_the_grid() -> None:
     ds = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
-    uid = ds["datasources"][0]["uid"]
+    provisioned_uid = ds["datasources"][0]["uid"]
     for name, dash in _dashboards().items():
+        variables = dash["templating"]["list"]
+        first = variables[0]
+        assert (first["name"], first["type"], first["query"]) == (
+            "datasource",
+            "datasource",
+            "prometheus",
+        )
+        assert provisioned_uid not in json.dumps(dash), f"{name}: a hard-coded datasource uid"
+        for v in variables[1:]:
+            assert v["datasource"]["uid"] == "${datasource}", (name, v["name"])
         ids = [p["id"] for p in dash["panels"]]
         assert len(set(ids)) == len(ids), name
         for p in dash["panels"]:
             pos = p["gridPos"]
             assert pos["x"] + pos["w"] <= 24, (name, p["title"])
             if p["type"] != "row":
-                assert p["datasource"]["uid"] == uid, (name, p["title"])
+                assert p["datasource"]["uid"] == "${datasource}", (name, p["title"])
                 assert p["targets"], (name, p["title"])
+                for t in p["targets"]:
+                    assert t["datasource"]["uid"] == "${datasource}", (name, p["title"])
+
+
+def test_percentile_panels_say_why_they_may_be_empty() -> None:
+    for name, dash in _dashboards().items():
+        for p in dash["panels"]:
+            exprs = " ".join(t["expr"] for t in p.get("targets", []))
+            if "histogram_quantile" in exprs or re.search(r":p\d+_", exprs):
+                assert p["fieldConfig"]["defaults"].get("noValue"), (name, p["title"])
 
 
 def test_sla_dashboard_shows_open_overdue_escalated_and_response_distribution() -> None:

@@ -51,6 +51,7 @@ async def services(
             "topic_prefix": topic_prefix,
             "consumer_group_prefix": topic_prefix.rstrip("."),
             "http_port": 0,
+            "metrics_port": 0,
             "pseudonym_key": SecretStr("ops-pseudonym-key"),
             "rebalance_timeout_s": 4.0,
         }
@@ -60,8 +61,11 @@ async def services(
     classify = asyncio.create_task(classify_processor.run(settings, stop))
     route = create_app(settings).app
     await route.start()
+    assert service.ops_port is not None
     try:
-        yield settings.model_copy(update={"http_port": service.port})
+        yield settings.model_copy(
+            update={"http_port": service.port, "metrics_port": service.ops_port}
+        )
     finally:
         stop.set()
         await route.stop()
@@ -91,10 +95,15 @@ def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 
 async def test_series_selected_by_rules_and_dashboards_move(services: Settings) -> None:
-    port = services.http_port
+    port = services.metrics_port
+    assert port is not None
     async with aiohttp.ClientSession() as session:
+        # the webhook port (the public one) serves no metrics and no readiness
+        for path in ("/metrics", "/readyz"):
+            async with session.get(f"http://127.0.0.1:{services.http_port}{path}") as resp:
+                assert resp.status == 404
         before = await scrape(session, port)
-        url = f"http://127.0.0.1:{port}/webhooks/instagram"
+        url = f"http://127.0.0.1:{services.http_port}/webhooks/instagram"
         good = instagram_comment("17900000000009001", "Jalan rusak berlubang di Rungkut")
         forged = instagram_comment("17900000000009002", "Lampu jalan mati")
         for body, secret, status in ((good, SECRET, 200), (forged, "wrong", 403)):
@@ -154,11 +163,12 @@ def test_literal_label_values_in_rules_exist_in_the_code() -> None:
     """Static counterpart for values one short test run cannot produce (overdue, 503s)."""
     text = _rule_and_dashboard_text()
     ingest_src = (REPO / "services" / "ingest" / "app.py").read_text()
+    ingest_src += (REPO / "services" / "desk" / "actions.py").read_text()  # desk actions
     for outcome in _literal_values("outcome", text):
-        assert f'"{outcome}"' in ingest_src, f"ingest never counts outcome {outcome!r}"
+        assert f'"{outcome}"' in ingest_src, f"no service counts outcome {outcome!r}"
     event_types = {e.value for e in SlaEventType}
     assert _literal_values("event_type", text) <= event_types
-    assert _literal_values("processor", text) <= {"ingest", "classify", "route"}
+    assert _literal_values("processor", text) <= {"ingest", "classify", "route", "desk"}
     assert _literal_values("since", text) <= {"platform", "received"}
     jobs = {j["job_name"] for j in _scrape_jobs()}
     assert set(re.findall(r'\bjob="([^"]+)"', text)) <= jobs

@@ -3,9 +3,12 @@ written against the metric catalog rather than against names someone remembered.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -28,10 +31,20 @@ def _promtool() -> str:
     return found
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, cwd: Path = PROM_DIR) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_promtool(), *args], cwd=PROM_DIR, capture_output=True, text=True, timeout=120
+        [_promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=120
     )
+
+
+def _renderer() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "render_prometheusrule", DEPLOY / "scripts" / "render_prometheusrule.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _rules() -> list[dict]:
@@ -117,3 +130,65 @@ def test_scrape_jobs_match_alert_job_names() -> None:
     absent_rule = next(a for a in _alerts() if a["alert"] == "AduanProcessorAbsent")
     for job in ("aduan-ingest", "aduan-classify", "aduan-route"):
         assert f'job="{job}"' in absent_rule["expr"]
+
+
+def test_runbook_urls_are_absolute_under_the_one_configured_base() -> None:
+    base = _renderer().runbook_base()
+    assert base.startswith("https://")
+    for alert in _alerts():
+        assert alert["annotations"]["runbook_url"] == f"{base}#{alert['alert'].lower()}"
+    for path in TEST_FILES:  # the promtool tests assert the same URLs
+        for url in re.findall(r'runbook_url: "([^"]+)"', path.read_text()):
+            assert url.startswith(base + "#"), url
+
+
+def test_a_new_runbook_base_rewrites_rules_tests_and_the_prometheusrule(tmp_path: Path) -> None:
+    renderer = _renderer()
+    deploy = tmp_path / "deploy"
+    shutil.copytree(PROM_DIR, deploy / "prometheus")
+    (deploy / "kubernetes").mkdir()
+    base = "https://wiki.surabaya.example.go.id/aduan/runbook"
+    assert renderer.main(["--runbook-base", base], deploy=deploy) == 0
+    texts = [p.read_text() for p in renderer.rule_and_test_files(deploy)]
+    texts.append((deploy / "kubernetes" / "prometheusrule.yaml").read_text())
+    urls = [u for text in texts for u in re.findall(r'runbook_url: "?([^"\s]+)', text)]
+    assert len(urls) >= 3 * len(_alerts())  # rules, promtool tests, PrometheusRule
+    assert all(u.startswith(base + "#aduan") for u in urls), urls
+    assert (
+        _run(
+            "check", "rules", *map(str, (deploy / "prometheus" / "rules").glob("*.yml"))
+        ).returncode
+        == 0
+    )
+    tested = _run("test", "rules", "tests/alerts.test.yml", cwd=deploy / "prometheus")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert renderer.main(["--runbook-base", "docs/operations.md"], deploy=deploy) == 2
+
+
+_SHARE_OR_PERCENTILE = re.compile(r"ratio|histogram_quantile|:p\d+_")
+_MIN_COUNT = re.compile(r"increase\([^)]*\[\w+\]\)\)\s*>=\s*\d+")
+
+
+def test_shares_and_percentiles_alert_only_above_a_minimum_count() -> None:
+    """One forged probe or one slow message on a quiet night is a 100% share or an
+    hour-long p99; an alert on a share or a percentile also needs enough events."""
+    checked = 0
+    for alert in _alerts():
+        expr = alert["expr"]
+        if _SHARE_OR_PERCENTILE.search(expr):
+            checked += 1
+            assert _MIN_COUNT.search(expr), f"{alert['alert']}: no minimum count"
+    assert checked >= 4
+
+
+def test_alerts_on_process_health_are_disjoint() -> None:
+    """One outage pages once: ``up`` alerts split into no target / no instance up / one of
+    several down, and no two of them can hold for the same job at once."""
+    by_name = {a["alert"]: a["expr"] for a in _alerts()}
+    assert "max by (job)" in by_name["AduanProcessorDown"]
+    assert "== 0" in by_name["AduanProcessorDown"]
+    assert "absent(" in by_name["AduanProcessorAbsent"]
+    assert "max by (job)" not in by_name["AduanProcessorAbsent"]
+    assert "== 1" in by_name["AduanInstanceDown"]  # only while the job still runs
+    up_alerts = [n for n, e in by_name.items() if re.search(r"\bup\{", e)]
+    assert sorted(up_alerts) == ["AduanInstanceDown", "AduanProcessorAbsent", "AduanProcessorDown"]

@@ -31,8 +31,9 @@ from common.settings import Settings
 from common.topics import DEADLETTER, MESSAGES, RAW
 from schemas.deadletter import DeadLetter
 from schemas.messages import Platform
-from schemas.raw import RawDelivery, from_headers
+from schemas.raw import RawDelivery, from_headers, to_headers
 from services.demo.generator import instagram_comment as build_comment
+from services.ingest.privacy import Pseudonymizer
 from services.replay import ingest_reparser
 from tests.ops.metric_names import REPO
 from tests.support import TopicReader
@@ -91,11 +92,12 @@ def test_plan_fetches_raw_references_and_refuses_what_cannot_be_replayed() -> No
 
 
 def test_raw_metadata_rebuilt_from_ingest_headers() -> None:
-    headers = [
-        ("platform", b"instagram"),
-        ("received_at", b"2026-03-02T03:00:00+00:00"),
-        ("content_type", b"application/json"),
-        ("signature_verified", b"true"),
+    headers = list(to_headers(Platform.instagram, T0, "application/json"))
+    assert [name for name, _ in headers] == [
+        "platform",
+        "received_at",
+        "content_type",
+        "signature_verified",
     ]
     meta = from_headers(b"d-1", headers)
     assert meta == RawDelivery(
@@ -139,12 +141,7 @@ async def seed(s: Settings) -> dict[str, object]:
     await producer.start()
     try:
         body = instagram_comment("c-replay-1", "Lampu jalan di Rungkut mati sejak kemarin")
-        raw_headers = [
-            ("platform", b"instagram"),
-            ("received_at", T0.isoformat().encode()),
-            ("content_type", b"application/json"),
-            ("signature_verified", b"true"),
-        ]
+        raw_headers = list(to_headers(Platform.instagram, T0, "application/json"))
         meta = await (await producer.send(raw_topic, body, key=b"delivery-1", headers=raw_headers))
         letters = [
             letter(source_topic=messages_topic, source_key="k1", payload_b64=_b64(b"m1")),
@@ -225,13 +222,14 @@ async def test_raw_reference_reparsed_with_ingest_parser(settings: Settings) -> 
     async with TopicReader(settings.bootstrap_servers, messages_topic) as reader:
         records = await reader.wait_for(lambda recs: len(recs) >= 1)
     message = orjson.loads(records[0].value)
-    assert message["message_id"] == "instagram:c-replay-1"
+    expected_id = Pseudonymizer(b"test-pseudonym-key").message_id("instagram:c-replay-1")
+    assert message["message_id"] == expected_id  # ingest's pseudonym of the comment id
     assert message["delivery_id"] == "delivery-1"
     assert message["received_at"].startswith("2026-03-02T03:00:00")
     assert records[0].key == message["thread_key"].encode()
     assert "990001" not in records[0].value.decode()  # author pseudonymised, as in ingest
     headers = dict(records[0].headers)
-    assert headers["dedup"] == b"instagram:c-replay-1"  # running ingests learn the key
+    assert headers["dedup"] == expected_id.encode()  # running ingests learn the key
     assert REPLAY_HEADER in headers
 
 
@@ -258,6 +256,93 @@ async def test_still_failing_entries_are_dead_lettered_again_without_looping(
     # A second run sees the new letter (written before it started) but the first did not.
     second = await replay(settings, Selection(stages=frozenset({"ingest"})), dry_run=True)
     assert second.selected == 2
+
+
+@pytest.mark.kafka
+async def test_only_the_selected_entries_of_a_delivery_are_dead_lettered_again(
+    settings: Settings,
+) -> None:
+    """Entries 0 and 1 of one delivery failed; replaying entry 1's letter re-parses the
+    delivery once and dead-letters only entry 1 again if it still fails: entry 0's letter
+    is still there and must not be doubled."""
+    raw_topic, _, dl_topic = topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        body = instagram_comment("c-2", "dua entri")
+        headers = list(to_headers(Platform.instagram, T0, "application/json"))
+        meta = await (await producer.send(raw_topic, body, key=b"delivery-2", headers=headers))
+        for index, reason in ((0, "malformed_entry"), (1, "unknown_account")):
+            dl = letter(
+                stage="ingest", reason=reason, source_topic=raw_topic,
+                source_partition=meta.partition, source_offset=meta.offset,
+                source_key="delivery-2", payload_b64=None, entry_index=index,
+            )  # fmt: skip
+            await (await producer.send(dl_topic, codecs.dumps(dl), key=b"delivery-2"))
+    finally:
+        await producer.stop()
+
+    def both_fail(meta: RawDelivery, body: bytes) -> Reparsed:
+        return Reparsed(rejected=[("malformed_entry", "a", 0), ("unknown_account", "b", 1)])
+
+    summary = await replay(
+        settings, Selection(reasons=frozenset({"unknown_account"})), reparser=both_fail
+    )
+    assert (summary.selected, summary.dead_lettered_again) == (1, 1)
+    async with TopicReader(settings.bootstrap_servers, dl_topic) as reader:
+        records = await reader.wait_for(lambda recs: len(recs) >= 3)
+        records = await reader.drain(quiet_s=0.5)
+    again = [DeadLetter.model_validate_json(r.value) for r in records[2:]]
+    assert [(d.entry_index, d.reason) for d in again] == [(1, "unknown_account")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "yesterday"], "is not an ISO 8601 instant"),
+        (["--stage", "foo"], "invalid choice: 'foo'"),
+        (["--limit", "-1"], "must be at least 1"),
+        (["--reason", "No Such"], "is not a reason code"),
+    ],
+)
+def test_command_line_mistakes_are_one_line(args: list[str], message: str) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "services.replay", "--dry-run", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_command_line_without_a_broker_is_one_line() -> None:
+    import subprocess
+
+    from common.broker import free_port
+
+    done = subprocess.run(
+        [sys.executable, "-m", "services.replay", "--dry-run",
+         "--bootstrap-servers", f"127.0.0.1:{free_port()}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("replay: Kafka at 127.0.0.1:"), lines
+
+
+@pytest.mark.kafka
+async def test_a_reason_that_matches_nothing_is_reported(settings: Settings) -> None:
+    await seed(settings)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.replay", "--dry-run", "--reason", "no_such",
+        "--bootstrap-servers", settings.bootstrap_servers,
+        "--topic-prefix", settings.topic_prefix,
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 2
+    assert "no dead letter has reason no_such (seen: " in err.decode()
 
 
 @pytest.mark.kafka

@@ -1,9 +1,12 @@
 """The optimised route core decides exactly what the core before issue 17 decided.
 
-Hypothesis drives the frozen copy (``tests/route/legacy``) and the current core with the
-same random histories of one thread: complaints and other messages from citizens and the
-agency, commands (reroute, resolve, reopen, acknowledge, some invalid), and ticks across
-months that cross weekends, Indonesian holidays and all three time zones. After every step
+Hypothesis drives the frozen copy (``tests/route/legacy``, with main's behaviour changes of
+issues 13 and 15 copied in at the merge) and the current core with the same random
+histories of one thread: complaints and other messages of every kind (questions and
+aspirations get a first-response clock, praise and spam none) from citizens and the agency,
+commands (reroute, resolve, reopen, acknowledge, notify's auto_acknowledged, some invalid),
+agency replies that are or are not an acknowledgement's echo, and ticks across months that
+cross weekends, Indonesian holidays and all three time zones. After every step
 both must agree on the events (every field), the refusals, and the state; the current state
 also goes through its table encoding each step, as the worker stores it. Retention of
 never-resolved complaints is new behaviour, so the current router runs with it off here
@@ -16,13 +19,14 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from common import codecs
 from common.refusal import Refusal
 from schemas.classified import MessageKind, Urgency
-from schemas.commands import CommandType
+from schemas.commands import CommandType, ack_text_digest
 from services.route.calendar import BusinessCalendar
 from services.route.clocks import ComplaintState, Router, event_json, micros, utc
 from services.route.policy import MATCH_FIELDS, PolicyIndex
@@ -40,6 +44,12 @@ CATEGORIES = sorted(
 )
 URGENCIES = list(Urgency)
 START = datetime(2025, 12, 20, tzinfo=UTC)  # Christmas, New Year, cuti bersama ahead
+TEXTS = [
+    "jalan berlubang di depan pasar, mohon diperbaiki",
+    "Terima kasih, aduan Anda kami terima. Nomor aduan: ADU-7F3K2QXA.",
+    "Terima kasih, aduan Anda kami terima. Nomor aduan: ADU-OTHER000.",
+]
+"""Message texts; notify's acknowledgements carry the digest of one of the last two."""
 
 step_st = st.one_of(
     st.tuples(
@@ -50,12 +60,14 @@ step_st = st.one_of(
         st.sampled_from(CATEGORIES),
         st.sampled_from(URGENCIES),
         st.booleans(),  # failed WhatsApp delivery
+        st.sampled_from([TEXTS[1], *TEXTS]),  # an echo of the first acknowledgement, often
     ),
     st.tuples(
         st.just("command"),
-        st.sampled_from(list(CommandType)),
+        st.sampled_from([*CommandType, CommandType.auto_acknowledged]),
         st.sampled_from([None, *AGENCIES]),
         st.sampled_from([True] * 5 + [False]),  # for the thread's complaint (else unknown)
+        st.sampled_from([*TEXTS[1:], None]),  # the acknowledgement's text (auto_acknowledged)
     ),
     st.tuples(st.just("tick")),
 )
@@ -65,8 +77,10 @@ gap_st = st.one_of(
     st.integers(0, 20 * 86400 * 1_000_000),
 )
 opening_st = st.tuples(
-    st.just("message"), st.just(MessageKind.complaint), st.just(False), st.sampled_from(AGENCIES),
-    st.sampled_from(CATEGORIES), st.sampled_from(URGENCIES), st.just(False),
+    st.just("message"),
+    st.sampled_from([MessageKind.complaint] * 3 + [MessageKind.question, MessageKind.aspiration]),
+    st.just(False), st.sampled_from(AGENCIES),
+    st.sampled_from(CATEGORIES), st.sampled_from(URGENCIES), st.just(False), st.just(TEXTS[0]),
 )  # fmt: skip
 history_st = st.tuples(st.just(0), opening_st).flatmap(
     lambda first: st.lists(st.tuples(gap_st, step_st), max_size=25).map(lambda r: [first, *r])
@@ -85,20 +99,24 @@ def run_step(router: Any, state: Any, step: tuple[Any, ...], at: datetime, n: in
     kind = step[0]
     thread = "instagram:m:t1"
     if kind == "message":
-        _, mkind, reply, agency, category, urgency, failed = step
+        _, mkind, reply, agency, category, urgency, failed, text = step
         cm = message(
             f"m{n}", thread, at, agency_reply=reply, kind=mkind, agency_id=agency,
             agency_kind=REGISTRY.agency(agency).kind,  # type: ignore[union-attr]
-            category=category, urgency=urgency,
+            category=category, urgency=urgency, text=text,
         )  # fmt: skip
         if failed and reply:
             m = cm.message.model_copy(update={"delivery_status": "failed"})
             cm = cm.model_copy(update={"message": m})
+        if reply and state is not None and ack_text_digest(text) in state.ack_digests:
+            event("echo of an acknowledgement")
         return router.on_message(state, cm, 2)
     if kind == "command":
-        _, ctype, agency, own = step
+        _, ctype, agency, own, text = step
         complaint = state.complaint_id if (own and state is not None) else "instagram:nope"
         cmd = command(f"k{n}", ctype, complaint, thread, at, agency_id=agency, reason="r")
+        if text is not None:
+            cmd = cmd.model_copy(update={"text_sha256": ack_text_digest(text.upper())})
         return router.on_command(state, cmd)
     lags: list[float] = []
     new, events = router.on_tick(state, at.timestamp(), lags)
@@ -141,6 +159,7 @@ def test_current_core_equals_the_core_before_issue_17(
             ]
         assert plain(new_state) == plain(old_state)
         if new_state is not None:
+            event(f"{new_state.kind} {'open' if new_state.is_open else 'closed'}")
             new_state = ComplaintState.from_bytes(new_state.to_bytes())
             old_state = legacy.ComplaintState.from_bytes(old_state.to_bytes())
 
@@ -223,3 +242,24 @@ def test_records_written_before_issue_17_still_decode() -> None:
     assert old_state is not None
     decoded = ComplaintState.from_bytes(old_state.to_bytes())
     assert plain(decoded) == plain(old_state)
+
+
+def test_records_of_mains_core_with_digests_in_the_seen_ring_still_work() -> None:
+    """Before the merge with issue 17, main's core kept an acknowledgement's digest in the
+    ring of seen ids as ``echo:<digest>`` (R1 records): decoding moves it to its field."""
+    state, _ = OLD.on_message(None, message("c1", "t1", START + timedelta(days=3)), 1)
+    assert state is not None
+    digest = ack_text_digest(TEXTS[1])
+    data = state.to_bytes()
+    size = data.index(b'{"v":1,')  # R1: header, agency id, then the JSON object
+    body = orjson.loads(data[size:])
+    del body["ack_digests"]
+    body["seen"].append("echo:" + digest)
+    decoded = ComplaintState.from_bytes(data[:size] + orjson.dumps(body))
+    assert decoded.ack_digests == [digest]
+    assert decoded.seen == ["instagram:c1"]
+    at = START + timedelta(days=3, seconds=8)
+    echo = message("r1", "t1", at, agency_reply=True, text=TEXTS[1])
+    assert NEW.on_message(decoded, echo)[1] == []  # the echo: not a response
+    reply = message("r2", "t1", at, agency_reply=True, text=TEXTS[2])
+    assert [e.event_type.value for e in NEW.on_message(decoded, reply)[1]] == ["responded"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 
@@ -42,3 +44,29 @@ def test_emergency_and_errors() -> None:
     assert bad.returncode == 2 and "unknown agency 'nowhere'" in bad.stderr
     naive = run("--received", "2026-12-25T01:00:00", "--agency", "sby-public-works")
     assert naive.returncode == 2 and "UTC offset" in naive.stderr
+
+
+def test_an_unknown_category_is_refused_with_the_closest_names() -> None:
+    out = run(
+        "--received", "2026-12-25T01:00:00Z", "--agency", "sby-health", "--category", "hospitl"
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert "unknown category 'hospitl'" in line and "did you mean 'hospital'" in line
+    known = run(
+        "--received", "2026-12-25T01:00:00Z", "--agency", "sby-health", "--category", "hospital"
+    )
+    assert orjson.loads(known.stdout)["policy"] == "health"  # the policy the typo missed
+
+
+def test_no_category_means_the_taxonomy_fallback_and_files_do_not_depend_on_cwd(
+    tmp_path: Path,
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "services.route.due", "--received", "2026-12-25T01:00:00Z",
+         "--agency", "sby-public-works"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(out.stdout)["category"] == "general"

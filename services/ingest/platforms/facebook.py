@@ -36,6 +36,7 @@ def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
     return meta.parse_envelope(
         body,
         ctx,
+        P,
         "page",
         changes={"feed": _feed},
         messaging=lambda entry, event, path, c: meta.parse_messaging(P, entry, event, path, c),

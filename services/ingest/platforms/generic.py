@@ -12,8 +12,14 @@ machine-readable one)::
                   "attachments": [{"type": "image", "ref": "https://..."}]}]}
 
 Signature: ``X-Aduan-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``
-with ``X-Aduan-Timestamp: <unix seconds>``; checked by ``signatures.verify_generic``.
-Thread key: ``generic:<account>:<thread_id or report id>``."""
+with ``X-Aduan-Timestamp: <unix seconds>``; checked by ``signatures.verify_generic`` with the
+secret of the account the sender names before the body is read (``/webhooks/generic/<account>``
+or ``X-Aduan-Account``); the body's ``account_id`` must be that account.
+Thread key: the pseudonym of ``generic:<account>:<thread_id or report id>``.
+
+Ids the sender chooses (``id``, ``thread_id``, ``in_reply_to``) must not be personal data:
+one that looks like an e-mail address, a phone number, a NIK/KK or a bank account is refused
+(``personal_data_in_id``). They are pseudonymised downstream all the same."""
 
 from __future__ import annotations
 
@@ -30,10 +36,12 @@ from services.ingest.platforms.base import (
     MalformedDelivery,
     ParseResult,
     build,
+    check_entries,
     load_json_object,
     lookup_account,
     run_items,
 )
+from services.ingest.privacy import personal_kind
 
 P = Platform.generic
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$"
@@ -47,7 +55,7 @@ class GenericReport(BaseModel):
     id: str = Field(pattern=_ID, description="unique per account; the dedup key")
     created_at: AwareDatetime = Field(description="RFC 3339 with offset")
     author_id: str = Field(min_length=1, max_length=256, description="pseudonymised on ingest")
-    text: str = Field(max_length=20000)
+    text: str = Field(description="masked on ingest; at most ADUAN_INGEST_MAX_TEXT_CHARS")
     thread_id: str | None = Field(default=None, pattern=_ID, description="conversation id")
     in_reply_to: str | None = Field(default=None, pattern=_ID, description="report id answered")
     is_agency_reply: bool = False
@@ -59,7 +67,9 @@ class GenericDelivery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     account_id: str = Field(min_length=1, max_length=128)
-    reports: list[Any] = Field(min_length=1, max_length=1000)  # each validated alone
+    reports: list[Any] = Field(
+        min_length=1, description="at most ADUAN_INGEST_MAX_ENTRIES; each validated alone"
+    )
 
 
 def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
@@ -68,6 +78,10 @@ def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
         delivery = GenericDelivery.model_validate(doc)
     except ValidationError as exc:
         raise MalformedDelivery("malformed_entry", _errors(exc)) from exc
+    check_entries(ctx, len(delivery.reports))
+    if ctx.sender is not None and delivery.account_id != ctx.sender:
+        ctx.foreign.append("account_id")  # signed by another sender: the service answers 403
+        return ParseResult()
     return run_items(ParseResult(), _items(delivery, ctx))
 
 
@@ -89,6 +103,14 @@ def _report(account_id: str, raw: Any, ctx: DeliveryContext) -> Message:
         report = GenericReport.model_validate(raw)
     except ValidationError as exc:
         raise EntryError("malformed_entry", _errors(exc)) from exc
+    for name in ("id", "thread_id", "in_reply_to"):
+        value = getattr(report, name)
+        kind = personal_kind(value) if value else None
+        if kind is not None:
+            raise EntryError(
+                "personal_data_in_id",
+                f"{name} looks like personal data ({kind}); send an opaque id of your system",
+            )
     thread = report.thread_id or (report.in_reply_to if report.is_agency_reply else None)
     return build(
         ctx,
@@ -114,7 +136,22 @@ def _report(account_id: str, raw: Any, ctx: DeliveryContext) -> Message:
     )
 
 
+_FIELDS = frozenset(
+    name
+    for model in (GenericDelivery, GenericReport, Location, Attachment)
+    for name in model.model_fields
+)
+
+
 def _errors(exc: ValidationError) -> str:
+    """pydantic's errors as a detail: path and rule, never the input. A key the schema does
+    not know is shown as ``<unknown field>`` (the key itself is the sender's data)."""
     return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:10]
+        f"{_loc(e['loc'])}: {e['msg']}"
+        for e in exc.errors(include_input=False, include_url=False)[:10]
     )
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) if isinstance(p, int) or p in _FIELDS else "<unknown field>" for p in loc]
+    return ".".join(parts) or "<root>"

@@ -32,6 +32,7 @@ def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
     return meta.parse_envelope(
         body,
         ctx,
+        P,
         "instagram",
         changes={"comments": _comment, "live_comments": _comment, "mentions": _mention},
         messaging=lambda entry, event, path, c: meta.parse_messaging(P, entry, event, path, c),

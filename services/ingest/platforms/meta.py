@@ -17,12 +17,15 @@ from services.ingest.platforms.base import (
     MalformedDelivery,
     ParseResult,
     build,
+    check_entries,
     from_epoch,
     ident,
     is_account_id,
+    learn_names,
     load_json_object,
     lookup_account,
     lst,
+    may_exceed,
     obj,
     opt_ident,
     opt_obj,
@@ -39,23 +42,59 @@ MessagingParser = Callable[
 ]
 
 
-def entries(body: bytes, expected_object: str) -> list[Any]:
-    """Validate the envelope: a JSON object whose ``object`` is ours and ``entry`` a list."""
+# Lists inside a change's value whose every item is parsed on its own (WhatsApp).
+_INNER_ITEMS = ("messages", "statuses", "message_echoes")
+# Lists of an entry whose every item is parsed on its own.
+_ENTRY_ITEMS = ("changes", "messaging", "standby")
+
+
+def entries(
+    body: bytes, expected_object: str, ctx: DeliveryContext, platform: Platform
+) -> list[Any]:
+    """Validate the envelope (a JSON object whose ``object`` is ours and ``entry`` a list),
+    refuse more items than ``Limits.max_entries`` and learn the person names it carries."""
     doc = load_json_object(body)
-    got = doc.get("object")
-    if got != expected_object:
+    if doc.get("object") != expected_object:
         raise MalformedDelivery(
-            "unknown_object", f"expected object {expected_object!r}, got {str(got)[:60]!r}"
+            "unknown_object", f"object must be {expected_object!r} on this endpoint"
         )
     items = doc.get("entry")
     if not isinstance(items, list):
         raise MalformedDelivery("malformed_entry", "'entry' must be a list")
+    if may_exceed(ctx, body):
+        check_entries(ctx, count_items(items))
+    learn_names(ctx, platform, body, items)
     return items
+
+
+def count_items(raw_entries: list[Any]) -> int:
+    """The updates of a delivery as Meta counts its batch (at most 1,000): each
+    ``changes[]``/``messaging[]``/``standby[]`` item, or the messages, statuses and echoes
+    inside a WhatsApp change when it holds several; an entry without items counts one."""
+    count = 0
+    for entry in raw_entries:
+        items_of_entry = 0
+        if isinstance(entry, dict):
+            for key in _ENTRY_ITEMS:
+                items = entry.get(key)
+                if isinstance(items, list):
+                    items_of_entry += sum(_updates(item) for item in items)
+        count += max(items_of_entry, 1)
+    return count
+
+
+def _updates(item: Any) -> int:
+    value = item.get("value") if isinstance(item, dict) else None
+    if not isinstance(value, dict):
+        return 1
+    inner = sum(len(v) for k in _INNER_ITEMS if isinstance(v := value.get(k), list))
+    return max(inner, 1)
 
 
 def parse_envelope(
     body: bytes,
     ctx: DeliveryContext,
+    platform: Platform,
     expected_object: str,
     changes: Mapping[str, ChangeParser],
     messaging: MessagingParser | None = None,
@@ -64,7 +103,7 @@ def parse_envelope(
 
     Unknown ``field`` values are skipped and counted: Meta adds fields over time and an app
     may be subscribed to more than we read."""
-    raw_entries = entries(body, expected_object)
+    raw_entries = entries(body, expected_object, ctx, platform)
     return run_items(ParseResult(), _items(raw_entries, ctx, changes, messaging))
 
 

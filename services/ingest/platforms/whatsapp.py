@@ -26,6 +26,7 @@ from services.ingest.platforms.base import (
     PartialItem,
     RejectedEntry,
     build,
+    describe_bug,
     from_epoch,
     ident,
     location,
@@ -51,7 +52,7 @@ def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
     one item per message (rejected individually); the change as a whole fails only when its
     metadata (the account) is unusable."""
     changes = {"messages": _bundle, "smb_message_echoes": _bundle}
-    return meta.parse_envelope(body, ctx, "whatsapp_business_account", changes=changes)
+    return meta.parse_envelope(body, ctx, P, "whatsapp_business_account", changes=changes)
 
 
 def _bundle(
@@ -79,12 +80,10 @@ def _bundle(
         try:
             msg = job()
         except EntryError as exc:
-            problems.append(RejectedEntry(exc.reason, f"{ipath}: {exc.detail}"))
+            problems.append(RejectedEntry(exc.reason, f"{ipath}: {exc.detail}", None, exc.evidence))
             continue
         except Exception as exc:  # same batch boundary as parsing.run_items
-            problems.append(
-                RejectedEntry("malformed_entry", f"{ipath}: {type(exc).__name__}: {exc}")
-            )
+            problems.append(RejectedEntry("malformed_entry", f"{ipath}: {describe_bug(exc)}"))
             continue
         if msg is None:
             skipped += 1
@@ -169,7 +168,7 @@ def _content(
         button = obj(msg.get("button"), f"{path}.button")
         text = opt_text(button, "text", f"{path}.button") or opt_text(button, "payload", path)
     else:
-        raise EntryError("unsupported_type", f"{path}.type {str(mtype)[:40]!r} is not supported")
+        raise EntryError("unsupported_type", f"{path}.type is not a supported message type")
     context = opt_obj(msg, "context", path)
     replied = opt_ident(context, "id", f"{path}.context") if context else None
     return build(
@@ -196,7 +195,7 @@ def _interactive(inter: dict[str, Any], path: str) -> str | None:
     kind = inter.get("type")
     reply = inter.get(kind) if isinstance(kind, str) else None
     if not isinstance(reply, dict):
-        raise EntryError("malformed_entry", f"{path}.interactive.{kind} missing")
+        raise EntryError("malformed_entry", f"{path}.interactive has no object for its type")
     parts = [reply.get("title"), reply.get("description")]
     return " — ".join(p for p in parts if isinstance(p, str) and p) or None
 
@@ -209,7 +208,7 @@ def _status(
     wamid = ident(st, "id", path)
     status = st.get("status")
     if status not in _STATUSES:
-        raise EntryError("unsupported_status", f"{path}.status {str(status)[:40]!r}")
+        raise EntryError("unsupported_status", f"{path}.status is not a supported status")
     recipient = ident(st, "recipient_id", path)
     return build(
         ctx,

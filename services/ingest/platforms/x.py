@@ -29,14 +29,17 @@ from services.ingest.platforms.base import (
     MalformedDelivery,
     ParseResult,
     build,
+    check_entries,
     from_epoch,
     from_iso,
     ident,
     is_account_id,
+    learn_names,
     load_json_object,
     location,
     lookup_account,
     lst,
+    may_exceed,
     obj,
     opt_ident,
     opt_obj,
@@ -49,16 +52,28 @@ Item = tuple[int, str, Callable[[], list[Message] | None]]
 _XAA_DM = {"dm.received", "dm.sent", "chat.received", "chat.sent", "DirectMessageReceived"}
 
 
+_KNOWN_EVENTS = {"tweet_create_events", "direct_message_events"}
+
+
 def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
     doc = load_json_object(body)
     if "for_user_id" in doc:
+        if may_exceed(ctx, body):
+            check_entries(ctx, sum(len(v) for k, v in doc.items() if _is_event_list(k, v)))
+        learn_names(ctx, P, body, doc)
         return run_items(ParseResult(), _aaa_items(doc, ctx))
     events = _xaa_events(doc)
     if events is None:
         raise MalformedDelivery(
             "unknown_object", "neither an Account Activity (for_user_id) nor an X Activity body"
         )
+    check_entries(ctx, len(events))
+    learn_names(ctx, P, body, events)
     return run_items(ParseResult(), _xaa_items(events, ctx))
+
+
+def _is_event_list(key: str, value: Any) -> bool:
+    return key.endswith("_events") and isinstance(value, list)
 
 
 # --- Account Activity API ------------------------------------------------------------------
@@ -71,12 +86,14 @@ def _aaa_items(doc: dict[str, Any], ctx: DeliveryContext) -> Iterator[Item]:
         if not key.endswith("_events"):
             continue
         fn = {"tweet_create_events": _tweet, "direct_message_events": _dm}.get(key)
+        # A key the sender chose is not echoed into a dead letter: it may be anything.
+        name = key if key in _KNOWN_EVENTS else "<other>_events"
         if not isinstance(value, list):
-            yield index, key, _fail(f"{key} must be a list")
+            yield index, name, _fail(f"{name} must be a list")
             index += 1
             continue
         for i, event in enumerate(value):
-            path = f"{key}[{i}]"
+            path = f"{name}[{i}]"
             yield index, path, _aaa_thunk(fn, for_user, event, path, ctx)
             index += 1
 

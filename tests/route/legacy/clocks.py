@@ -26,7 +26,7 @@ import orjson
 from common.refusal import Refusal
 from common.registry import Agency, Registry
 from schemas.classified import ClassifiedMessage, MessageKind
-from schemas.commands import Command, CommandType
+from schemas.commands import Command, CommandType, ack_text_digest
 from schemas.routes import RouteEvent, RouteEventType
 from schemas.sla import Clock, SlaEvent, SlaEventType
 from tests.route.legacy.policy import ClockPlan, Policy, SlaConfig
@@ -119,6 +119,8 @@ class ComplaintState:
     last_reply_at: float | None = None
     acknowledged: bool = False
     reroutes: int = 0
+    kind: str = MessageKind.complaint.value  # a question is tracked too (first response)
+    ack_digests: list[str] = field(default_factory=list)  # merge of issue 17: not in ``seen``
     seqs: dict[str, int] = field(default_factory=dict)
     clocks: dict[str, ClockState] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)
@@ -179,7 +181,7 @@ class ComplaintState:
         if data[:2] != _MAGIC:
             raise ValueError("not a route state record (bad magic)")
         d = orjson.loads(memoryview(data)[_HEADER.size + data[_HEADER.size - 1] :])
-        state = cls(**{k: d[k] for k in _SCALARS})
+        state = cls(**{k: d[k] for k in _SCALARS if k in d})  # "kind" is newer
         state.seqs = d["seqs"]
         state.seen = d["seen"]
         for row in d["clocks"]:
@@ -224,7 +226,7 @@ def peek_schedule(data: bytes) -> Schedule:
 _SCALARS = (
     "complaint_id", "thread_key", "agency_id", "agency_kind", "region_code", "category",
     "subcategory", "urgency", "excerpt", "opened_at", "partition", "resolved_at",
-    "last_reply_at", "acknowledged", "reroutes",
+    "last_reply_at", "acknowledged", "reroutes", "kind", "ack_digests",
 )  # fmt: skip
 
 
@@ -244,7 +246,7 @@ class Router:
         return agency
 
     def _policy(self, state: ComplaintState, agency: Agency) -> Policy:
-        return self.config.select(state.category, state.urgency, agency.id, agency.kind)
+        return self.config.select(state.category, state.urgency, agency.id, agency.kind, state.kind)
 
     def _start(
         self,
@@ -327,6 +329,7 @@ class Router:
             category=state.category,
             subcategory=state.subcategory,
             urgency=state.urgency,
+            kind=state.kind,
             text_excerpt=state.excerpt,
             due={Clock(k): utc(c.due_at) for k, c in state.clocks.items()},
             policy=policy.id,
@@ -365,7 +368,7 @@ class Router:
         if state is not None and m.message_id in state.seen:
             return state, []  # replay
         if state is None or not state.is_open:
-            if cm.kind is not MessageKind.complaint or m.is_agency_reply:
+            if m.is_agency_reply or not self._tracked(cm):
                 if state is not None:
                     state.remember(m.message_id)
                 return state, []
@@ -373,6 +376,8 @@ class Router:
         state.remember(m.message_id)
         events: list[Event] = []
         if m.is_agency_reply:
+            if is_auto_ack_echo(state, m.text):
+                return state, []  # notify's acknowledgement coming back: not a response
             if at < state.opened_at:
                 return state, []  # an older post of the account, not an answer
             if m.delivery_status == "failed":
@@ -382,6 +387,8 @@ class Router:
                 c = state.clocks.get(clock.value)
                 if c is not None and at >= c.started_at:
                     events.append(self._stop_response(state, c, at, SlaEventType.responded))
+            if state.kind != MessageKind.complaint.value and not state.clocks:
+                state.resolved_at = at  # an answered question has nothing left to resolve
         elif (
             state.last_reply_at is not None
             and at > state.last_reply_at
@@ -391,6 +398,16 @@ class Router:
         ):
             self._start(state, self._agency(state.agency_id), Clock.next_response, at)
         return state, events
+
+    def _tracked(self, cm: ClassifiedMessage) -> bool:
+        """Complaints always; another kind when its SLA policy runs a clock for it."""
+        if cm.kind is MessageKind.complaint:
+            return True
+        agency = self._agency(cm.agency_id)
+        policy = self.config.select(
+            cm.category, cm.urgency.value, agency.id, agency.kind, cm.kind.value
+        )
+        return bool(policy.targets)
 
     def _open(
         self, cm: ClassifiedMessage, at: float, partition: int
@@ -409,6 +426,7 @@ class Router:
             excerpt=(m.text or "")[: self.excerpt_chars],
             opened_at=at,
             partition=partition,
+            kind=cm.kind.value,
         )
         state.remember(m.message_id)
         for clock in (Clock.first_response, Clock.resolution):
@@ -432,6 +450,7 @@ class Router:
             CommandType.resolve: self._resolve,
             CommandType.reopen: self._reopen,
             CommandType.acknowledge: self._acknowledge,
+            CommandType.auto_acknowledged: remember_auto_ack,
         }[cmd.type]
         events = handler(state, cmd, at)
         state.remember(cmd.command_id)
@@ -535,3 +554,26 @@ class Router:
                 if lags is not None:
                     lags.append(now - at)
         return state, events
+
+
+# --- automatic acknowledgements (notify) ---------------------------------------------------
+# notify replies to the citizen with a tracking number and writes an ``auto_acknowledged``
+# command *before* sending, carrying the digest of the reply's text. The platform then
+# delivers that reply back as the agency's own message; it must not stop the first-response
+# clock. The digest is kept in the complaint's ring of seen ids, and an agency reply whose
+# text has it is skipped.
+# Merge of issue 17 into main's core: the digests are kept in their own field (at most 4),
+# not in the ring of seen ids, where 16 later messages would push them out.
+ACK_DIGESTS = 4
+
+
+def remember_auto_ack(state: ComplaintState, cmd: Command, at: float) -> list[Event]:
+    if cmd.text_sha256 and cmd.text_sha256 not in state.ack_digests:
+        state.ack_digests.append(cmd.text_sha256)
+        if len(state.ack_digests) > ACK_DIGESTS:
+            del state.ack_digests[0]
+    return []
+
+
+def is_auto_ack_echo(state: ComplaintState, text: str | None) -> bool:
+    return bool(text and state.ack_digests and ack_text_digest(text) in state.ack_digests)

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from common.configfile import read_yaml, validate_mapping
 from common.registry import Agency
+from common.settings import DEFAULT_CONFIG_DIR
+from schemas.classified import MessageKind
 from schemas.sla import Clock
 from tests.route.legacy.calendar import (
     BusinessCalendar,
@@ -26,7 +28,7 @@ from tests.route.legacy.calendar import (
     parse_days,
 )
 
-DEFAULT_SLA_FILE = Path("deploy/config/sla.yaml")
+DEFAULT_SLA_FILE = DEFAULT_CONFIG_DIR / "sla.yaml"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -88,13 +90,23 @@ class Match(_Strict):
     urgency: list[str] | None = None
     agency_id: list[str] | None = None
     agency_kind: list[str] | None = None
+    kind: list[MessageKind] | None = Field(
+        default=None, description="message kind: complaint, question, aspiration, praise, ..."
+    )
 
-    @field_validator("category", "urgency", "agency_id", "agency_kind", mode="before")
+    @field_validator("category", "urgency", "agency_id", "agency_kind", "kind", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _as_list(v)
 
-    def fits(self, category: str, urgency: str, agency_id: str, agency_kind: str) -> bool:
+    def fits(
+        self,
+        category: str,
+        urgency: str,
+        agency_id: str,
+        agency_kind: str,
+        kind: str = MessageKind.complaint.value,
+    ) -> bool:
         return all(
             allowed is None or value in allowed
             for allowed, value in (
@@ -102,6 +114,7 @@ class Match(_Strict):
                 (self.urgency, urgency),
                 (self.agency_id, agency_id),
                 (self.agency_kind, agency_kind),
+                (self.kind, kind),
             )
         )
 
@@ -180,22 +193,30 @@ class SlaConfig(_Strict):
         return self
 
     # --- lookups ----------------------------------------------------------------------
-    def select(self, category: str, urgency: str, agency_id: str, agency_kind: str) -> Policy:
-        """The first policy whose match fits (memoised: the inputs come from bounded sets)."""
-        key = (category, urgency, agency_id, agency_kind)
+    def select(
+        self,
+        category: str,
+        urgency: str,
+        agency_id: str,
+        agency_kind: str,
+        kind: str = MessageKind.complaint.value,
+    ) -> Policy:
+        """The first policy whose match fits (memoised: the inputs come from bounded sets).
+        ``kind`` is the message kind; callers that only route complaints may leave it out."""
+        key = (category, urgency, agency_id, agency_kind, kind)
         cache = self._selected
         hit = cache.get(key)
         if hit is not None:
             return hit
         for p in self.policies:
-            if p.match is None or p.match.fits(category, urgency, agency_id, agency_kind):
+            if p.match is None or p.match.fits(category, urgency, agency_id, agency_kind, kind):
                 if len(cache) < 100_000:
                     cache[key] = p
                 return p
         raise AssertionError("unreachable: the last policy matches everything")
 
     @cached_property
-    def _selected(self) -> dict[tuple[str, str, str, str], Policy]:
+    def _selected(self) -> dict[tuple[str, str, str, str, str], Policy]:
         return {}
 
     def calendar_id(self, policy: Policy, agency: Agency) -> str:

@@ -1,0 +1,477 @@
+"""What a message is (its kind) and how urgent it is, read from the whole message.
+
+Topic words say what a message is about, not what the citizen wants: "mantap min, got di
+jalan kami sudah dikeruk, sekarang gak banjir lagi" names a drain and a flood and is thanks;
+"min, perpanjang SIM bisa di MPP gak?" names a service and is a question; "kapan jalan kami
+diperbaiki? sudah rusak dari 2023" is a question in form and a complaint in substance. So
+the cues of the configuration (``kinds``, ``context``, ``urgency``) are found with their
+positions, and each is read against the words next to it:
+
+- a *problem* word ("rusak", "mampet") is an open problem, unless negated ("tidak banjir"),
+  solved ("gak banjir lagi", "sudah tidak bau"), inside a condition or an inquiry ("kalau
+  KTP hilang ...", "apakah ada pemadaman ...") or about a plan ("besok ada pemadaman");
+- a *fix* word ("diperbaiki", "dikeruk") after "sudah" is a done fix, after "belum"/"tidak"
+  an open problem, after a request ("mohon", "kapan") the complaint's demand;
+- an urgency trigger counts unless negated, hypothetical, a drill or a plan, next to a past
+  time ("kebakaran minggu lalu"), or in a message that reports the fix ("sudah surut",
+  "sudah ditangani") -- and an ongoing word next to it ("masih", "sekarang", "sejak")
+  keeps it live.
+
+Then: spam and political noise need strong cues that outweigh the complaint evidence;
+praise is praise/thanks with a done fix and no open problem; a wish or a question without an
+open problem is an aspiration or a question; any open problem, demanded fix or complaint act
+makes a complaint; topic words alone are a complaint only when nothing else speaks.
+Urgency belongs to complaints; every other kind is ``low``.
+
+Pure and cheap: the phrases are probed for every word and every word pair in C, Python only
+runs at the (few) positions where a phrase starts; each rule reads a handful of positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import compress, pairwise
+
+from services.classify.config import ClassifyConfig
+from services.classify.text import stem, tokens
+
+KIND, CTX, URG = 0, 1, 2
+_NEG_WINDOW = 3  # "tidak pernah dipotong", "gak ada yang nolong"
+_HYP_WINDOW = 5  # "kalau ada pohon tumbang ...", "apakah ada pemadaman listrik ..."
+_PAST_WINDOW = 4  # "kebakaran pasar tahun lalu", "kemarin rumah saya kebakaran"
+_ONGOING_WINDOW = 3  # "air masih naik", "banjir dari kemarin belum surut"
+_STRONG = 3.0
+_LEVEL_ORDER = {"emergency": 0, "high": 1, "low": 2}
+_TRIGGER_WEIGHT = {"emergency": 3.0, "high": 2.0, "low": 0.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    kind: str
+    urgency: str
+    reason: str | None
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """What one phrase means: (group, label, weight) targets, plus two flags for overlaps."""
+
+    targets: tuple[tuple[int, str, float], ...]
+    group_word: bool = False  # only a word of some "all" urgency rule ("tiang", "jalan")
+    any_trigger: bool = False  # an urgency trigger phrase on its own ("pohon tumbang")
+    kinds: tuple[tuple[str, float], ...] = ()
+    context: tuple[str, ...] = ()
+    urgency: tuple[tuple[int, int], ...] = ()  # (rule rank, group; -1 for `any`)
+
+    def __post_init__(self) -> None:
+        urg = [label for g, label, _ in self.targets if g == URG]
+        any_trigger = any(lab.endswith(":-1") for lab in urg)
+        fields = {
+            "any_trigger": any_trigger,
+            "group_word": len(urg) == len(self.targets) and not any_trigger,
+            "kinds": tuple((lab, w) for g, lab, w in self.targets if g == KIND),
+            "context": tuple(lab for g, lab, _ in self.targets if g == CTX),
+            "urgency": tuple((int(r), int(g)) for r, _, g in (lab.partition(":") for lab in urg)),
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+
+# a phrase's first two words -> (the two-word phrase's entry, [(number of further words,
+# {those words (a string for one, else a tuple): entry})], longest first)
+_Pair = tuple["_Entry | None", list[tuple[int, dict[object, "_Entry"]]]]
+
+
+class IntentRules:
+    """The ``kinds``, ``context`` and ``urgency`` sections of a config, compiled."""
+
+    def __init__(self, config: ClassifyConfig) -> None:
+        self.question_mark = 0.0
+        entries: dict[str, list[tuple[int, str, float]]] = {}
+        for kind, weighted in config.kinds.items():
+            for phrase, weight in weighted.items():
+                if phrase == "?":
+                    self.question_mark = weight
+                else:
+                    entries.setdefault(phrase, []).append((KIND, kind, weight))
+        for key, phrases in config.context.items():
+            for phrase in phrases:
+                entries.setdefault(phrase, []).append((CTX, key, 1.0))
+                if (
+                    key != "negation"
+                    and phrase[:2] == "di"
+                    and len(phrase) > 5
+                    and " " not in phrase
+                ):
+                    # informal writing splits the passive prefix: "di angkut", "di perbaiki"
+                    entries.setdefault("di " + phrase[2:], []).append((CTX, key, 1.0))
+        # urgency rules by rank (emergency first); label "rank:group" (group -1 for `any`)
+        self.rules: list[tuple[str, str, int, int]] = []  # (level, reason, groups, within)
+        self._partners: list[list[dict[str, list[tuple[str, ...]]]]] = []
+        for level in ("emergency", "high", "low"):
+            for rule in config.urgency.get(level, []):
+                rank = len(self.rules)
+                self.rules.append((level, rule.reason, len(rule.all), rule.within))
+                for phrase in rule.any:
+                    entries.setdefault(phrase, []).append((URG, f"{rank}:-1", 1.0))
+                # the first group is scanned for (keep it the rarer words); the others are only
+                # looked for near one of its hits
+                for phrase in rule.all[0] if rule.all else ():
+                    entries.setdefault(phrase, []).append((URG, f"{rank}:0", 1.0))
+                self._partners.append(
+                    [_word_table(group) for group in rule.all[1:]] if rule.all else []
+                )
+        # phrases that normalize to the same words ("makasih", "terima kasih") are one entry
+        merged: dict[tuple[bool, tuple[str, ...]], list[tuple[int, str, float]]] = {}
+        for phrase, targets in entries.items():
+            by_root = phrase.startswith("~")
+            words = tuple(tokens(phrase.removeprefix("=").removeprefix("~")))
+            if not words:
+                raise ValueError(f"phrase {phrase!r} has no word characters")
+            if by_root:
+                words = tuple(stem(w) for w in words)
+            merged.setdefault((by_root, words), []).extend(
+                t for t in targets if t not in merged.get((by_root, words), ())
+            )
+        # One-word phrases by their word; longer ones by their first two words, each with the
+        # entry of the two-word phrase and [(words to come, {those words: entry})]. Both are
+        # probed for every position in C (map over the words and over the word pairs), so
+        # Python only runs where a phrase may start: about half as often as by first word,
+        # since "di", "tidak", "ada" start many phrases but rarely one that is there.
+        self._singles: tuple[dict[str, _Entry], dict[str, _Entry]] = ({}, {})
+        self._pairs: tuple[dict[tuple[str, str], _Pair], dict[tuple[str, str], _Pair]] = ({}, {})
+        for (by_root, words), targets in merged.items():
+            entry = _Entry(tuple(targets))
+            if len(words) == 1:
+                self._singles[by_root][words[0]] = entry
+                continue
+            pair = (words[0], words[1])
+            two, longer = self._pairs[by_root].get(pair, (None, []))
+            if len(words) == 2:
+                two = entry
+            else:
+                k = len(words) - 2
+                tails = next((t for j, t in longer if j == k), None)
+                if tails is None:
+                    tails = {}
+                    longer.append((k, tails))
+                    longer.sort(key=lambda jt: -jt[0])
+                tails[words[2] if k == 1 else words[2:]] = entry
+            self._pairs[by_root][pair] = (two, longer)
+
+    # --- matching --------------------------------------------------------------------------
+    def hits(self, toks: Sequence[str], roots: Sequence[str]) -> list[tuple[int, int, _Entry]]:
+        """(start, end, entry) of every phrase in the text, in text order; a phrase inside a
+        longer one is dropped ("rawan kecelakaan" is not "kecelakaan")."""
+        found: list[tuple[int, int, _Entry]] = []
+        n = len(toks)
+        for by_root, seq in ((0, toks), (1, roots)):
+            singles, pairs = self._singles[by_root], self._pairs[by_root]
+            if singles:
+                for i in compress(range(n), map(singles.__contains__, seq)):
+                    found.append((i, i + 1, singles[seq[i]]))
+            if pairs and n > 1:
+                bigrams = list(pairwise(seq))
+                for i in compress(range(n - 1), map(pairs.__contains__, bigrams)):
+                    two, longer = pairs[bigrams[i]]
+                    for k, tails in longer:
+                        if i + 2 + k <= n:
+                            key = seq[i + 2] if k == 1 else tuple(seq[i + 2 : i + 2 + k])
+                            entry = tails.get(key)
+                            if entry is not None:
+                                found.append((i, i + 2 + k, entry))
+                    if two is not None:
+                        found.append((i, i + 2, two))
+        if len(found) < 2:
+            return found
+        found.sort(key=lambda h: (h[0], -h[1]))
+        kept: list[tuple[int, int, _Entry]] = []
+        # sorted by start, longest first: a hit lies inside an earlier one iff that one ends
+        # at or after it (same spans do not occur: one entry per word sequence and table)
+        reach = reach_trigger = -1
+        for h in found:
+            # a word of an "all" rule only yields to a trigger phrase ("tumbang" to "pohon
+            # tumbang"), not to a context phrase ("jalan" in "menutup jalan")
+            if h[1] <= (reach_trigger if h[2].group_word else reach):
+                continue
+            kept.append(h)
+            reach = max(reach, h[1])
+            if h[2].any_trigger:
+                reach_trigger = max(reach_trigger, h[1])
+        return kept
+
+    # --- reading ---------------------------------------------------------------------------
+    def read(self, toks: Sequence[str], roots: Sequence[str], text: str, topic: float) -> Intent:
+        hits = self.hits(toks, roots)
+        ctx: dict[str, list[int]] = {}
+        ctx_end: dict[int, int] = {}
+        kinds: dict[str, float] = {}
+        urg: list[tuple[int, int, int]] = []  # (rank, group, position)
+        unpraise = 0.0  # "tidak ramah", "kurang puas": praise words negated are complaints
+        praised: list[tuple[int, float]] = []
+        for start, end, entry in hits:
+            for label in entry.context:
+                ctx.setdefault(label, []).append(start)
+                ctx_end[start] = end
+            for label, weight in entry.kinds:
+                if label == "aspiration" and weight >= _STRONG:
+                    ctx.setdefault("wish", []).append(start)  # "semoga ada ...", "usul ..."
+                if label != "praise":
+                    kinds[label] = kinds.get(label, 0.0) + weight
+                elif any(start - 2 <= p < start for p in ctx.get("negation", ())):
+                    unpraise += 1
+                else:
+                    praised.append((start, weight))
+            for rank, g in entry.urgency:
+                urg.append((rank, g, start))
+        n = len(toks)
+        for i in compress(range(1, n), map(_SPANS.__contains__, toks[1:])):
+            if toks[i - 1].isdigit():  # "sudah 4 bulan", "2 tahun": a long-standing problem
+                ctx.setdefault("past", []).append(i)
+        reader = _Context(ctx, toks)
+        open_problem, solved, demanded = reader.problems(ctx_end, n)
+        open_problem += unpraise
+        if praised:  # praise before "tapi"/"namun" introduces the complaint that follows
+            last_contrast = max(ctx.get("contrast", (-1,)))
+            kept = sum(w for p, w in praised if p > last_contrast)
+            if kept:
+                kinds["praise"] = kept
+        if self.question_mark and "?" in text:
+            kinds["question"] = kinds.get("question", 0.0) + self.question_mark
+            if n and (toks[-1] in _TAGS or "tidak" in toks[-3:]):
+                kinds["question"] += 1.0  # "... bisa di MPP gak?", "... gak tahun ini?"
+        live, defused = self._urgency(urg, reader, solved)
+        for level, _ in live:
+            open_problem += _TRIGGER_WEIGHT[level]
+        # thanks that open the message (or make up most of a short one) are meant; at the end
+        # of a long complaint they are politeness ("... mohon bantuannya, terima kasih")
+        thanks = any(p <= 3 for p in ctx.get("thanks", ())) or (n <= 12 and "thanks" in ctx)
+        if "thanks" in ctx and solved and not open_problem:
+            thanks = True  # thanks anywhere for a done fix: "... sudah lancar, makasih"
+        kind = decide(
+            kinds, open_problem, solved, demanded, thanks, "create" in ctx, "request" in ctx, topic
+        )
+        signals = {**kinds, "open_problem": open_problem, "solved": solved}
+        evidence = [f"kind:{k}={v:g}" for k, v in sorted(signals.items()) if v]
+        level, reason = "normal", None
+        if kind == "complaint":
+            if live:  # ordered by level: emergency, high, low
+                level, reason = live[0]
+        else:
+            level = "low"
+        if reason:
+            evidence.append(f"urgency:{level}:{reason}")
+        evidence += [f"urgency-defused:{self.rules[r][1]}:{why}" for r, why in defused]
+        return Intent(kind, level, reason, tuple(evidence))
+
+    def _urgency(
+        self, urg: list[tuple[int, int, int]], reader: _Context, solved: float
+    ) -> tuple[list[tuple[str, str]], list[tuple[int, str]]]:
+        """(level, reason) of the live triggers, most urgent first, and (rank, why) of the
+        defused ones. An emergency that recurs ("sering terjadi kecelakaan") is a hazard to
+        fix, not one to run to: it counts as ``high``."""
+        if not urg:
+            return [], []
+        combos: dict[int, list[list[int]]] = {}
+        toks = reader.toks
+        for rank, g, pos in urg:
+            if g < 0:
+                combos.setdefault(rank, []).append([pos])
+                continue
+            within = self.rules[rank][3]
+            lo = max(0, pos - within)
+            window = toks[lo : pos + within + 1]
+            partners = [_find(table, window, lo) for table in self._partners[rank]]
+            if all(p is not None for p in partners):
+                combos.setdefault(rank, []).append([pos, *(p for p in partners if p is not None)])
+        live: list[tuple[str, str]] = []
+        defused: list[tuple[int, str]] = []
+        for rank in sorted(combos):
+            level, reason = self.rules[rank][:2]
+            # a combination is defused when any of its words is ("pohon ... takut roboh")
+            whys = [
+                next((w for w in map(reader.defused, combo, [solved] * len(combo)) if w), None)
+                for combo in combos[rank]
+            ]
+            if any(w is None for w in whys):
+                live.append((level, reason))
+            elif level == "emergency" and "habitual" in whys:
+                live.append(("high", f"recurring: {reason}"))
+                defused.append((rank, "habitual"))
+            else:
+                defused.append((rank, str(whys[0])))
+        live.sort(key=lambda lr: _LEVEL_ORDER[lr[0]])
+        return live, defused
+
+
+def _word_table(phrases: list[str]) -> dict[str, list[tuple[str, ...]]]:
+    table: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in phrases:
+        words = tuple(tokens(phrase.removeprefix("=")))
+        if words:
+            table.setdefault(words[0], []).append(words)
+    return table
+
+
+def _find(
+    table: dict[str, list[tuple[str, ...]]], window: Sequence[str], offset: int
+) -> int | None:
+    """Position of the first phrase of ``table`` in ``window`` (plus ``offset``), or None."""
+    for i in compress(range(len(window)), map(table.__contains__, window)):
+        for words in table[window[i]]:
+            if tuple(window[i : i + len(words)]) == words:
+                return offset + i
+    return None
+
+
+_SPANS = frozenset({"minggu", "bulan", "tahun", "pekan"})
+_TAGS = frozenset({"tidak", "belum", "ya", "kah", "kan", "nggak", "dong"})
+
+
+class _Context:
+    """Positions of the context words of one message and the window tests on them."""
+
+    def __init__(self, ctx: dict[str, list[int]], toks: Sequence[str]) -> None:
+        self.ctx = ctx
+        self.toks = toks
+
+    def near(self, key: str, pos: int, before: int, after: int = 0) -> bool:
+        positions = self.ctx.get(key)
+        if positions:
+            lo, hi = pos - before, pos + after
+            for p in positions:
+                if lo <= p <= hi and p != pos:
+                    return True
+        return False
+
+    def negated(self, pos: int) -> bool:
+        return self.near("negation", pos, _NEG_WINDOW) or self.near("not_yet", pos, 2)
+
+    def problems(self, ends: dict[int, int], n: int) -> tuple[float, float, float]:
+        """(open problem, solved, demanded fix) evidence of the message."""
+        open_problem = solved = demanded = 0.0
+        toks, near = self.toks, self.near
+        for pos in self.ctx.get("problem", ()):
+            end = ends.get(pos, pos + 1)
+            if near("negation", pos, _NEG_WINDOW):
+                if "lagi" in toks[end : end + 2] or near("done", pos, _NEG_WINDOW + 1):
+                    solved += 1  # "gak banjir lagi", "sudah tidak bau"
+                continue
+            if near("hypothetical", pos, _HYP_WINDOW) or near("inquiry", pos, _HYP_WINDOW + 1):
+                continue
+            if near("wish", pos, 8):
+                continue  # "semoga ada program perbaikan rumah tidak layak huni": the wish
+            if near("future", pos, 3, 3):
+                continue
+            if near("past", pos, _PAST_WINDOW, _PAST_WINDOW) and not near(
+                "ongoing", pos, _ONGOING_WINDOW, _ONGOING_WINDOW
+            ):
+                open_problem += 0.5
+                continue
+            open_problem += 1
+        requests = self.ctx.get("request", ())
+        for pos in self.ctx.get("fix", ()):
+            if near("done", pos, 3):
+                solved += 1
+            elif self.negated(pos):
+                open_problem += 2
+            elif any(p < pos for p in requests):
+                demanded += 2
+        for pos in self.ctx.get("good", ()):
+            # "sudah lancar", "sekarang bersih" -- but "masih nyala" is a live wire, not a fix
+            if near("done", pos, 3) or "sekarang" in toks[max(0, pos - 3) : pos]:
+                if not near("negation", pos, 2):
+                    solved += 1
+            elif self.negated(pos):
+                open_problem += 2
+        for pos in self.ctx.get("contrast", ()):
+            if "masih" in toks[pos + 1 : pos + 5]:
+                open_problem += 1  # "sudah dipotong, tapi batangnya masih di jalan"
+        fixes = [*self.ctx.get("fix", ()), *self.ctx.get("good", ())]
+        for pos in self.ctx.get("not_yet", ()):
+            if pos + 1 >= n or toks[pos + 1] in _TAGS:
+                continue  # "... sudah bisa masuk SD belum ya?"
+            if any(pos < p <= pos + 3 for p in fixes):
+                continue  # counted with the fix
+            open_problem += 1
+        return open_problem, solved, demanded
+
+    def defused(self, pos: int, solved: float) -> str | None:
+        """Why an urgency trigger at ``pos`` does not count, or None when it is live."""
+        near = self.near
+        if "drill" in self.ctx:
+            return "drill"
+        if near("negation", pos, 2):
+            return "negated"
+        if near("hypothetical", pos, _HYP_WINDOW) or near("inquiry", pos, _HYP_WINDOW):
+            return "hypothetical"
+        ongoing = near("ongoing", pos, _ONGOING_WINDOW, _ONGOING_WINDOW)
+        if near("future", pos, 3, 3) and not ongoing:
+            return "planned"
+        if solved and not ongoing:
+            return "handled"
+        if near("past", pos, _PAST_WINDOW, _PAST_WINDOW) and not ongoing:
+            return "past"
+        if near("habitual", pos, _PAST_WINDOW):  # "sering terjadi kecelakaan"
+            return "habitual"
+        return None
+
+
+def decide(
+    kinds: dict[str, float],
+    open_problem: float,
+    solved: float,
+    demanded: float,
+    thanks: bool,
+    create: bool,
+    request: bool,
+    topic: float,
+) -> str:
+    """The message kind from its evidence (see the module docstring for the reasons)."""
+    complaint = open_problem + demanded + kinds.get("complaint", 0.0)
+    spam = kinds.get("spam", 0.0)
+    if spam >= _STRONG and spam >= complaint + 1:
+        return "spam"
+    political = kinds.get("political", 0.0)
+    if political >= _STRONG and political >= complaint + 1:
+        return "political"
+    praise = kinds.get("praise", 0.0)
+    question = kinds.get("question", 0.0)
+    if (
+        open_problem == 0
+        and demanded == 0
+        and (praise >= 2 or (thanks and solved))
+        and (question < _STRONG or praise >= _STRONG)
+    ):
+        return "praise"
+    if praise >= _STRONG and praise > complaint:
+        return "praise"
+    aspiration = kinds.get("aspiration", 0.0)
+    if aspiration and create:
+        aspiration += 1
+    if open_problem == 0 and demanded == 0:
+        if aspiration >= _STRONG and aspiration >= question:
+            return "aspiration"
+        if question >= 2:
+            return "question"
+    if open_problem <= 1 and demanded == 0 and kinds.get("complaint", 0) <= 2 and question >= 3.5:
+        # "apa saja dokumen untuk ganti KTP rusak?", "izin bertanya, untuk lapor jalan rusak
+        # lewat apa?": the problem is the question's topic
+        return "question"
+    if open_problem or complaint >= 2:
+        return "complaint"
+    if aspiration >= 2:
+        return "aspiration"
+    if question >= 2 or (question >= 1 and topic >= 1):
+        return "question"
+    if request and topic >= 1:
+        return "complaint"  # "mohon dibantu perantingan 5 pohon"
+    if thanks or praise >= 1:
+        return "praise"
+    if solved and not complaint:
+        return "other"  # news of a fix, nothing asked: "kebakaran kemarin sudah ditangani"
+    if topic >= 2 or complaint >= 1:
+        return "complaint"
+    return "other"

@@ -1,0 +1,1 @@
+"""Channel adapters: one small class per transport behind one interface (``base.Channel``)."""

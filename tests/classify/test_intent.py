@@ -1,0 +1,144 @@
+"""Message kind and urgency on hand-written informal sentences (tests/classify/data/).
+
+``intent_sentences.csv`` (318 rows) is the set the rules were shaped on; its accuracy is a
+regression floor. ``intent_holdout.csv`` (103 rows) was written at the same time but only
+scored, never read while tuning (one missed emergency it showed through the aggregate was
+fixed), so its figures estimate how the rules do on sentences they have not seen.
+``intent_fresh.csv`` and ``intent_fresh2.csv`` (40 rows each) were written after the rules,
+in other styles (more slang, abbreviations), each scored once before its errors were read
+(first scores: kind 0.775 / 0.925, three and two missed emergencies): the honest estimate is
+those first scores, the floors below are after the vocabulary gaps they showed were closed.
+All are the project's own writing, not evaluation data."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from services.classify.config import load_config
+from services.classify.rules import RuleSet
+
+DATA = Path(__file__).with_name("data")
+RULES = RuleSet(load_config())
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with (DATA / name).open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _score(name: str) -> tuple[float, float, list[str], list[str]]:
+    rows = _rows(name)
+    results = [RULES.apply(r["text"]) for r in rows]
+    kind = sum(r["kind"] == res.kind for r, res in zip(rows, results, strict=True)) / len(rows)
+    urgency = sum(r["urgency"] == res.urgency for r, res in zip(rows, results, strict=True))
+    false = [
+        r["text"]
+        for r, res in zip(rows, results, strict=True)
+        if res.urgency == "emergency" and r["urgency"] != "emergency"
+    ]
+    missed = [
+        r["text"]
+        for r, res in zip(rows, results, strict=True)
+        if r["urgency"] == "emergency" and res.urgency != "emergency"
+    ]
+    return kind, urgency / len(rows), false, missed
+
+
+def test_the_sets_are_large_enough_and_cover_every_kind_and_urgency() -> None:
+    tuned, held = _rows("intent_sentences.csv"), _rows("intent_holdout.csv")
+    assert len(tuned) >= 300 and len(held) >= 100
+    kinds = {"complaint", "question", "aspiration", "praise", "spam", "political", "other"}
+    for rows in (tuned, held):
+        assert {r["kind"] for r in rows} == kinds
+        assert {r["urgency"] for r in rows} == {"emergency", "high", "normal", "low"}
+    assert not {r["text"] for r in tuned} & {r["text"] for r in held}
+
+
+def test_tuned_set_regression_floor() -> None:
+    kind, urgency, false, missed = _score("intent_sentences.csv")
+    assert kind >= 0.98, kind  # measured 0.994
+    assert urgency >= 0.96, urgency  # measured 0.975
+    assert not false, false
+    assert not missed, missed
+
+
+@pytest.mark.parametrize("name", ["intent_fresh.csv", "intent_fresh2.csv"])
+def test_sets_written_after_the_rules_floor(name: str) -> None:
+    kind, urgency, false, missed = _score(name)
+    assert kind >= 0.95, kind
+    assert urgency >= 0.85, urgency
+    assert not false and not missed, (false, missed)
+
+
+def test_held_out_set_floor() -> None:
+    kind, urgency, false, missed = _score("intent_holdout.csv")
+    assert kind >= 0.95, kind  # measured 0.981
+    assert urgency >= 0.95, urgency
+    assert len(false) <= 1 and not missed, (false, missed)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # the issue's own examples
+        ("mantap min, got di jalan kami sudah dikeruk, sekarang gak banjir lagi", "praise"),
+        ("min, perpanjang SIM bisa di mal pelayanan publik gak?", "question"),
+        ("bener gak sih besok ada pemadaman seharian?", "question"),
+        ("harapan kami ada posyandu lansia di RW 7", "aspiration"),
+        ("jangan pilih petahana, cuma janji manis", "political"),
+        ("kapan jalan kami diperbaiki? sudah rusak dari 2023", "complaint"),
+        (
+            "PKL berjualan di trotoar depan stasiun, pejalan kaki terpaksa jalan di aspal",
+            "complaint",
+        ),
+        ("butuh dana cepat? pinjaman tanpa jaminan cair 1 jam, hubungi wa kami", "spam"),
+        # thanks at the end of a complaint are politeness, not praise
+        ("jalan berlubang di depan SD 2, mohon segera ditambal. terima kasih", "complaint"),
+        ("terima kasih admin, tapi sampah di gang kami masih belum diangkut", "complaint"),
+        # a complaint about gambling ads is a complaint, not spam
+        ("ada iklan judi online di spanduk jembatan penyeberangan, mohon diturunkan", "complaint"),
+        ("petugas loketnya tidak ramah dan lama", "complaint"),
+    ],
+)
+def test_kind_is_read_from_the_whole_message(text: str, kind: str) -> None:
+    result = RULES.apply(text)
+    assert result.kind == kind, result.evidence
+
+
+@pytest.mark.parametrize(
+    ("text", "urgency"),
+    [
+        ("ada kebakaran minggu lalu di gang 3, sudah ditangani damkar", "low"),
+        ("kebakaran minggu lalu sudah ditangani, tapi puingnya belum diangkut", "normal"),
+        ("kapan ada simulasi kebakaran buat warga?", "low"),
+        ("kemarin banjir tapi sudah surut, lumpurnya masih numpuk di jalan", "normal"),
+        ("jalan ini tidak banjir tapi rusak parah", "normal"),
+        ("kalau ada pohon tumbang lapornya ke mana?", "low"),
+        ("sungai meluap masuk rumah, ada ibu hamil gak bisa keluar", "emergency"),
+        ("jembatan bambu mau ambruk, tiap pagi anak sekolah lewat", "emergency"),
+        ("murid2 muntah setelah makan siang dari sekolah", "emergency"),
+        ("ada orang kesetrum kabel yang jatuh", "emergency"),
+        ("bau gas dari rumah kosong sebelah, takut meledak", "emergency"),
+        ("tiang listrik miring mau roboh ke jalan", "emergency"),
+        ("sering terjadi kecelakaan di tikungan ini, mohon dipasang rambu", "high"),
+    ],
+)
+def test_urgency_reads_tense_negation_and_the_informal_ways_of_reporting(
+    text: str, urgency: str
+) -> None:
+    result = RULES.apply(text)
+    assert result.urgency == urgency, result.evidence
+    if urgency in ("emergency", "high"):
+        assert result.urgency_reason  # every urgency keeps its reason
+
+
+def test_a_defused_trigger_says_why_in_the_evidence() -> None:
+    result = RULES.apply("kebakaran minggu lalu sudah ditangani, puingnya belum diangkut")
+    assert any(e.startswith("urgency-defused:fire:") for e in result.evidence), result.evidence
+
+
+def test_only_complaints_carry_urgency() -> None:
+    assert RULES.apply("terima kasih damkar, api semalam cepat dipadamkan").urgency == "low"
