@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from common.settings import Settings
 from common.topics import CLASSIFIED, MESSAGES, ROUTES, TopicSpec
 from services.demo.complaints import COMPLAINTS, KELURAHAN
 from services.demo.generator import instagram_comment
+from services.ingest.privacy import Pseudonymizer
 from services.ingest.signatures import meta_signature
 
 RESULTS = Path(__file__).parent / "results"
@@ -148,9 +150,13 @@ async def e2e_latency(
     prefix = f"e{uuid.uuid4().hex[:8]}."
     settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
     await ensure_topics(settings)
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     env = child_env(bootstrap, prefix, ADUAN_HTTP_PORT=str(port))
-    procs = [spawn(f"services.{s}", env, log_dir) for s in ("ingest", "classify", "route")]
+    # Ingest answers readiness on its ops port only (never on the public webhook port).
+    ingest_env = {**env, "ADUAN_METRICS_PORT": str(ops_port)}
+    procs = [spawn("services.ingest", ingest_env, log_dir)]
+    procs += [spawn(f"services.{s}", env, log_dir) for s in ("classify", "route")]
+    complaint_id = Pseudonymizer(env["ADUAN_PSEUDONYM_KEY"].encode()).message_id
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
     consumer = AIOKafkaConsumer(
@@ -167,7 +173,7 @@ async def e2e_latency(
             deadline = time.monotonic() + 60
             while True:  # wait for ingest
                 with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{base}/readyz") as r:
+                    async with session.get(f"http://127.0.0.1:{ops_port}/readyz") as r:
                         if r.status == 200:
                             break
                 if time.monotonic() > deadline:
@@ -176,8 +182,9 @@ async def e2e_latency(
             await consumer.start()
             reading = asyncio.create_task(_read_routes(consumer, seen))
             # Warm-up: one complaint through the whole pipeline (group joins happen here).
-            await _post(session, base, env["ADUAN_META_APP_SECRET"], "warmup", 0, sent)
-            await _until(lambda: "instagram:warmup" in seen, 120)
+            post = Poster(session, base, env["ADUAN_META_APP_SECRET"], complaint_id, sent)
+            await post("warmup", 0)
+            await _until(lambda: complaint_id("instagram:warmup") in seen, 120)
             sent.clear()
             seen.clear()
             n = int(rate * seconds)
@@ -187,15 +194,11 @@ async def e2e_latency(
                 delay = start + i / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(
-                    asyncio.create_task(
-                        _post(session, base, env["ADUAN_META_APP_SECRET"], f"L{i}", i, sent)
-                    )
-                )
+                tasks.append(asyncio.create_task(post(f"L{i}", i)))
             await asyncio.gather(*tasks)
             # Not every demo message is a complaint, so not every POST yields a `routed`:
             # wait until all have arrived or none has for 3 s (bounded).
-            expected = {f"instagram:L{i}" for i in range(n)}
+            expected = {complaint_id(f"instagram:L{i}") for i in range(n)}
             deadline = time.monotonic() + 60
             last_count, quiet_since = -1, time.monotonic()
             while not expected <= seen.keys() and time.monotonic() < deadline:
@@ -224,19 +227,30 @@ async def e2e_latency(
     }  # fmt: skip
 
 
-async def _post(
-    session: aiohttp.ClientSession, base: str, secret: str, cid: str, i: int, sent: dict[str, float]
-) -> None:
-    text = COMPLAINTS[i % len(COMPLAINTS)].format(kel=KELURAHAN[i % len(KELURAHAN)])
-    body = instagram_comment(cid, text, author_id=f"77{i}", media_id=f"1801{i % 50}")
-    headers = {
-        "Content-Type": "application/json",
-        "X-Hub-Signature-256": meta_signature(secret, body),
-    }
-    sent[f"instagram:{cid}"] = time.monotonic()
-    async with session.post(f"{base}/webhooks/instagram", data=body, headers=headers) as r:
-        if r.status != 200:
-            sent.pop(f"instagram:{cid}", None)
+@dataclass
+class Poster:
+    """Posts signed Instagram comments and notes when each was sent, under the complaint id
+    route will give it (a keyed pseudonym of the comment id, as ingest makes it)."""
+
+    session: aiohttp.ClientSession
+    base: str
+    secret: str
+    complaint_id: Callable[[str], str]
+    sent: dict[str, float]
+
+    async def __call__(self, cid: str, i: int) -> None:
+        text = COMPLAINTS[i % len(COMPLAINTS)].format(kel=KELURAHAN[i % len(KELURAHAN)])
+        body = instagram_comment(cid, text, author_id=f"77{i}", media_id=f"1801{i % 50}")
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": meta_signature(self.secret, body),
+        }
+        key = self.complaint_id(f"instagram:{cid}")
+        self.sent[key] = time.monotonic()
+        url = f"{self.base}/webhooks/instagram"
+        async with self.session.post(url, data=body, headers=headers) as r:
+            if r.status != 200:
+                self.sent.pop(key, None)
 
 
 async def _read_routes(consumer: AIOKafkaConsumer, seen: dict[str, float]) -> None:

@@ -19,7 +19,8 @@ from common import codecs, metrics
 from common.deadletters import Source, dead_letter
 from common.kafka import ensure_topics, run_batch_processor, topic_name
 from common.produce import Output
-from common.registry import load_registry
+from common.registry import Registry, load_registry
+from common.reload import Reloadable
 from common.settings import Settings
 from common.topics import CLASSIFIED, DEADLETTER, MESSAGES
 from schemas.classified import ClassifiedMessage, MessageKind
@@ -101,16 +102,25 @@ def classify_series(config: ClassifyConfig) -> Iterator[metrics.Series]:
 
 
 async def run(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-    registry = load_registry(settings.registry_file)
-    classifier = load_classifier(registry)
+    registry = Reloadable("registry", settings.registry_file, load_registry)
+    classifier = load_classifier(registry.current)
     metrics.zero(classify_series(classifier.ruleset.config))  # every series the rules read
+
+    def use(new: Registry) -> None:  # agencies resolved from the next message on
+        classifier.registry = new
+
+    registry.on_change(use)
     await ensure_topics(settings)
-    await run_batch_processor(
-        name=NAME,
-        settings=settings,
-        input_topics=[topic_name(MESSAGES, settings)],
-        group_id=f"{settings.consumer_group_prefix}-classify",
-        handle=ClassifyHandler(classifier, settings),
-        stop=stop,
-        on_ready=ready.set if ready is not None else None,
-    )
+    watcher = asyncio.create_task(registry.watch(stop), name="classify-registry-reload")
+    try:
+        await run_batch_processor(
+            name=NAME,
+            settings=settings,
+            input_topics=[topic_name(MESSAGES, settings)],
+            group_id=f"{settings.consumer_group_prefix}-classify",
+            handle=ClassifyHandler(classifier, settings),
+            stop=stop,
+            on_ready=ready.set if ready is not None else None,
+        )
+    finally:
+        watcher.cancel()

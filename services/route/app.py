@@ -31,7 +31,8 @@ import orjson
 from common import metrics
 from common.codecs import register_faust_codec
 from common.produce import KafkaSink
-from common.registry import load_registry
+from common.registry import Registry, load_registry
+from common.reload import Reloadable
 from common.settings import Settings
 from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTE_TICKS, ROUTES, SLA
 from services.route.clocks import Router
@@ -42,7 +43,7 @@ from services.route.faust_internals import (
     rocks_state,
 )
 from services.route.observe import ConsumerLag, route_series
-from services.route.policy import load_sla_config
+from services.route.policy import SlaConfig, load_sla_config
 from services.route.settings import RouteSettings
 from services.route.worker import NAME, Handler, Incoming, MappingTable, RouteTopics, RouteWorker
 
@@ -66,10 +67,10 @@ def create_app(
     register_faust_codec()
     rs = route_settings or RouteSettings()
     rs.data_dir.mkdir(parents=True, exist_ok=True)
+    registry = Reloadable("registry", settings.registry_file, load_registry)
+    sla = Reloadable("sla", rs.sla_file, load_sla_config)
     router = Router(
-        load_sla_config(rs.sla_file),
-        load_registry(settings.registry_file),
-        retain_unresolved_s=rs.retain_unresolved_days * 86400.0,
+        sla.current, registry.current, retain_unresolved_s=rs.retain_unresolved_days * 86400.0
     )
     metrics.zero(route_series(router.config, router.registry))  # every series rules read
     partitions = settings.topic_partitions or CLASSIFIED.partitions
@@ -181,5 +182,23 @@ def create_app(
     async def report_lag() -> None:
         if not app.rebalancing:
             await lag.report(app.consumer)
+
+    def new_router(config: SlaConfig | None = None, reg: Registry | None = None) -> None:
+        """A valid edit of the registry or the SLA file takes effect from the next batch:
+        the worker's router is replaced between batches (the event loop runs one at a time)."""
+        worker.router = Router(
+            config or sla.current,
+            reg or registry.current,
+            retain_unresolved_s=rs.retain_unresolved_days * 86400.0,
+        )
+        metrics.zero(route_series(worker.router.config, worker.router.registry))
+
+    sla.on_change(lambda config: new_router(config=config))
+    registry.on_change(lambda reg: new_router(reg=reg))
+
+    @app.timer(rs.config_poll_s)  # type: ignore[untyped-decorator]
+    async def reload_config() -> None:
+        registry.poll()
+        sla.poll()
 
     return RouteApp(app, worker)

@@ -59,3 +59,6 @@ class RouteSettings(BaseSettings):
     batch_within_s: float = Field(
         default=0.01, gt=0, description="max wait to fill a batch (adds to latency)"
     )
+    config_poll_s: float = Field(
+        default=2.0, gt=0, description="how often the registry and SLA files are checked for edits"
+    )

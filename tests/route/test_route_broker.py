@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,19 +17,20 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from common import codecs
+from common import codecs, metrics
 from common.kafka import ensure_topics, topic_name
 from common.settings import Settings
 from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTES, SLA
 from schemas.commands import CommandType
 from services.route.app import RouteApp, create_app
 from services.route.settings import RouteSettings
-from tests.support import TopicReader
+from tests.support import TopicReader, wait_until
 
 from .factories import command, message
 
 pytestmark = pytest.mark.kafka
 
+REPO = Path(__file__).resolve().parents[2]
 WIB = ZoneInfo("Asia/Jakarta")
 WITA = ZoneInfo("Asia/Makassar")
 MON_9 = datetime(2026, 11, 23, 9, 0, tzinfo=WIB)  # first response due 14:00 WIB, warning 12:00
@@ -365,3 +367,48 @@ async def test_rebalance_to_two_workers_fires_each_stage_once(
         counts = Counter(all_ids())
         assert all(counts[i] == 1 for i in warnings + overdue), counts
         assert len(values(reader, s, ROUTES)) == 12
+
+
+async def test_registry_edits_apply_without_a_restart_and_bad_edits_are_refused(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Onboarding an agency is an edit of the registry file: the running route picks it up;
+    an invalid edit is refused and the previous registry keeps routing."""
+    h = harness
+    registry = tmp_path / "registry.yaml"
+    original = (REPO / "deploy" / "config" / "registry.yaml").read_text(encoding="utf-8")
+    registry.write_text(original, encoding="utf-8")
+    h.settings = h.settings.model_copy(update={"registry_file": registry})
+    await h.start_app(config_poll_s=0.1)
+    s = h.settings
+    new_agency = "sby-new-agency"
+    await h.send(CLASSIFIED, "n1", message("n1", "n1", MON_9, agency_id=new_agency))
+    async with h.reader() as reader:
+        reasons = lambda: [d["reason"] for d in values(reader, s, DEADLETTER)]  # noqa: E731
+        await reader.wait_for(lambda _r: "unknown_agency" in reasons(), timeout=60)
+
+        added = original.replace(
+            "agencies:\n",
+            "agencies:\n  - id: sby-new-agency\n    name: Dinas Baru Kota Surabaya\n"
+            "    kind: public_works\n    region_code: '35.78'\n",
+            1,
+        )
+        refused, applied = reloads("refused"), reloads("applied")
+        registry.write_text("agencies: [this is: not valid", encoding="utf-8")  # a typo first
+        await wait_until(lambda: reloads("refused") > refused)
+        await h.send(CLASSIFIED, "t1", message("c1", "t1", MON_9))  # still routed
+        await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 1, timeout=60)
+        staged = tmp_path / "registry.new"
+        staged.write_text(added, encoding="utf-8")
+        staged.rename(registry)  # how an editor or a ConfigMap replaces the file
+        await wait_until(lambda: reloads("applied") > applied)
+        await h.send(CLASSIFIED, "n2", message("n2", "n2", MON_9, agency_id=new_agency))
+        await reader.wait_for(
+            lambda _r: any(e["agency_id"] == new_agency for e in values(reader, s, ROUTES)),
+            timeout=60,
+        )
+
+
+def reloads(outcome: str) -> float:
+    child = metrics.CONFIG_RELOADS.labels("registry", outcome)
+    return float(child._value.get())  # noqa: SLF001  # prometheus-client keeps it private
