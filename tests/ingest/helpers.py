@@ -62,7 +62,9 @@ def two_app_registry() -> Registry:
             app_secret_env="ADUAN_X2_CONSUMER_SECRET",
         ),
     ]
-    return Registry(agencies=REGISTRY.agencies, accounts=[*REGISTRY.accounts, *extra])
+    return Registry(
+        agencies=REGISTRY.agencies, accounts=[*REGISTRY.accounts, *extra], webhooks=REGISTRY.webhooks
+    )
 
 
 def meta(body: bytes, secret: str = META_SECRET) -> dict[str, str]:
