@@ -26,6 +26,7 @@ from services.ingest.platforms.base import (
     obj,
     opt_ident,
     opt_text,
+    skip,
 )
 
 P = Platform.facebook
@@ -46,12 +47,13 @@ def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
 def _feed(
     entry: dict[str, Any], value: dict[str, Any], path: str, ctx: DeliveryContext
 ) -> list[Message] | None:
-    if value.get("item") != "comment":
-        return None
+    item = value.get("item")
+    if item != "comment":
+        skip("reaction" if item in ("reaction", "like") else "other_event")
     verb = value.get("verb")
     action = _VERBS.get(verb) if isinstance(verb, str) else None
     if action is None:
-        return None  # hide / unhide / block: moderation, not conversation
+        skip("moderation")  # hide / unhide / block: moderation, not conversation
     page_id = opt_ident(entry, "id", "entry")
     account = lookup_account(ctx, P, page_id)
     comment_id = ident(value, "comment_id", path)
