@@ -63,7 +63,9 @@ def two_app_registry() -> Registry:
         ),
     ]
     return Registry(
-        agencies=REGISTRY.agencies, accounts=[*REGISTRY.accounts, *extra], webhooks=REGISTRY.webhooks
+        agencies=REGISTRY.agencies,
+        accounts=[*REGISTRY.accounts, *extra],
+        webhooks=REGISTRY.webhooks,
     )
 
 
