@@ -291,6 +291,7 @@ DEAD_LETTER_REASONS: dict[str, tuple[str, ...]] = {
         "unknown_account", "unknown_object", "unsupported_platform", "unsupported_status",
         "unsupported_type", "parser_error",
     ),
+    "mentions": ("fetch_failed", "fetch_refused", "missing_token", "text_too_long"),
     "classify": ("invalid_message", "classification_error"),
     "route": (
         "invalid_classified", "invalid_command", "invalid_tick", "key_mismatch",

@@ -69,28 +69,30 @@ def _comment(
 def _mention(
     entry: dict[str, Any], value: dict[str, Any], path: str, ctx: DeliveryContext
 ) -> list[Message]:
+    return [build(ctx, mention_draft(entry, value, path, ctx))]
+
+
+def mention_draft(
+    entry: dict[str, Any], value: dict[str, Any], path: str, ctx: DeliveryContext
+) -> Draft:
     """A mention carries only ``media_id`` (caption mention) and maybe ``comment_id``: the
-    text must be fetched from the Graph API by a consumer that holds a token, so the message
-    says ``text_fetched=False``. Its id is prefixed ``mention:`` because the same comment may
-    also arrive as a ``comments`` event with its text, which must not be deduplicated away."""
+    text is fetched from the Graph API by ``services.ingest.mentions``, so the message says
+    ``text_fetched=False``. Its id is prefixed ``mention:`` because the same comment may
+    also arrive as a ``comments`` event with its text, which must not be deduplicated away.
+    The fetcher builds the same draft again and completes it (an edit of this message)."""
     account = lookup_account(ctx, P, opt_ident(entry, "id", "entry"))
     media_id = ident(value, "media_id", path)
     comment_id = opt_ident(value, "comment_id", path)
     target = comment_id or media_id
-    return [
-        build(
-            ctx,
-            Draft(
-                platform=P,
-                kind=EventKind.mention,
-                message_id=f"instagram:mention:{target}",
-                platform_message_id=target,
-                thread_key=f"instagram:{media_id}:{comment_id or 'caption'}",
-                account=account,
-                author_id=None,
-                text=None,
-                text_fetched=False,
-                platform_time=from_epoch(entry.get("time"), "entry.time"),
-            ),
-        )
-    ]
+    return Draft(
+        platform=P,
+        kind=EventKind.mention,
+        message_id=f"instagram:mention:{target}",
+        platform_message_id=target,
+        thread_key=f"instagram:{media_id}:{comment_id or 'caption'}",
+        account=account,
+        author_id=None,
+        text=None,
+        text_fetched=False,
+        platform_time=from_epoch(entry.get("time"), "entry.time"),
+    )
