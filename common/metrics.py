@@ -264,7 +264,7 @@ Series = tuple[MetricWrapperBase, tuple[str, ...]]
 WEBHOOK_OUTCOMES = (
     "accepted", "verified", "forged", "replayed", "too_large", "malformed",
     "unsupported_media_type", "unknown_account", "broker_unavailable", "bad_verify_token",
-    "not_ready", "in_flight",
+    "not_ready", "in_flight", "overloaded",
 )  # fmt: skip
 """Every ``outcome`` of aduan_webhook_requests_total (a test checks ingest counts no other)."""
 ENTRY_OUTCOMES = ("message", "duplicate", "skipped", "rejected")
@@ -289,7 +289,8 @@ DEAD_LETTER_REASONS: dict[str, tuple[str, ...]] = {
     "ingest": (
         "malformed_json", "malformed_entry", "missing_field", "bad_timestamp", "bad_location",
         "unknown_account", "unknown_object", "unsupported_platform", "unsupported_status",
-        "unsupported_type", "parser_error",
+        "unsupported_type", "parser_error", "text_too_long", "field_too_long",
+        "too_many_attachments", "personal_data_in_id",
     ),
     "mentions": ("fetch_failed", "fetch_refused", "missing_token", "text_too_long"),
     "classify": ("invalid_message", "classification_error"),
