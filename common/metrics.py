@@ -289,8 +289,8 @@ DEAD_LETTER_REASONS: dict[str, tuple[str, ...]] = {
     "ingest": (
         "malformed_json", "malformed_entry", "missing_field", "bad_timestamp", "bad_location",
         "unknown_account", "unknown_object", "unsupported_platform", "unsupported_status",
-        "unsupported_type", "parser_error", "text_too_long", "field_too_long",
-        "too_many_attachments", "personal_data_in_id",
+        "unsupported_type", "parser_error", "field_too_long", "personal_data_in_id",
+        "text_too_long", "too_many_attachments",
     ),
     "mentions": ("fetch_failed", "fetch_refused", "missing_token", "text_too_long"),
     "classify": ("invalid_message", "classification_error"),

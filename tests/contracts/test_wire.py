@@ -53,6 +53,7 @@ from schemas.raw import from_headers
 from services.classify import processor as classify_processor
 from services.demo.generator import instagram_comment
 from services.ingest import app as ingest_app
+from services.ingest.privacy import Pseudonymizer
 from services.ingest.signatures import generic_signature, meta_signature, x_signature
 from services.route.app import create_app
 from services.route.settings import RouteSettings
@@ -107,6 +108,7 @@ def signed(platform: str, body: bytes) -> dict[str, str]:
     if platform == "generic":
         stamp = str(int(time.time()))
         return {
+            "X-Aduan-Account": orjson.loads(body)["account_id"],  # the sender's own account
             "X-Aduan-Timestamp": stamp,
             "X-Aduan-Signature": generic_signature(GENERIC, stamp, body),
         }
@@ -179,7 +181,9 @@ class Traffic:
         )
         await self.inject(MESSAGES, b"junk", b'{"not": "a message"}')
 
-        a, b = f"instagram:{ids[0]}", f"instagram:{ids[1]}"
+        # Complaint ids are keyed pseudonyms of the platform ids (issue 10), as ingest makes them.
+        pseudonyms = Pseudonymizer(b"test-pseudonym-key")
+        a, b = (pseudonyms.message_id(f"instagram:{i}") for i in ids[:2])
         routed = lambda: {e["complaint_id"]: e["thread_key"] for e in self.values(ROUTES)}  # noqa: E731
         await self.until(lambda: {a, b} <= set(routed()))
         ta, tb = routed()[a], routed()[b]
