@@ -315,6 +315,7 @@ SLA_EVENT_CLOCKS: dict[str, tuple[str, ...]] = {
     "resolved": ("resolution", ""),
     "reopened": ("resolution", ""),
     "acknowledged": ("",),
+    "withdrawn": ("",),
 }
 """Which ``clock`` label each SLA event type can carry besides the timed events (which carry
 every running clock); "" is an event of no clock (tests/ops drives the router to check)."""
