@@ -34,7 +34,7 @@ from common.refusal import Refusal
 from common.topics import CLASSIFIED, COMMANDS, ROUTES, SLA
 from schemas.classified import ClassifiedMessage
 from schemas.commands import Command
-from schemas.routes import RouteEvent
+from schemas.routes import RouteEvent, RouteEventType
 from schemas.sla import SlaEvent, SlaEventType
 from services.route.clocks import ComplaintState, Event, Router, peek_schedule
 from services.route.settings import RouteSettings
@@ -306,7 +306,8 @@ class RouteWorker:
             if isinstance(e, RouteEvent):
                 out.append(Output(self.topics.routes, key, codecs.dumps(e)))
                 metrics.MESSAGES_OUT.labels(NAME, ROUTES.name).inc()
-                metrics.ROUTED.labels(e.agency_id, e.agency_kind).inc()
+                if e.event_type is not RouteEventType.updated:  # an edit routes nothing anew
+                    metrics.ROUTED.labels(e.agency_id, e.agency_kind).inc()
                 continue
             assert isinstance(e, SlaEvent)
             out.append(Output(self.topics.sla, key, codecs.dumps(e)))
