@@ -386,6 +386,15 @@ def from_epoch(value: Any, path: str) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def when(ctx: DeliveryContext, value: Any, path: str) -> datetime:
+    """The platform's time of an item, or the time ingest received it when the item has
+    none: a citizen's words are never dead-lettered for a missing timestamp (a present but
+    unreadable one still is: that body is broken)."""
+    if value is None or value == "":
+        return ctx.received_at
+    return from_epoch(value, path)
+
+
 def from_iso(value: Any, path: str) -> datetime:
     """An ISO 8601 / RFC 3339 instant that must carry its offset."""
     if not isinstance(value, str):

@@ -19,7 +19,6 @@ from services.ingest.platforms.base import (
     ParseResult,
     build,
     check_entries,
-    from_epoch,
     ident,
     is_account_id,
     learn_names,
@@ -34,6 +33,7 @@ from services.ingest.platforms.base import (
     opt_text,
     run_items,
     skip,
+    when,
 )
 
 Item = tuple[int, str, Callable[[], list[Message] | None]]
@@ -261,7 +261,7 @@ def parse_messaging(
         account=account,
         author_id=sender,
         text=None,
-        platform_time=from_epoch(timestamp, f"{path}.timestamp"),
+        platform_time=when(ctx, timestamp, f"{path}.timestamp"),
         is_agency_reply=echo,
     )
     if edit is not None:
@@ -275,14 +275,25 @@ def parse_messaging(
         return [build(ctx, draft)]
     if body.get("is_unsupported") is True:
         skip("unsupported")
-    draft.text = opt_text(body, "text", bpath)
+    draft.text = opt_text(body, "text", bpath) or _template_text(body)
     draft.attachments, draft.location = messaging_attachments(body, path)
-    if not draft.text and not draft.attachments and draft.location is None:
+    if not draft.text and not draft.attachments and draft.location is None and not echo:
+        # nothing a person wrote; an agency echo still answers the citizen (stops a clock)
         skip("reaction" if "reaction" in body else "no_content")
     reply_to = opt_obj(body, "reply_to", bpath)
     reply_mid = opt_ident(reply_to, "mid", f"{bpath}.reply_to") if reply_to else None
     draft.in_reply_to = f"{p}:{reply_mid}" if reply_mid else None
     return [build(ctx, draft)]
+
+
+def _template_text(message: dict[str, Any]) -> str | None:
+    """The text of a structured message (an agency's button or generic template echo)."""
+    atts = message.get("attachments")
+    for att in atts if isinstance(atts, list) else []:
+        payload = att.get("payload") if isinstance(att, dict) else None
+        if isinstance(payload, dict) and isinstance(payload.get("text"), str):
+            return str(payload["text"]) or None
+    return None
 
 
 def _direction(

@@ -48,7 +48,6 @@ from services.ingest.platforms.base import (
     Skipped,
     build,
     describe_bug,
-    from_epoch,
     ident,
     is_account_id,
     location,
@@ -58,6 +57,7 @@ from services.ingest.platforms.base import (
     opt_obj,
     opt_text,
     skip,
+    when,
 )
 
 P = Platform.whatsapp
@@ -239,7 +239,7 @@ def _content(
         account=change.account,
         author_id=author,
         text=None,
-        platform_time=from_epoch(msg.get("timestamp"), f"{path}.timestamp"),
+        platform_time=when(ctx, msg.get("timestamp"), f"{path}.timestamp"),
         is_agency_reply=agency,
     )
     mtype = msg.get("type")
@@ -442,7 +442,7 @@ def _status(st: dict[str, Any], path: str, change: _Change, ctx: DeliveryContext
             account=change.account,
             author_id=change.phone_id,
             text=None,
-            platform_time=from_epoch(st.get("timestamp"), f"{path}.timestamp"),
+            platform_time=when(ctx, st.get("timestamp"), f"{path}.timestamp"),
             is_agency_reply=status in _DELIVERED,
             delivery_status=status,
         ),

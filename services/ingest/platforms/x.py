@@ -54,6 +54,7 @@ from services.ingest.platforms.base import (
     opt_text,
     run_items,
     skip,
+    when,
 )
 
 P = Platform.x
@@ -172,7 +173,7 @@ def _tweet(account: Account, tw: dict[str, Any], path: str, ctx: DeliveryContext
         author=author,
         text=text,
         parent=opt_ident(tw, "in_reply_to_status_id_str", path),
-        when=_tweet_time(tw, path),
+        when=_tweet_time(tw, path, ctx),
         loc=_tweet_location(tw),
         attachments=_media(entities.get("media") if isinstance(entities, dict) else None),
     )
@@ -219,8 +220,8 @@ def _tweet_delete(account: Account, ev: dict[str, Any], path: str, ctx: Delivery
     tweet_id = ident(status, "id_str" if "id_str" in status else "id", f"{path}.status")
     author_key = "user_id_str" if "user_id_str" in status else "user_id"
     author = opt_ident(status, author_key, f"{path}.status")
-    when = ev.get("timestamp_ms")
-    return _removal(account, ctx, tweet_id, author, from_epoch(when, f"{path}.timestamp_ms"))
+    stamp = ev.get("timestamp_ms")
+    return _removal(account, ctx, tweet_id, author, when(ctx, stamp, f"{path}.timestamp_ms"))
 
 
 def _removal(
@@ -243,7 +244,7 @@ def _removal(
     )
 
 
-def _tweet_time(tw: dict[str, Any], path: str) -> datetime:
+def _tweet_time(tw: dict[str, Any], path: str, ctx: DeliveryContext) -> datetime:
     if tw.get("timestamp_ms") is not None:
         return from_epoch(tw.get("timestamp_ms"), f"{path}.timestamp_ms")
     created = tw.get("created_at")
@@ -253,7 +254,7 @@ def _tweet_time(tw: dict[str, Any], path: str) -> datetime:
             return parsedate_to_datetime(f"{day}, {dd} {mon} {year} {hms} {off}")
         except ValueError:
             return from_iso(created, f"{path}.created_at")
-    raise EntryError("bad_timestamp", f"{path} has neither timestamp_ms nor created_at")
+    return ctx.received_at  # neither timestamp_ms nor created_at: the time it arrived
 
 
 def _tweet_location(tw: dict[str, Any]) -> Location | None:
@@ -292,7 +293,7 @@ def _dm(account: Account, ev: dict[str, Any], path: str, ctx: DeliveryContext) -
         sender=sender,
         recipient=recipient,
         text=opt_text(data, "text", f"{path}.message_create.message_data"),
-        when=from_epoch(ev.get("created_timestamp"), f"{path}.created_timestamp"),
+        when=when(ctx, ev.get("created_timestamp"), f"{path}.created_timestamp"),
         attachments=_media(media),
     )
 
