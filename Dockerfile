@@ -38,7 +38,10 @@ WORKDIR /app
 # or point ADUAN_REGISTRY_FILE / ADUAN_ROUTE_SLA_FILE elsewhere.
 COPY --chown=aduan:aduan deploy/config ./deploy/config
 # /app is writable by the service user: route's faust keeps its local state under it.
-RUN chown aduan:aduan /app
+# /var/lib/aduan-route is route's data directory (ADUAN_ROUTE_DATA_DIR in compose and
+# Kubernetes): created here so that a named volume mounted on it starts owned by the user.
+RUN chown aduan:aduan /app \
+ && install -d -o aduan -g aduan /var/lib/aduan-route
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -27,7 +27,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench import corpus
+from bench import corpus, stages
 from common.broker import broker_from_env, die_with_parent, free_port
 from common.kafka import ensure_topics, topic_name
 from common.runtime import stop_processes
@@ -213,7 +213,15 @@ async def e2e_latency(
     if not lat:
         raise RuntimeError("no routed events observed")
     q = statistics.quantiles(lat, n=100, method="inclusive")
-    return {"sent": len(sent), "routed": len(lat), "p50_s": q[49], "p95_s": q[94], "p99_s": q[98]}
+    wall = time.time() - time.monotonic()  # stage timestamps are the writers' wall clocks
+    per_stage = await stages.breakdown(
+        bootstrap, settings, {k: t + wall for k, t in sent.items()},
+        {k: t + wall for k, t in seen.items()},
+    )  # fmt: skip
+    return {
+        "sent": len(sent), "routed": len(lat), "p50_s": q[49], "p95_s": q[94], "p99_s": q[98],
+        **per_stage,
+    }  # fmt: skip
 
 
 async def _post(
@@ -305,7 +313,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
 def run_extras(result: dict[str, object], runs: int) -> None:
     """The rooms' own benches manage their event loops and brokers: run them outside ours."""
-    for name in ("ingest_http", "route_timers", "desk", "notify"):
+    for name in ("ingest_http", "route_timers", "route_core", "desk", "notify"):
         extra = _optional_bench(name)
         if extra is not None:
             log(f"{name} bench")
@@ -329,7 +337,13 @@ def print_table(r: dict[str, object]) -> None:
         f"p50 {lat['p50_s'] * 1000:.0f} ms, p95 {lat['p95_s'] * 1000:.0f} ms, "
         f"p99 {lat['p99_s'] * 1000:.0f} ms ({lat['routed']:.0f}/{lat['sent']:.0f} routed)"
     )
-    for name in ("ingest_http", "route_timers", "notify"):
+    for stage in ("ingest", "classify", "route", "read"):
+        if f"stage_{stage}_p50_ms" in lat:
+            print(
+                f"  {stage:<9} p50 {lat[f'stage_{stage}_p50_ms']:.0f} ms, "
+                f"p99 {lat[f'stage_{stage}_p99_ms']:.0f} ms"
+            )
+    for name in ("ingest_http", "route_timers", "route_core", "notify"):
         if name in r:
             print(f"\n{name}: {json.dumps(r[name], indent=None, default=str)}")
     if "desk" in r:
@@ -360,8 +374,8 @@ def cli() -> None:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--n", type=int, default=20000, help="records per throughput run")
     p.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
-    p.add_argument("--rate", type=float, default=200.0, help="e2e POSTs per second")
-    p.add_argument("--seconds", type=float, default=30.0, help="e2e duration")
+    p.add_argument("--rate", type=float, default=500.0, help="e2e POSTs per second")
+    p.add_argument("--seconds", type=float, default=20.0, help="e2e duration")
     p.add_argument("--skip-extra", action="store_true", help="skip the room-owned benches")
     args = p.parse_args()
     if args.n < 10_000:

@@ -147,6 +147,12 @@ SLA_OVERDUE_ON_ARRIVAL = Counter(
     'counted in aduan_sla_events_total{event_type="overdue"}.',
     ["agency_id"],
 )
+UNRESOLVED_DROPPED = Counter(
+    "aduan_route_unresolved_dropped_total",
+    "Never-resolved complaints dropped from route's state after their last escalation plus "
+    "the retention (ADUAN_ROUTE_RETAIN_UNRESOLVED_DAYS), by agency.",
+    ["agency_id"],
+)
 
 # --- desk ---------------------------------------------------------------------------------
 DESK_EVENTS = Counter(
@@ -212,7 +218,15 @@ NOTIFY_BACKLOG = Gauge(
     ["channel"],
 )
 
+CONFIG_RELOADS = Counter(
+    "aduan_config_reloads_total",
+    "Operator files (registry, SLA policies) re-read while running, by file and outcome: "
+    "applied, or refused (invalid: the previous version stays in use).",
+    ["file", "outcome"],
+)
+
 ALL = (
+    CONFIG_RELOADS,
     WEBHOOK_REQUESTS,
     WEBHOOK_ENTRIES,
     WEBHOOK_SKIPPED,
@@ -234,6 +248,7 @@ ALL = (
     TIMER_LAG,
     TIMER_CATCH_UP,
     SLA_OVERDUE_ON_ARRIVAL,
+    UNRESOLVED_DROPPED,
     DESK_EVENTS,
     DESK_EVENT_DELAY,
     DESK_API_REQUESTS,
@@ -392,7 +407,8 @@ def classify_series(
 def route_series(agencies: Iterable[tuple[str, str]], clocks: Iterable[str]) -> Iterator[Series]:
     """Per agency ``(id, kind)`` of the registry: routed, open complaints, every SLA event
     type with the clocks it can carry among ``clocks`` (those the SLA config runs), response
-    time per clock, overdue on arrival; and the timer metrics."""
+    time per clock, overdue on arrival, never-resolved complaints dropped; and the timer
+    metrics."""
     running = tuple(clocks)
     pairs = [(e, c) for e in TIMED_EVENTS for c in running]
     pairs += [(e, c) for e, cs in SLA_EVENT_CLOCKS.items() for c in cs if c == "" or c in running]
@@ -400,6 +416,7 @@ def route_series(agencies: Iterable[tuple[str, str]], clocks: Iterable[str]) -> 
         yield ROUTED, (agency_id, agency_kind)
         yield OPEN_COMPLAINTS, (agency_id,)
         yield SLA_OVERDUE_ON_ARRIVAL, (agency_id,)
+        yield UNRESOLVED_DROPPED, (agency_id,)
         for event_type, clock in pairs:
             yield SLA_EVENTS, (agency_id, event_type, clock)
         for clock in running:

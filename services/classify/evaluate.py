@@ -41,7 +41,7 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 from common.registry import Registry
 from services.classify.classifier import Classifier, Decision, resolve_place, tune_gc
-from services.classify.config import ConfigError, load_config
+from services.classify.config import AGENCY_KINDS, ConfigError, load_config
 from services.classify.model import (
     HistoryError,
     add_training_options,
@@ -168,7 +168,7 @@ def report(truth: Sequence[str], pred: Sequence[str], out: list[str]) -> None:
     p, r, f, s = precision_recall_fscore_support(truth, pred, labels=labels, zero_division=0)
     out.append(f"{'agency_kind':<26}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
     for i, label in enumerate(labels):
-        out.append(f"{label:<26}{p[i]:>10.3f}{r[i]:>8.3f}{f[i]:>8.3f}{s[i]:>9d}")
+        out.append(f"{label:<26}{p[i]:>10.3f}{r[i]:>8.3f}{f[i]:>8.3f}{int(s[i]):>9d}")
     every = f1_score(truth, pred, average="macro", zero_division=0)
     out.append(f"macro-F1 over all rows and kinds, subdistrict included: {every:.4f}")
     confusions = Counter((t, q) for t, q in zip(truth, pred, strict=True) if t != q)
@@ -226,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = None
         if args.train:
             history = read_history(args.train, config)
+            print(f"training on {len(history.texts):,} rows ...", file=sys.stderr, flush=True)
+            started = time.perf_counter()
             model = train_model(
                 history.texts,
                 history.labels,
@@ -234,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 aux=history.aux,
                 **training_options(args),
             )
+            print(f"trained in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         elif args.model:
             model = load_model(args.model)
     except (ConfigError, HistoryError, OSError) as exc:
@@ -241,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     classifier = Classifier(Registry(agencies=[], accounts=[]), ruleset, model)
     texts = data.texts
+    print(f"classifying {len(texts):,} rows ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     decide_all(classifier, texts)  # cold: fills the stemming cache
     cold = len(texts) / (time.perf_counter() - t0)
@@ -258,6 +262,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, float | int] = {"n": len(texts)}
     if "agency_kind" in data.labels:
         rows = [i for i, t in enumerate(data.labels["agency_kind"]) if t]
+        unknown = sorted({data.labels["agency_kind"][i] for i in rows} - set(AGENCY_KINDS))
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            print(
+                f"warning: {len(unknown)} agency_kind labels are not kinds aduan routes to "
+                f"({shown}); those rows can never be right (expected e.g. public_works)",
+                file=sys.stderr,
+            )
         truth = [data.labels["agency_kind"][i] for i in rows]
         pred = [decisions[i].agency_kind for i in rows]
         report(truth, pred, lines)

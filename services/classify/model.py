@@ -646,7 +646,18 @@ def save_model(model: TextModel, path: Path) -> None:
 
 
 def load_model(path: Path) -> TextModel:
-    model = joblib.load(path)
+    """A model written by ``python -m services.classify.train``; any other file is refused
+    in one line (a model file is trusted configuration: joblib files can run code, so only
+    load files the deployment wrote itself)."""
+    try:
+        model = joblib.load(path)
+    except OSError:
+        raise
+    except Exception as exc:  # a file of another kind: unpickling fails in many ways
+        raise HistoryError(
+            f"{path}: not a model written by python -m services.classify.train "
+            f"({type(exc).__name__})"
+        ) from None
     if not isinstance(model, TextModel) or model.format != MODEL_FORMAT:
         raise HistoryError(f"{path}: not an aduan classify model (format {MODEL_FORMAT})")
     return model

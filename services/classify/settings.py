@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.settings import existing_file
 from services.classify.config import DEFAULT_CONFIG
 
 
@@ -21,3 +22,10 @@ class ClassifySettings(BaseSettings):
         default=None,
         description="a model from `python -m services.classify.train` (rules only when unset)",
     )
+
+    _config_exists = field_validator("config")(existing_file)
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, v: Path | None) -> Path | None:
+        return None if v is None else existing_file(v)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         history = read_history(args.history, config)
+        print(f"training on {len(history.texts):,} rows ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
         model = train_model(
             history.texts,
             history.labels,
@@ -44,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             aux=history.aux,
             **training_options(args),
         )
+        print(f"trained in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         save_model(model, args.out)
     except (ConfigError, HistoryError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -14,13 +14,17 @@ async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
     await ensure_topics(settings)
     route = create_app(settings)
-    app = route.app
+    app, worker = route.app, route.worker
+
+    def readiness() -> tuple[bool, str]:
+        """Ready once the table is recovered and the due indexes are built: from then on
+        deadlines fire (the first tick catches up on everything that came due meanwhile)."""
+        if app.rebalancing or worker.needs_reindex or worker.ready_after is None:
+            return False, "recovering"
+        return True, f"ready {worker.ready_after:.1f}s after start"
+
     if settings.metrics_port is not None:
-        await start_ops_server(
-            settings.http_host,
-            settings.metrics_port,
-            lambda: (not app.rebalancing, "rebalancing" if app.rebalancing else "assigned"),
-        )
+        await start_ops_server(settings.http_host, settings.metrics_port, readiness)
     await app.start()
     await stop.wait()
     await app.stop()

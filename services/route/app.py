@@ -35,11 +35,16 @@ from common.registry import load_registry
 from common.settings import Settings
 from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTE_TICKS, ROUTES, SLA
 from services.route.clocks import Router
-from services.route.faust_internals import aiokafka_producer, bound_fetch_wait
+from services.route.faust_internals import (
+    aiokafka_producer,
+    bound_fetch_wait,
+    drop_event_monitor,
+    rocks_state,
+)
 from services.route.observe import ConsumerLag, route_series
 from services.route.policy import load_sla_config
 from services.route.settings import RouteSettings
-from services.route.worker import NAME, Handler, Incoming, RouteTopics, RouteWorker
+from services.route.worker import NAME, Handler, Incoming, MappingTable, RouteTopics, RouteWorker
 
 TABLE = "route-complaints"
 
@@ -61,13 +66,18 @@ def create_app(
     register_faust_codec()
     rs = route_settings or RouteSettings()
     rs.data_dir.mkdir(parents=True, exist_ok=True)
-    router = Router(load_sla_config(rs.sla_file), load_registry(settings.registry_file))
+    router = Router(
+        load_sla_config(rs.sla_file),
+        load_registry(settings.registry_file),
+        retain_unresolved_s=rs.retain_unresolved_days * 86400.0,
+    )
     metrics.zero(route_series(router.config, router.registry))  # every series rules read
     partitions = settings.topic_partitions or CLASSIFIED.partitions
     app = faust.App(
         f"{settings.consumer_group_prefix}-route",
         **settings.kafka.faust_options(),
-        store="memory://",
+        store="rocksdb://" if rs.store == "rocksdb" else "memory://",
+        table_standby_replicas=rs.standby_replicas,
         value_serializer="raw",
         key_serializer="raw",
         topic_partitions=partitions,
@@ -83,6 +93,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
     )
     bound_fetch_wait(app, settings.fetch_max_wait_ms)
+    drop_event_monitor(app)
     prefix = settings.topic_prefix
     classified_name = CLASSIFIED.full_name(prefix)
 
@@ -96,10 +107,23 @@ def create_app(
         ROUTE_TICKS.full_name(prefix), partitions=partitions, internal=True, retention=3600.0
     )
     lag = ConsumerLag({classified_name: CLASSIFIED.name, COMMANDS.full_name(prefix): COMMANDS.name})
-    table = app.Table(TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+    table = app.Table(
+        TABLE,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options={
+            "driver": "rocksdict",
+            "block_cache_size": rs.rocksdb_block_cache_mib * 2**20,
+            "write_buffer_size": rs.rocksdb_write_buffer_mib * 2**20,
+            "max_write_buffer_number": 2,
+        }
+        if rs.store == "rocksdb"
+        else None,
+    )
     worker = RouteWorker(
         router,
-        table.data,
+        rocks_state(table) if rs.store == "rocksdb" else MappingTable(table.data),
         RouteTopics(
             routes=ROUTES.full_name(prefix),
             sla=SLA.full_name(prefix),

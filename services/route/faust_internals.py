@@ -1,5 +1,22 @@
 """Every use of faust's private API in aduan, in one module, each with its reason.
 
+**No per-event monitor.** faust adds its ``Monitor`` sensor to every app when it starts
+(``App.on_init_dependencies``); the monitor records per message and per stream event
+timings and counters that only faust's web views read (route runs with the web server off,
+and its metrics are its own). ``drop_event_monitor`` removes it from the sensors right
+after faust added it, which takes its four calls out of every event's path (commit and
+end-offset tracking call the monitor directly and keep working).
+
+**Route's RocksDB table, partition by partition.** faust's RocksDB store keeps one database
+per changelog partition but picks it from "the current event" (``Store._set`` asserts one),
+which is wrong inside route's batches, and it learns the changelog offset it may resume
+from only through faust's own per-record changelog sends, which route bypasses (see
+``aiokafka_producer``). ``rocks_state`` therefore gives ``services.route.rocks.RocksState``
+the store's per-partition databases (``_db_for_partition``), which writes a batch's
+acknowledged states with the offset key faust's recovery reads (``persisted_offset``) in
+one atomic ``WriteBatch``; and it replaces the store's ``apply_changelog_batch`` (what
+recovery and standbys call) so the due index kept beside the states follows those writes.
+
 faust-streaming is pinned to ``>=0.15.2,<0.16`` (pyproject); a minor upgrade must re-check
 this module and nothing else.
 
@@ -12,11 +29,14 @@ enough."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
 from faust.transport.drivers import aiokafka as driver
+
+from services.route.rocks import RocksState
 
 _ATTR = "_aduan_fetch_max_wait_ms"
 
@@ -51,3 +71,35 @@ def aiokafka_producer(app: faust.App) -> AIOKafkaProducer:
     which is wrong inside a batch. faust exposes no public accessor for it."""
     producer: AIOKafkaProducer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # noqa: SLF001
     return producer
+
+
+def rocks_state(table: Any) -> RocksState:
+    """Route's ``RocksState`` over a faust table on the ``rocksdb://`` store: its databases
+    come from the store, and faust's changelog recovery and standby replication are routed
+    through ``RocksState.apply_changelog`` so the due index and counts stay derived from
+    every state written (see module docstring)."""
+    store = table.data
+    state = RocksState(store._db_for_partition, store.offset_key)  # noqa: SLF001
+
+    def apply_changelog_batch(
+        batch: Iterable[Any], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
+    ) -> None:
+        del to_key, to_value  # raw bytes on both sides (key_type/value_type bytes)
+        state.apply_changelog(
+            (e.message.partition, e.message.offset, e.message.key, e.message.value) for e in batch
+        )
+
+    store.apply_changelog_batch = apply_changelog_batch
+    return state
+
+
+def drop_event_monitor(app: faust.App) -> None:
+    """Take faust's ``Monitor`` out of ``app``'s per-event sensors (see module docstring)."""
+    original = app.on_init_dependencies
+
+    def on_init_dependencies() -> Any:
+        deps = original()
+        app.sensors.remove(app.monitor)
+        return deps
+
+    app.on_init_dependencies = on_init_dependencies  # type: ignore[method-assign]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,7 +29,31 @@ class RouteSettings(BaseSettings):
     )
     data_dir: Path = Field(
         default=Path(tempfile.gettempdir()) / "aduan-faust",
-        description="faust's data directory; the memory store keeps nothing there that matters",
+        description="faust's data directory: the RocksDB table lives here (a persistent "
+        "volume per worker in production, so a restart reads only the changelog's tail)",
+    )
+    store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb",
+        description="table store: rocksdb (local, survives restarts) or memory (tests; "
+        "every start reads the whole changelog)",
+    )
+    standby_replicas: int = Field(
+        default=1,
+        ge=0,
+        description="warm copies of each table partition kept by other workers, so a "
+        "rebalance hands partitions to a worker that already has them",
+    )
+    retain_unresolved_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="days a never-resolved complaint is kept after its last escalation "
+        "(then dropped and counted in aduan_route_unresolved_dropped_total)",
+    )
+    rocksdb_block_cache_mib: int = Field(
+        default=16, ge=1, description="RocksDB read cache per table partition (MiB)"
+    )
+    rocksdb_write_buffer_mib: int = Field(
+        default=8, ge=1, description="RocksDB write buffer per table partition (MiB)"
     )
     batch_max: int = Field(default=1000, ge=1, description="records per processing batch")
     batch_within_s: float = Field(

@@ -10,6 +10,10 @@ a dict as the table and a ``MemorySink``.
 Write order (at-least-once without loss): a batch's events and dead letters are acknowledged
 by the broker before the state that records them is written, so a crash in between re-emits
 them with the same deterministic ``event_id`` rather than losing them; consumers dedup on it.
+The local table (memory, or RocksDB that outlives the process) only takes a batch's states
+once their changelog records are acknowledged too: until then they wait in an overlay that
+the batch itself reads through. Otherwise a worker killed mid-batch would restart with a
+state that says "message seen, stage fired" for events that never reached the broker.
 """
 
 from __future__ import annotations
@@ -19,15 +23,15 @@ import logging
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from common import codecs, metrics
+from common import metrics
 from common.deadletters import Source, dead_letter
 from common.produce import Output, RecordSink, send_all_or_raise
 from common.refusal import Refusal
@@ -36,7 +40,7 @@ from schemas.classified import ClassifiedMessage
 from schemas.commands import Command
 from schemas.routes import RouteEvent, RouteEventType
 from schemas.sla import SlaEvent, SlaEventType
-from services.route.clocks import ComplaintState, Event, Router, peek_schedule
+from services.route.clocks import ComplaintState, Event, Router, event_json, peek_schedule
 from services.route.settings import RouteSettings
 from services.route.timers import DueIndex
 
@@ -45,6 +49,9 @@ M = TypeVar("M", bound=BaseModel)
 NAME = "route"
 MARKER_KEY = b"\x00route:end-of-batch"
 """Key of the tombstone that closes every changelog partition a batch wrote (see flush)."""
+
+ADOPTIONS_KEPT = 8
+"""Index times remembered per partition for the recovery catch-up (see ``adopted``)."""
 
 Step = Callable[[ComplaintState | None], tuple[ComplaintState | None, list[Event]]]
 
@@ -74,6 +81,65 @@ class RouteTopics:
 Handler = Callable[[Incoming, list[Output]], None]
 
 
+class StateTable(Protocol):
+    """Route's local table, partition by partition (the changelog's partitions).
+
+    ``MappingTable`` serves a dict (tests, faust's memory store); the RocksDB store's adapter
+    lives in ``services.route.faust_internals``."""
+
+    def get(self, key: bytes, partition: int) -> bytes | None: ...
+
+    def apply(self, partition: int, writes: dict[bytes, bytes | None], offset: int) -> None:
+        """Store (``None``: delete) acknowledged changelog records, up to ``offset``."""
+
+    def items(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
+        """Every stored (key, value) of these partitions (others may be included)."""
+
+
+class Due(Protocol):
+    """A partition's due index: ``DueIndex`` in memory, or one the table keeps itself."""
+
+    def set(self, key: bytes, due: float | None) -> None: ...
+
+    def peek(self) -> float | None: ...
+
+    def pop_due(self, now: float, limit: int | None = None) -> list[bytes]: ...
+
+    def rebuild(self, items: Iterable[tuple[bytes, float]]) -> None: ...
+
+
+class IndexedTable(StateTable, Protocol):
+    """A table that keeps its own due index and open counts (``services.route.rocks``):
+    after a restart or rebalance the worker has nothing to rebuild."""
+
+    def due_index(self, partition: int) -> Due: ...
+
+    def open_counts(self, partitions: Iterable[int]) -> Counter[str]: ...
+
+
+class MappingTable:
+    """A ``StateTable`` over one mapping for all partitions (keys are unique across them)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: MutableMapping[bytes, bytes]) -> None:
+        self.data = data
+
+    def get(self, key: bytes, partition: int) -> bytes | None:
+        return self.data.get(key)
+
+    def apply(self, partition: int, writes: dict[bytes, bytes | None], offset: int) -> None:
+        data = self.data
+        for key, value in writes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+
+    def items(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
+        return iter(list(self.data.items()))
+
+
 class RouteWorker:
     """Route's handlers and in-memory side (due indexes per partition, tick bookkeeping,
     open complaints per agency) around a table ``thread key → ComplaintState bytes``."""
@@ -81,32 +147,57 @@ class RouteWorker:
     def __init__(
         self,
         router: Router,
-        table: MutableMapping[bytes, bytes],
+        table: MutableMapping[bytes, bytes] | StateTable,
         topics: RouteTopics,
         settings: RouteSettings,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.router = router
-        self.table = table
+        self.table: StateTable = MappingTable(table) if isinstance(table, MutableMapping) else table
+        self.overlay: dict[bytes, tuple[int, bytes | None]] = {}
+        """This batch's new states (partition, value; None deleted), not yet in ``table``."""
         self.topics = topics
         self.settings = settings
         self.clock = clock
-        self.indexes: dict[int, DueIndex[bytes]] = {}
+        self.indexes: dict[int, Due] = {}
+        self.retry_at: dict[bytes, float] = {}
+        """Complaints whose tick failed (dead-lettered): not retried before this time."""
         self.pending: dict[int, float] = {}
         self.owned: frozenset[int] = frozenset()
         self.needs_reindex = True
         self.open_by_agency: Counter[str] = Counter()
-        self.learned: dict[bytes, tuple[float, str]] = {}
-        """Complaints whose next deadline had already passed when route learned of it: when
-        (worker clock) and why (late_input, recovery). Firing those is catch-up, not timer
-        lag; sparse (only past-due complaints), emptied as ticks fire them."""
+        self.learned: dict[bytes, tuple[float, int]] = {}
+        """Complaints whose next deadline had already passed when an input brought it (a late
+        webhook, a platform retry, a replay): when (worker clock) and on which partition.
+        Firing those is ``late_input`` catch-up, not timer lag; sparse (only such complaints),
+        emptied as ticks fire them."""
+        self.adopted: dict[int, list[float]] = {}
+        """Per owned partition, when (worker clock) this worker indexed it, oldest first, since
+        it took it over: a deadline that came due before such a moment and fires after it had
+        no timer running (start, rebalance, outage): ``recovery`` catch-up from that moment.
+        Per partition, not per complaint: the persistent index is never scanned."""
         self.lock = asyncio.Lock()
+        self.ready_after: float | None = None
+        """Seconds from ``started`` to the first completed reindex (None: not ready yet)."""
+        self.started = time.monotonic()
+        self._routes_out = metrics.MESSAGES_OUT.labels(NAME, ROUTES.name)
+        self._sla_out = metrics.MESSAGES_OUT.labels(NAME, SLA.name)
+        self._latency = (
+            metrics.PROCESSING_LATENCY.labels(NAME, "platform"),
+            metrics.PROCESSING_LATENCY.labels(NAME, "received"),
+        )
 
-    def index(self, partition: int) -> DueIndex[bytes]:
+    def index(self, partition: int) -> Due:
         idx = self.indexes.get(partition)
         if idx is None:
-            idx = self.indexes[partition] = DueIndex[bytes]()
+            indexed = self._indexed()
+            idx = indexed.due_index(partition) if indexed else DueIndex[bytes]()
+            self.indexes[partition] = idx
         return idx
+
+    def _indexed(self) -> IndexedTable | None:
+        table = self.table
+        return table if hasattr(table, "due_index") else None  # type: ignore[return-value]
 
     # --- batches --------------------------------------------------------------------------
     async def handle_batch(
@@ -117,9 +208,12 @@ class RouteWorker:
         started = time.perf_counter()
         out: list[Output] = []
         async with self.lock:
-            for record in records:
-                handler(record, out)
-            await self.flush(out, sink)
+            try:
+                for record in records:
+                    handler(record, out)
+                await self.flush(out, sink)
+            finally:
+                self.overlay.clear()  # applied by flush, or dropped with the failed batch
         metrics.BATCH_DURATION.labels(NAME).observe(time.perf_counter() - started)
 
     async def flush(self, out: list[Output], sink: RecordSink) -> None:
@@ -140,9 +234,17 @@ class RouteWorker:
         # recovering worker would miss the rest of our last batch and fire stages again.
         # On Kafka it is a harmless tombstone.
         touched = sorted({o.partition for o in state if o.partition is not None})
-        await send_all_or_raise(
+        markers = await send_all_or_raise(
             sink, [Output(changelog, MARKER_KEY, None, partition=p) for p in touched]
         )
+        # Everything is acknowledged: the local table may now hold the batch's states, with
+        # the changelog offset they correspond to (a persistent store resumes after it).
+        writes: dict[int, dict[bytes, bytes | None]] = {p: {} for p in touched}
+        for key, (partition, value) in self.overlay.items():
+            writes.setdefault(partition, {})[key] = value
+        for marker in markers:
+            self.table.apply(marker.partition, writes.pop(marker.partition), marker.offset)
+        self.overlay.clear()
 
     # --- handlers -------------------------------------------------------------------------
     def on_classified(self, record: Incoming, out: list[Output]) -> None:
@@ -179,7 +281,10 @@ class RouteWorker:
             return
         fired_at = self.clock()
         index = self.index(partition)
+        retry_at = self.retry_at
         for key in index.pop_due(now, limit=self.settings.tick_batch):
+            if retry_at and retry_at.get(key, 0.0) > now:
+                continue
             lags: list[float] = []
             fired: list[Event] = []
 
@@ -191,9 +296,11 @@ class RouteWorker:
                 return new, events
 
             if self._apply(record, key, step, out, arrival=False):
-                self._observe_timers(key, now, fired_at, lags, fired)
-            else:
-                index.set(key, now + 60.0)  # keep it scheduled; retried a minute later
+                retry_at.pop(key, None)
+                self._observe_timers(key, partition, now, fired_at, lags, fired)
+            else:  # dead-lettered: keep it scheduled, retried a minute later
+                retry_at[key] = now + 60.0
+                index.set(key, now + 60.0)
 
     # --- timer side -----------------------------------------------------------------------
     def due_partitions(self, now: float, mono: float) -> list[int]:
@@ -219,10 +326,12 @@ class RouteWorker:
         started = time.perf_counter()
         items: dict[int, list[tuple[bytes, float]]] = {p: [] for p in owned}
         open_by_agency: Counter[str] = Counter()
-        learned: dict[bytes, tuple[float, str]] = {}
+        indexed = self._indexed()
         async with self.lock:
-            now = self.clock()
-            for n, (key, data) in enumerate(list(self.table.items()), 1):
+            if indexed is not None:  # nothing to scan: the table keeps index and counts
+                await self._adopt(owned, indexed.open_counts(owned), started)
+                return
+            for n, (key, data) in enumerate(self.table.items(owned), 1):
                 try:
                     sched = peek_schedule(data)
                 except (ValueError, TypeError, struct.error):
@@ -232,23 +341,38 @@ class RouteWorker:
                 if sched.partition in owned:
                     if sched.due is not None:
                         items[sched.partition].append((key, sched.due))
+                    elif sched.is_open:  # written before retention existed: look at it now
+                        items[sched.partition].append((key, 0.0))
                     if sched.is_open:
                         open_by_agency[sched.agency_id] += 1
-                        if sched.due is not None and sched.due < now:  # came due unowned
-                            learned[key] = self.learned.get(key) or (now, "recovery")
                 if n % 20_000 == 0:
                     await asyncio.sleep(0)
             self.indexes = {}
             for p, entries in items.items():
                 self.index(p).rebuild(entries)
-            for agency_id in set(self.open_by_agency) | set(open_by_agency):
-                metrics.OPEN_COMPLAINTS.labels(agency_id).set(open_by_agency[agency_id])
-            self.open_by_agency = open_by_agency
-            self.learned = learned
-            self.owned, self.pending, self.needs_reindex = owned, {}, False
+            await self._adopt(owned, open_by_agency, started, sum(len(v) for v in items.values()))
+
+    async def _adopt(
+        self, owned: frozenset[int], open_by_agency: Counter[str], started: float, n: int = -1
+    ) -> None:
+        """Take ``owned`` with its indexes built: timers may fire from now on."""
+        self.indexes = {p: i for p, i in self.indexes.items() if p in owned}
+        for agency_id in set(self.open_by_agency) | set(open_by_agency):
+            _child(metrics.OPEN_COMPLAINTS, agency_id).set(open_by_agency[agency_id])
+        self.open_by_agency = open_by_agency
+        now = self.clock()
+        self.adopted = {  # kept while owned throughout (bounded); a new partition starts anew
+            p: [*self.adopted.get(p, [])[1 - ADOPTIONS_KEPT :], now] if p in self.owned else [now]
+            for p in owned
+        }
+        self.learned = {k: v for k, v in self.learned.items() if v[1] in owned}
+        self.owned, self.pending, self.needs_reindex = owned, {}, False
+        if self.ready_after is None:
+            self.ready_after = time.monotonic() - self.started
+            log.info("ready %.3fs after start", self.ready_after)
         log.info(
-            "indexed %d scheduled complaints on partitions %s in %.3fs",
-            sum(len(v) for v in items.values()),
+            "indexed %s scheduled complaints on partitions %s in %.3fs",
+            n if n >= 0 else "(persistent index)",
             sorted(owned),
             time.perf_counter() - started,
         )
@@ -262,7 +386,7 @@ class RouteWorker:
         False when the input was dead-lettered instead. ``arrival``: the step is an input
         (message, command), not a tick: notes a deadline that had already passed."""
         try:
-            old = self.table.get(key)
+            old = self._get(key, record.partition)
             state = ComplaintState.from_bytes(old) if old else None
             was = (state.agency_id, state.is_open) if state else None
             new, events = step(state)
@@ -276,9 +400,17 @@ class RouteWorker:
         self._publish(key, events, out)  # events before state: a crash re-emits, never loses
         self._store(key, record.partition, old, new, out)
         self._track_open(was, new)
-        if arrival and new is not None:
-            self._note_past_due(key, old, new)
+        if new is None and was is not None and was[1]:
+            _child(metrics.UNRESOLVED_DROPPED, was[0]).inc()
+        if arrival:
+            self._note_past_due(key, record.partition, old, new)
         return True
+
+    def _get(self, key: bytes, partition: int) -> bytes | None:
+        pending = self.overlay.get(key)
+        if pending is not None:
+            return pending[1]
+        return self.table.get(key, partition)
 
     def _store(
         self,
@@ -291,76 +423,98 @@ class RouteWorker:
         changelog = self.topics.changelog()
         if state is None:
             if old is not None:
-                del self.table[key]
+                self.overlay[key] = (partition, None)
                 out.append(Output(changelog, key, None, partition=partition))  # tombstone
             self.index(partition).set(key, None)
             return
-        data = state.to_bytes()
+        retain = self.router.retain_unresolved_s
+        data = state.to_bytes(retain)
         if data != old:
-            self.table[key] = data
+            self.overlay[key] = (partition, data)
             out.append(Output(changelog, key, data, partition=partition))
-        self.index(partition).set(key, state.next_due())
+        self.index(partition).set(key, state.next_due(retain))
 
     def _publish(self, key: bytes, events: list[Event], out: list[Output]) -> None:
         for e in events:
             if isinstance(e, RouteEvent):
-                out.append(Output(self.topics.routes, key, codecs.dumps(e)))
-                metrics.MESSAGES_OUT.labels(NAME, ROUTES.name).inc()
+                out.append(Output(self.topics.routes, key, event_json(e)))
+                self._routes_out.inc()
                 if e.event_type is not RouteEventType.updated:  # an edit routes nothing anew
-                    metrics.ROUTED.labels(e.agency_id, e.agency_kind).inc()
+                    _child(metrics.ROUTED, e.agency_id, e.agency_kind).inc()
                 continue
             assert isinstance(e, SlaEvent)
-            out.append(Output(self.topics.sla, key, codecs.dumps(e)))
-            metrics.MESSAGES_OUT.labels(NAME, SLA.name).inc()
+            out.append(Output(self.topics.sla, key, event_json(e)))
+            self._sla_out.inc()
             clock_label = e.clock.value if e.clock else ""
-            metrics.SLA_EVENTS.labels(e.agency_id, e.event_type.value, clock_label).inc()
+            _child(metrics.SLA_EVENTS, e.agency_id, e.event_type.value, clock_label).inc()
             if e.business_seconds is not None and e.clock is not None:
-                metrics.RESPONSE_BUSINESS_TIME.labels(e.agency_id, e.clock.value).observe(
+                _child(metrics.RESPONSE_BUSINESS_TIME, e.agency_id, e.clock.value).observe(
                     e.business_seconds
                 )
 
     # --- timer metrics --------------------------------------------------------------------
-    def _note_past_due(self, key: bytes, old: bytes | None, new: ComplaintState) -> None:
+    def _note_past_due(
+        self, key: bytes, partition: int, old: bytes | None, new: ComplaintState | None
+    ) -> None:
         """Remember when route learned of a deadline that had already passed (a late webhook,
         a platform retry, a replay: clocks start at the platform's time): firing it is
         catch-up, and the timer is late only from now on."""
-        due = new.next_due()
-        if due is None or not new.is_open:
+        if new is None or not new.is_open:
+            self.learned.pop(key, None)
+            return
+        due = new.next_due(self.router.retain_unresolved_s)
+        if due is None:
             return
         now = self.clock()
         if due >= now:
             return
         before = peek_schedule(old).due if old else None
         if before is None or due < before:  # this input brought the past deadline
-            self.learned.setdefault(key, (now, "late_input"))
+            self.learned.setdefault(key, (now, partition))
 
     def _observe_timers(
-        self, key: bytes, now: float, fired_at: float, lags: list[float], fired: list[Event]
+        self,
+        key: bytes,
+        partition: int,
+        now: float,
+        fired_at: float,
+        lags: list[float],
+        fired: list[Event],
     ) -> None:
         """Timer lag of each stage a tick fired, measured when the worker fired it: from the
         moment it could first have fired, max(due, when route learned of it); the part before
-        that is catch-up. ``lags`` are the router's ``now - due`` per fired event (``now``:
+        that is catch-up. Route learned of it when the late input brought it (``learned``),
+        else, if it came due while no timer ran, when this worker indexed the partition after
+        that (``adopted``). ``lags`` are the router's ``now - due`` per fired event (``now``:
         the tick's time)."""
         learned = self.learned.pop(key, None)
+        if not fired:
+            return
+        adopted = self.adopted.get(partition, ())
         for lag, event in zip(lags, fired, strict=False):
             due = now - lag
             start = due
+            cause = None
             if learned is not None and due < learned[0]:
-                start, cause = learned
-                metrics.TIMER_CATCH_UP.labels(cause).observe(start - due)
+                start, cause = learned[0], "late_input"
+            else:
+                start = next((at for at in adopted if at > due), due)
+                cause = "recovery" if start > due else None
+            if cause is not None:
+                _child(metrics.TIMER_CATCH_UP, cause).observe(start - due)
                 overdue = isinstance(event, SlaEvent) and event.event_type is SlaEventType.overdue
                 if overdue and cause == "late_input":
-                    metrics.SLA_OVERDUE_ON_ARRIVAL.labels(event.agency_id).inc()
+                    _child(metrics.SLA_OVERDUE_ON_ARRIVAL, event.agency_id).inc()
             metrics.TIMER_LAG.observe(max(0.0, fired_at - start))
 
     def _track_open(self, before: tuple[str, bool] | None, after: ComplaintState | None) -> None:
         counts = self.open_by_agency
         if before and before[1]:
             counts[before[0]] -= 1
-            metrics.OPEN_COMPLAINTS.labels(before[0]).set(counts[before[0]])
+            _child(metrics.OPEN_COMPLAINTS, before[0]).set(counts[before[0]])
         if after is not None and after.is_open:
             counts[after.agency_id] += 1
-            metrics.OPEN_COMPLAINTS.labels(after.agency_id).set(counts[after.agency_id])
+            _child(metrics.OPEN_COMPLAINTS, after.agency_id).set(counts[after.agency_id])
 
     def _dead(self, record: Incoming, reason: str, detail: str, out: list[Output]) -> None:
         source = Source(record.topic, record.partition, record.offset, record.key, record.value)
@@ -391,12 +545,23 @@ class RouteWorker:
         """Age of the message when route decided on it (its outputs follow in the batch)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         message = cm.message
-        metrics.PROCESSING_LATENCY.labels(NAME, "platform").observe(
-            (now - message.platform_time).total_seconds()
-        )
-        metrics.PROCESSING_LATENCY.labels(NAME, "received").observe(
-            (now - message.received_at).total_seconds()
-        )
+        platform, received = self._latency
+        platform.observe((now - message.platform_time).total_seconds())
+        received.observe((now - message.received_at).total_seconds())
+
+
+_CHILDREN: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, remembered: prometheus_client's ``labels`` validates and
+    locks on every call (~2 us, five times per routed complaint); label sets are bounded
+    (agencies × event types × clocks)."""
+    key = (metric, *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
 
 
 SOURCES = {"classified": CLASSIFIED.name, "commands": COMMANDS.name}

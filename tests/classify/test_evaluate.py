@@ -108,3 +108,23 @@ def test_calibration_error_is_the_weighted_gap_per_bin() -> None:
     # bin 0.9: confidence 0.9, accuracy 0.5 (gap 0.4, half the rows); bin 0.2: 0.2 vs 0 (0.2)
     assert evaluate.calibration_error([0.9, 0.9, 0.2, 0.2], [True, False, False, False]) == 0.3
     assert evaluate.calibration_error([1.0, 1.0], [True, True]) == 0.0
+
+
+def test_labels_aduan_does_not_know_are_reported_not_a_crash(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_text("id,text,agency_kind\n1,jalan rusak,foo\n2,sampah menumpuk,bar\n")
+    assert evaluate.main([str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "2 agency_kind labels are not kinds aduan routes to (bar, foo)" in err
+    assert json.loads(out.strip().splitlines()[-1])["accuracy"] == 0.0
+
+
+def test_a_file_that_is_not_a_model_is_one_line(tmp_path: Path, capsys) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id,text,agency_kind\n1,jalan rusak,public_works\n")
+    for content in (b"not a model", b"\x80\x04K\x01."):  # text, and a pickled int
+        model = tmp_path / "model.joblib"
+        model.write_bytes(content)
+        assert evaluate.main([str(rows), "--model", str(model)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(model) in err[0] and "not" in err[0], err

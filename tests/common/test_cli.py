@@ -85,3 +85,23 @@ def test_an_unreachable_broker_is_reported_then_given_up() -> None:
     assert len(lines) <= 4, lines  # not one error per connection attempt
     assert "unreachable" in lines[0]
     assert lines[-1].startswith("classify: Kafka at 127.0.0.1:") and "giving up" in lines[-1]
+
+
+def test_a_model_setting_naming_no_file_is_one_line(tmp_path: Path) -> None:
+    done = run("classify", ADUAN_CLASSIFY_MODEL=str(tmp_path / "missing.joblib"))
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("classify: ADUAN_CLASSIFY_MODEL=") and "no such file" in line
+
+
+def test_a_model_file_of_another_kind_is_one_line(tmp_path: Path) -> None:
+    model = tmp_path / "model.joblib"
+    model.write_text("not a model", encoding="utf-8")
+    done = run(
+        "classify",
+        ADUAN_CLASSIFY_MODEL=str(model),
+        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "not a model written by python -m services.classify.train" in line

@@ -43,6 +43,14 @@ def _k8s_docs() -> list[dict[str, Any]]:
     return docs
 
 
+WORKLOADS = ("Deployment", "StatefulSet")
+"""Route is a StatefulSet (a persistent volume per worker); the others are Deployments."""
+
+
+def _workloads() -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in _k8s_docs() if d["kind"] in WORKLOADS}
+
+
 # --- Dockerfile ----------------------------------------------------------------------------
 def test_dockerfile_is_multi_stage_and_runs_as_non_root() -> None:
     text = (REPO / "Dockerfile").read_text()
@@ -146,8 +154,9 @@ def test_kustomization_lists_every_manifest_except_the_secret_example() -> None:
 
 
 def test_deployments_have_probes_requests_non_root_and_config_wiring() -> None:
-    deployments = {d["metadata"]["name"]: d for d in _k8s_docs() if d["kind"] == "Deployment"}
+    deployments = _workloads()
     assert set(deployments) == {f"aduan-{n}" for n in PROCESSORS}
+    assert deployments["aduan-route"]["kind"] == "StatefulSet"
     for name, port in PROCESSORS.items():
         spec = deployments[f"aduan-{name}"]["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True
@@ -217,7 +226,7 @@ def test_podmonitor_sets_the_job_names_the_alerts_expect() -> None:
     (pm,) = [d for d in _k8s_docs() if d["kind"] == "PodMonitor"]
     assert pm["spec"]["jobLabel"] == "app.kubernetes.io/name"
     ports = {e["port"] for e in pm["spec"]["podMetricsEndpoints"]}
-    deployments = [d for d in _k8s_docs() if d["kind"] == "Deployment"]
+    deployments = list(_workloads().values())
     assert ports == {"metrics"}  # never ingest's public webhook port
     for d in deployments:
         (container,) = d["spec"]["template"]["spec"]["containers"]
@@ -243,11 +252,11 @@ def test_topic_creation_commands_compile_and_call_the_real_function() -> None:
 
     compose_cmd = _compose()["services"]["topics"]["command"]
     commands = [compose_cmd[-1]]
-    for d in _k8s_docs():
-        if d["kind"] == "Deployment":
-            (init,) = d["spec"]["template"]["spec"]["initContainers"]
-            commands.append(init["command"][-1])
-    assert len(set(commands)) == 1  # compose and every Deployment do the same thing
+    for d in _workloads().values():
+        (init,) = d["spec"]["template"]["spec"]["initContainers"]
+        commands.append(init["command"][-1])
+    assert len(commands) == 1 + len(PROCESSORS)
+    assert len(set(commands)) == 1  # compose and every workload do the same thing
     compile(commands[0], "<topics>", "exec")
     assert "from common.kafka import ensure_topics" in commands[0]
     assert "timeout" in inspect.signature(ensure_topics).parameters
@@ -314,7 +323,7 @@ def test_compose_mounts_every_file_the_processors_read() -> None:
 
 def test_kubernetes_mounts_every_file_the_processors_read() -> None:
     (cm,) = [d for d in _k8s_docs() if d["kind"] == "ConfigMap"]
-    deployments = {d["metadata"]["name"]: d for d in _k8s_docs() if d["kind"] == "Deployment"}
+    deployments = _workloads()
     readme = (K8S / "README.md").read_text()
     for name, variables in READS.items():
         (container,) = deployments[f"aduan-{name}"]["spec"]["template"]["spec"]["containers"]
@@ -387,6 +396,51 @@ def test_a_missing_config_file_is_one_line_naming_its_variable(tmp_path: Path) -
     assert out.returncode == 2
     (line,) = out.stderr.strip().splitlines()
     assert line.startswith("route: ADUAN_ROUTE_SLA_FILE=") and "no such file" in line
+
+
+# --- route's persistent state ----------------------------------------------------------------
+def test_every_route_worker_keeps_its_table_on_its_own_persistent_volume() -> None:
+    """RocksDB under ADUAN_ROUTE_DATA_DIR must outlive the pod, or every restart reads the
+    whole changelog again: a claim per worker (volumeClaimTemplates), mounted there."""
+    from services.route.settings import RouteSettings
+
+    assert "data_dir" in RouteSettings.model_fields  # ADUAN_ROUTE_DATA_DIR
+    route = _workloads()["aduan-route"]
+    spec = route["spec"]
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]  # one worker per volume
+    assert claim["spec"]["resources"]["requests"]["storage"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == env["ADUAN_ROUTE_DATA_DIR"]
+    assert claim["metadata"]["name"] not in {v["name"] for v in pod["volumes"]}  # not emptyDir
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]  # writable
+    # the governing Service of the StatefulSet exists and is headless
+    (service,) = [
+        d for d in _k8s_docs() if d["kind"] == "Service" and d["metadata"]["name"] == "aduan-route"
+    ]
+    assert spec["serviceName"] == "aduan-route" and service["spec"]["clusterIP"] == "None"
+    assert spec["replicas"] >= 2  # standby copies need a second worker
+
+
+def test_compose_keeps_routes_table_on_a_named_volume() -> None:
+    compose = _compose()
+    route = compose["services"]["route"]
+    data_dir = route["environment"]["ADUAN_ROUTE_DATA_DIR"]
+    named = [v.split(":")[0] for v in route["volumes"] if v.split(":")[1] == data_dir]
+    assert named == ["route-data"] and "route-data" in compose["volumes"]
+    assert "./config:/app/deploy/config:ro" in route["volumes"]  # still mounts the config
+    # the image creates the mount point for the service user: a new volume starts writable
+    assert f"install -d -o aduan -g aduan {data_dir}" in (REPO / "Dockerfile").read_text()
+
+
+def test_the_runbook_explains_routes_volume() -> None:
+    runbook = (REPO / "docs" / "operations.md").read_text()
+    section = runbook.split("## Deployment files", 1)[1].split("\n## ", 1)[0]
+    for needle in ("ADUAN_ROUTE_DATA_DIR", "StatefulSet", "route-data", "volumeClaimTemplates"):
+        assert needle in section, needle
 
 
 # --- desk ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -306,6 +307,31 @@ def test_resolved_state_is_purged_after_retention() -> None:
     assert due is not None
     purged, events = R.on_tick(state, due)
     assert purged is None and events == []
+
+
+def test_never_resolved_complaint_is_dropped_after_last_escalation_plus_retention() -> None:
+    r = dataclasses.replace(R, retain_unresolved_s=7 * 86400.0)
+    state, _ = r.on_message(None, message("c1", "t1", MON_9))
+    assert state is not None
+    last = max(c.escalations[-1][1] for c in state.clocks.values())
+    state, events = r.on_tick(state, last)  # catch-up: every stage fires, state kept
+    assert state is not None and events
+    assert state.next_due(r.retain_unresolved_s) == last + 7 * 86400.0
+    kept, events = r.on_tick(state, last + 7 * 86400.0 - 1)
+    assert kept is state and events == []
+    dropped, events = r.on_tick(state, last + 7 * 86400.0)
+    assert dropped is None and events == []
+
+
+def test_open_complaint_with_a_stage_left_is_never_dropped() -> None:
+    r = dataclasses.replace(R, retain_unresolved_s=0.0)
+    state, _ = r.on_message(None, message("c1", "t1", MON_9))
+    assert state is not None
+    first = state.clocks[Clock.first_response.value]
+    state, _ = r.on_tick(state, first.escalations[-1][1])  # first response all fired
+    assert state is not None and state.clocks[Clock.resolution.value].next_due() is not None
+    state, _ = r.on_tick(state, first.escalations[-1][1] + 1)
+    assert state is not None  # the resolution clock still has stages to fire
 
 
 def test_events_built_without_validation_still_validate() -> None:

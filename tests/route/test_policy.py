@@ -158,11 +158,14 @@ def test_praise_spam_and_noise_start_no_clock(kind: str) -> None:
 
 
 def test_stored_state_from_before_kinds_reads_as_a_complaint() -> None:
+    """R2 stores the scalars by position with their count: a record written before ``kind``
+    and ``ack_digests`` (15 scalars) decodes with their defaults."""
     state, _ = router().on_message(None, message("c1", "t1", MON_9))
     assert state is not None
     stored = state.to_bytes()
-    start = stored.index(b'{"v"')
-    old = orjson.loads(stored[start:])
-    del old["kind"]
-    legacy = stored[:start] + orjson.dumps(old)
-    assert ComplaintState.from_bytes(legacy).kind == "complaint"
+    start = stored.index(b"[17,")
+    body = orjson.loads(stored[start:])
+    older = [15, *body[1:16], *body[18:]]  # without kind and ack_digests
+    decoded = ComplaintState.from_bytes(stored[:start] + orjson.dumps(older))
+    assert decoded.kind == "complaint" and decoded.ack_digests == []
+    assert decoded == state

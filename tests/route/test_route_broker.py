@@ -52,6 +52,7 @@ class Harness:
 
     async def start_app(self, clock: Any = None, **route: Any) -> RouteApp:
         route.setdefault("tick_interval_s", 0.05)
+        route.setdefault("store", "memory")
         started = create_app(
             self.settings, clock=clock or self.clock, route_settings=RouteSettings(**route)
         )
@@ -233,20 +234,28 @@ async def test_lifecycle_reply_holidays_wita_reroute_and_dead_letters(harness: H
         assert escalated[0]["escalate_to"] == "sby-secretariat"
 
 
-async def test_restart_between_warning_and_deadline_catches_up_once(harness: Harness) -> None:
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+async def test_restart_between_warning_and_deadline_catches_up_once(
+    harness: Harness, store: str, tmp_path: Any
+) -> None:
+    """Both stores: memory recovers the whole changelog, RocksDB keeps the state on disk
+    and resumes after the offset it stored with it (the marker closing the last batch)."""
     h, s = harness, harness.settings
-    first = await h.start_app()
+    first = await h.start_app(store=store, data_dir=tmp_path)
     await h.send(CLASSIFIED, "t1", message("c1", "t1", MON_9))
     async with h.reader() as reader:
         ids = lambda: sla_ids(reader, s, "instagram:c1")  # noqa: E731
         await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 1, timeout=60)
         h.clock.set(MON_9 + timedelta(hours=3, minutes=30))
         await reader.wait_for(has(ids, "instagram:c1:first_response:1:warning:0"))
+        if store == "rocksdb":  # the warning's state and its offset are on disk
+            persisted = first.worker.table.persisted_offset  # type: ignore[attr-defined]
+            assert any(persisted(p) is not None for p in range(6))
         await first.app.stop()
 
         # While no worker runs, the deadline and the first escalation pass.
         h.clock.set(MON_9 + timedelta(hours=7, minutes=30))
-        second = await h.start_app()
+        second = await h.start_app(store=store, data_dir=tmp_path)
         await reader.wait_for(
             has(
                 ids,
@@ -321,11 +330,16 @@ async def test_timers_fire_within_a_second_in_real_time(harness: Harness, tmp_pa
             assert 0 <= lag < 1.0, (etype, lag)
 
 
-async def test_rebalance_to_two_workers_fires_each_stage_once(harness: Harness) -> None:
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+async def test_rebalance_to_two_workers_fires_each_stage_once(
+    harness: Harness, store: str, tmp_path: Any
+) -> None:
     """A second worker joins: partitions (and their complaints) move; nothing fires twice
-    and nothing is lost, whichever worker owns a thread when its deadline passes."""
+    and nothing is lost, whichever worker owns a thread when its deadline passes. On
+    RocksDB the second worker's due index comes from faust's recovery of the changelog
+    (and its standby copies), through ``RocksState.apply_changelog``."""
     h, s = harness, harness.settings
-    first = await h.start_app()
+    first = await h.start_app(store=store, data_dir=tmp_path / "a")
     threads = [f"t{i}" for i in range(12)]  # spread over the 6 partitions
     for i, t in enumerate(threads):
         await h.send(CLASSIFIED, t, message(f"c{i}", t, MON_9))
@@ -336,7 +350,7 @@ async def test_rebalance_to_two_workers_fires_each_stage_once(harness: Harness) 
         all_ids = lambda: [e["event_id"] for e in values(reader, s, SLA)]  # noqa: E731
         await reader.wait_for(has(all_ids, *warnings), timeout=30)
 
-        second = await h.start_app()
+        second = await h.start_app(store=store, data_dir=tmp_path / "b")
         mem_a, mem_b = first.worker, second.worker
         await reader.wait_for(
             lambda _r: bool(mem_a.owned) and bool(mem_b.owned)

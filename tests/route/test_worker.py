@@ -106,3 +106,51 @@ async def test_a_failed_write_raises_so_the_batch_is_not_committed() -> None:
     w, sink = worker(), MemorySink(fail=RuntimeError("broker gone"))
     with pytest.raises(RuntimeError, match="broker gone"):
         await w.handle_batch(w.on_classified, [record(message("c1", "t1", MON_9), "t1")], sink)
+
+
+@pytest.mark.parametrize("failing", ["routes", "changelog"])
+async def test_the_table_keeps_no_state_whose_events_or_changelog_were_not_acknowledged(
+    failing: str,
+) -> None:
+    """A persistent table outlives a crash: it must not say "seen, routed" for a message
+    whose event never reached the broker, else the replay after restart would drop it."""
+    table: dict[bytes, bytes] = {}
+    w = worker(table)
+    sink = MemorySink(fail=RuntimeError("broker gone"), fail_topics=frozenset({failing}))
+    with pytest.raises(RuntimeError):
+        await w.handle_batch(w.on_classified, [record(message("c1", "t1", MON_9), "t1")], sink)
+    assert table == {} and w.overlay == {}
+    retry = MemorySink()  # the uncommitted input is delivered again: routed after all
+    await w.handle_batch(w.on_classified, [record(message("c1", "t1", MON_9), "t1")], retry)
+    assert [e["event_type"] for e in values(retry, "routes")] == ["routed"]
+    assert b"t1" in table
+
+
+async def test_a_batch_reads_its_own_unwritten_states() -> None:
+    table: dict[bytes, bytes] = {}
+    w, sink = worker(table), MemorySink()
+    reply = message("r1", "t1", MON_9 + timedelta(minutes=30), agency_reply=True)
+    batch = [record(message("c1", "t1", MON_9), "t1"), record(reply, "t1")]
+    await w.handle_batch(w.on_classified, batch, sink)
+    assert [e["event_type"] for e in values(sink, "sla")] == ["responded"]
+    assert len(sink.on("changelog")) == 3  # two states, one marker
+
+
+async def test_a_never_resolved_complaint_is_dropped_and_counted() -> None:
+    from common import metrics
+
+    table: dict[bytes, bytes] = {}
+    w = RouteWorker(router(), table, TOPICS, RouteSettings())
+    sink = MemorySink()
+    await w.handle_batch(w.on_classified, [record(message("c1", "t1", MON_9), "t1")], sink)
+    await w.reindex(frozenset({0}))
+    dropped = metrics.UNRESOLVED_DROPPED.labels("sby-public-works")
+    before = dropped._value.get()  # noqa: SLF001  # prometheus_client has no public getter
+    far = (MON_9 + timedelta(days=400)).timestamp()
+    for _ in range(2):  # catch-up fires every stage, the next tick drops the complaint
+        tick = Incoming("ticks", 0, 0, None, orjson.dumps({"now": far}))
+        await w.handle_batch(w.on_tick, [tick], sink)
+    assert table == {}
+    assert sink.on("changelog")[-2].value is None  # the tombstone before the marker
+    assert dropped._value.get() == before + 1  # noqa: SLF001
+    assert w.open_by_agency["sby-public-works"] == 0
