@@ -39,6 +39,17 @@ WEBHOOK_ENTRIES = Counter(
     "rejected).",
     ["platform", "outcome"],
 )
+WEBHOOK_SKIPPED = Counter(
+    "aduan_webhook_skipped_total",
+    "Entries deliberately ignored because they carry nothing a person must read, by platform "
+    "and reason (SKIP_REASONS: reactions, receipts, call-permission answers, ...).",
+    ["platform", "reason"],
+)
+MENTION_FETCHES = Counter(
+    "aduan_mention_fetches_total",
+    "Graph API fetches of Instagram mention texts by outcome (fetched, retried, failed, skipped).",
+    ["outcome"],
+)
 WEBHOOK_LATENCY = Histogram(
     "aduan_webhook_request_duration_seconds",
     "Time from request received to response sent.",
@@ -218,6 +229,8 @@ ALL = (
     CONFIG_RELOADS,
     WEBHOOK_REQUESTS,
     WEBHOOK_ENTRIES,
+    WEBHOOK_SKIPPED,
+    MENTION_FETCHES,
     WEBHOOK_LATENCY,
     PRODUCE_LATENCY,
     MESSAGES_IN,
@@ -270,6 +283,20 @@ WEBHOOK_OUTCOMES = (
 )  # fmt: skip
 """Every ``outcome`` of aduan_webhook_requests_total (a test checks ingest counts no other)."""
 ENTRY_OUTCOMES = ("message", "duplicate", "skipped", "rejected")
+SKIP_REASONS = (
+    "reaction", "receipt", "postback", "handover", "no_content", "unsupported", "system",
+    "moderation", "retweet", "account_event", "unknown_status", "other_event", "other",
+)  # fmt: skip
+"""Why ingest skipped an entry (``aduan_webhook_skipped_total{reason}``), docs/ingest.md:
+``reaction`` likes and emoji reactions; ``receipt`` reads, deliveries, typing; ``postback``
+button postbacks, opt-ins, referrals; ``handover`` thread-control changes; ``no_content`` an
+event with nothing to read (call-permission answers, an empty DM); ``unsupported`` a message
+the platform itself could not render (WhatsApp ``unsupported``/``errors``); ``system``
+platform notices (number changed); ``moderation`` hide/unhide; ``retweet``; ``account_event``
+follows, profile changes, app access revoked; ``unknown_status`` a WhatsApp status value not
+documented; ``other_event`` a field or event type aduan does not read; ``other`` anything
+else."""
+MENTION_OUTCOMES = ("fetched", "retried", "failed", "skipped")
 SINCE = ("platform", "received")
 PLATFORMS = ("instagram", "facebook", "whatsapp", "x", "generic")
 """``schemas.messages.Platform`` values (a test keeps them equal)."""
@@ -280,6 +307,7 @@ DEAD_LETTER_REASONS: dict[str, tuple[str, ...]] = {
         "unsupported_type", "parser_error", "field_too_long", "personal_data_in_id",
         "text_too_long", "too_many_attachments",
     ),
+    "mentions": ("fetch_failed", "fetch_refused", "missing_token", "text_too_long"),
     "classify": ("invalid_message", "classification_error"),
     "route": (
         "invalid_classified", "invalid_command", "invalid_tick", "key_mismatch",
@@ -302,6 +330,7 @@ SLA_EVENT_CLOCKS: dict[str, tuple[str, ...]] = {
     "resolved": ("resolution", ""),
     "reopened": ("resolution", ""),
     "acknowledged": ("",),
+    "withdrawn": ("",),
 }
 """Which ``clock`` label each SLA event type can carry besides the timed events (which carry
 every running clock); "" is an event of no clock (tests/ops drives the router to check)."""
@@ -346,6 +375,8 @@ def ingest_series(
             yield WEBHOOK_REQUESTS, (platform, outcome)
         for outcome in ENTRY_OUTCOMES:
             yield WEBHOOK_ENTRIES, (platform, outcome)
+        for reason in SKIP_REASONS:
+            yield WEBHOOK_SKIPPED, (platform, reason)
         yield WEBHOOK_LATENCY, (platform,)
     for topic in produced:
         yield PRODUCE_LATENCY, (topic,)

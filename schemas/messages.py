@@ -83,6 +83,7 @@ class Message(Event):
     is_agency_reply: bool = False
     in_reply_to: str | None = Field(default=None, description="message_id this one answers")
     delivery_status: str | None = Field(
-        default=None, description="sent/delivered/read/failed for WhatsApp status events"
+        default=None,
+        description="sent/delivered/read/played/failed/deleted/warning for WhatsApp status events",
     )
     delivery_id: str = Field(description="key of the raw delivery on aduan.raw.v1 this came from")

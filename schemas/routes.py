@@ -11,6 +11,9 @@ from schemas.sla import Clock
 class RouteEventType(StrEnum):
     routed = "routed"
     rerouted = "rerouted"
+    updated = "updated"
+    """The citizen edited the complaint: new text (``text_excerpt``), same agency and
+    category (a changed category or agency is a ``rerouted`` with reason ``edited``)."""
 
 
 class RouteEvent(Event):

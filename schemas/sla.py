@@ -21,6 +21,9 @@ class SlaEventType(StrEnum):
     resolved = "resolved"
     reopened = "reopened"
     acknowledged = "acknowledged"
+    withdrawn = "withdrawn"
+    """The citizen removed the complaint (deleted the comment, DM or tweet): every clock
+    stopped, no further deadline or escalation."""
 
 
 class SlaEvent(Event):

@@ -1,7 +1,8 @@
 """``python -m services.demo`` (what ``make run`` starts): the whole pipeline with demo traffic.
 
-Starts the embedded broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set, the three processors as
-child processes, a generator posting signed webhooks, and a live tail of routed and SLA events.
+Starts the embedded broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set, the processors (and
+the Instagram mention fetcher, on a local Graph API stand-in) as child processes, a
+generator posting signed webhooks, and a live tail of routed and SLA events.
 The desk runs too, on an embedded PostgreSQL unless ``ADUAN_DESK_DATABASE_URL`` is set; its URL
 and a demo agency token are printed, and a bot acts on complaints through its API.
 Ctrl-C stops everything; children are also bound to die with this process (PR_SET_PDEATHSIG),
@@ -36,7 +37,7 @@ from services.demo.sinks import DemoSinks
 from services.demo.tail import run_tail
 
 log = logging.getLogger("aduan.demo")
-SERVICES = ("ingest", "classify", "route", "notify")
+SERVICES = ("ingest", "classify", "route", "notify", "ingest.mentions")
 DEMO_SECRETS = (
     "ADUAN_META_APP_SECRET",
     "ADUAN_META_VERIFY_TOKEN",

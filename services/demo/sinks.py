@@ -65,7 +65,15 @@ class DemoSinks:
             line("telegram", str(body.get("chat_id")), str(body.get("text", "")))
             return web.json_response({"ok": True, "result": {"message_id": 1}})
 
+        async def graph(request: web.Request) -> web.Response:
+            """A Graph API stand-in for the mention fetcher: every mentioned comment or
+            caption reads the same demo complaint."""
+            text = "Lampu jalan di Jl. Tunjungan mati sejak kemarin @pemkot"
+            return web.json_response({"id": request.match_info["node"], "text": text,
+                                      "caption": text})  # fmt: skip
+
         app = web.Application()
+        app.router.add_get("/graph/{node}", graph)
         app.router.add_post("/hook/{endpoint}", webhook)
         app.router.add_post("/bot{token}/sendMessage", telegram)
         self.runner = web.AppRunner(app, access_log=None)
@@ -84,6 +92,8 @@ class DemoSinks:
             "ADUAN_NOTIFY_SMTP_STARTTLS": "false",
             "ADUAN_NOTIFY_SMTP_FROM": "aduan-demo@example.go.id",
             "ADUAN_NOTIFY_TELEGRAM_BASE_URL": f"http://127.0.0.1:{self.http_port}",
+            "ADUAN_MENTIONS_GRAPH_BASE_URL": f"http://127.0.0.1:{self.http_port}/graph",
+            "ADUAN_INSTAGRAM_ACCESS_TOKEN": "demo-graph-token",
         }
 
     async def stop(self) -> None:

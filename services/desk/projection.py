@@ -7,10 +7,12 @@ from its history when an event arrives out of order).
 
 Status model. Route is the authority: the desk's status changes only on route's events,
 never on a command the desk itself issued (route may refuse it, and then nothing happened).
-``open`` until ``resolved``, ``open`` again on ``reopened``. Whether a complaint is overdue
+``open`` until ``resolved``, ``open`` again on ``reopened``; ``withdrawn`` when the citizen
+removed the complaint (closed: no clock runs, nothing more will come). ``updated`` (the
+citizen edited the text) changes the description only. Whether a complaint is overdue
 is not a stored status but a comparison of its nearest running due time with now, so the
 queue is right even between two deadline events. An event type this release does not know
-(``withdrawn`` in a later route) is kept in the history and changes nothing here.
+is kept in the history and changes nothing here.
 
 Who may see it (``access``): every agency it was routed or rerouted to, and every agency
 an escalation named (``head:<agency>`` is that agency's head, so the agency itself).
@@ -30,6 +32,8 @@ FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 """Sort key of an open complaint without a running clock (after every due one)."""
 RESPONSE_CLOCKS = ("first_response", "next_response")
 ROLE_RANK = {"former": 0, "escalation": 1, "assigned": 2}
+CLOSED = ("resolved", "withdrawn")
+"""Statuses of a complaint nobody has to act on any more."""
 
 
 @dataclass(slots=True)
@@ -89,7 +93,7 @@ class ComplaintView:
 
     @property
     def is_open(self) -> bool:
-        return self.status != "resolved"
+        return self.status not in CLOSED
 
     @property
     def due_sort(self) -> datetime:
@@ -260,6 +264,13 @@ def _resolved(view: ComplaintView, e: DeskEvent) -> None:
     view.clocks = {}
 
 
+def _withdrawn(view: ComplaintView, e: DeskEvent) -> None:
+    """The citizen removed the complaint: closed, every clock stopped (route stops them)."""
+    view.status = "withdrawn"
+    view.resolved_at = e.occurred_at
+    view.clocks = {}
+
+
 def _reopened(view: ComplaintView, e: DeskEvent) -> None:
     view.status = "open"
     view.resolved_at = None
@@ -274,6 +285,7 @@ def _acknowledged(view: ComplaintView, e: DeskEvent) -> None:
 _HANDLERS = {
     (Source.routes, "routed"): _routed,
     (Source.routes, "rerouted"): _reroute,
+    (Source.routes, "updated"): _describe,
     (Source.sla, "warning"): _warning,
     (Source.sla, "overdue"): _overdue,
     (Source.sla, "escalated"): _escalated,
@@ -281,4 +293,5 @@ _HANDLERS = {
     (Source.sla, "resolved"): _resolved,
     (Source.sla, "reopened"): _reopened,
     (Source.sla, "acknowledged"): _acknowledged,
+    (Source.sla, "withdrawn"): _withdrawn,
 }

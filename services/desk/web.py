@@ -114,6 +114,8 @@ def history_line(h: HistoryEntry, registry: Registry) -> str:
         ),
         "responded": lambda: f"Ditanggapi ({clock}, {'tepat waktu' if h.met else 'terlambat'})",
         "resolved": lambda: "Diselesaikan",
+        "withdrawn": lambda: "Dicabut oleh pelapor",
+        "updated": lambda: "Teks aduan diubah oleh pelapor",
         "reopened": lambda: "Dibuka kembali",
         "acknowledged": lambda: "Diterima oleh petugas",
     }

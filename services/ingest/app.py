@@ -270,7 +270,7 @@ class IngestService:
                 len(ctx.foreign),
             )
             return _refuse(platform, "forged", web.HTTPForbidden, error_code="foreign_account")
-        return await self._write(platform, raw, result.messages, result.rejected, result.skipped)
+        return await self._write(platform, raw, result.messages, result.rejected, result.skips)
 
     async def _malformed(
         self, platform: Platform, raw: Output, exc: MalformedDelivery, status: int = 400
@@ -293,7 +293,7 @@ class IngestService:
         raw: Output,
         messages: list[Message],
         rejected: list[RejectedEntry],
-        skipped: int,
+        skips: dict[str, int],
     ) -> web.Response:
         """Drop duplicates, write raw, messages and dead letters, remember keys once acked.
 
@@ -340,6 +340,9 @@ class IngestService:
         if any(isinstance(a, BaseException) for a in acks):
             return _refuse(platform, "broker_unavailable", web.HTTPServiceUnavailable)
         duplicates = len(messages) - len(fresh)
+        skipped = sum(skips.values())
+        for reason, count in skips.items():
+            metrics.WEBHOOK_SKIPPED.labels(platform.value, reason).inc(count)
         for outcome, count in (
             ("message", len(fresh)),
             ("duplicate", duplicates),

@@ -83,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_evidence and rejected.evidence:
             line["evidence"] = list(rejected.evidence)
         out.write(orjson.dumps(line) + b"\n")
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(result.skips.items()))
     print(
         f"{len(result.messages)} messages, {len(result.rejected)} rejected, "
-        f"{result.skipped} skipped",
+        f"{result.skipped} skipped" + (f" ({reasons})" if reasons else ""),
         file=sys.stderr,
     )
     return 0

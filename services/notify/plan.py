@@ -1,7 +1,9 @@
 """Who is told what: a routing or deadline event becomes deliveries, as a pure function.
 
 * ``routed`` / ``rerouted`` → the agency's desk channels (``Agency.channels``);
-* ``warning`` / ``overdue`` → the same desk channels;
+* ``warning`` / ``overdue`` / ``withdrawn`` (the citizen removed the complaint: nothing
+  more to do) → the same desk channels;
+* ``updated`` (the citizen edited the text; same agency) → nobody: the desk shows it;
 * ``escalated`` level n → the contact the ladder names: route resolves ``head`` to
   ``head:<agency>`` (that agency's ``contacts.head``) and ``kind:secretariat`` /
   ``kind:inspectorate`` to the regional agency's id (its ``contacts.escalation``, else its
@@ -30,7 +32,7 @@ from schemas.routes import RouteEvent
 from schemas.sla import SlaEvent, SlaEventType
 
 Role = Literal["desk", "head", "escalation", "citizen"]
-DESK_EVENTS = frozenset({"routed", "rerouted", "warning", "overdue"})
+DESK_EVENTS = frozenset({"routed", "rerouted", "warning", "overdue", "withdrawn"})
 CLOSE_LOOP_EVENTS = frozenset({"responded", "resolved", "reopened"})
 
 
@@ -131,6 +133,8 @@ def plan(event: Event, registry: Registry, context: RouteEvent | None = None) ->
     """The deliveries ``event`` calls for (possibly none); raises ``Refusal`` when it names
     an agency or contact the registry does not have."""
     if isinstance(event, RouteEvent):
+        if event.event_type.value not in DESK_EVENTS:
+            return []  # updated: the agency already has the complaint; the desk shows the edit
         agency = _agency(registry, event.agency_id)
         return _to(registry, _route_notice(event, agency.id), agency.channels)
     etype = event.event_type.value

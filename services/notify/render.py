@@ -46,6 +46,7 @@ def headline(n: Notice) -> str:
         "responded": "Aduan telah ditanggapi",
         "resolved": "Aduan dinyatakan selesai",
         "reopened": "Aduan dibuka kembali",
+        "withdrawn": "Aduan dicabut oleh pelapor; tidak perlu ditindaklanjuti",
     }.get(n.event_type, f"Pembaruan aduan ({n.event_type})")
 
 

@@ -10,12 +10,19 @@ two things kept in the state: a bitmask of the stages each running clock has fir
 short ring of recently seen message/command ids. Event ids are derived from that tuple, so
 even an at-least-once redelivery downstream can be dropped by id.
 
+Edits and removals (``Message.action``) carry the id of the message they change. A
+citizen's removal of the message that opened the complaint withdraws it (``withdrawn``: every
+clock stopped, nothing more fires); an edit of it updates its text and, re-classified, moves
+it when its category or agency changed (``rerouted``, reason ``edited``), else says
+``updated``. They are remembered by (id, action[, text digest]), so a replay does nothing.
+
 Vocabulary: *bukan wewenang* ("not our authority") is an agency's answer that a complaint
 belongs elsewhere; it arrives here as a ``reroute`` command.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -29,6 +36,7 @@ from common.refusal import Refusal
 from common.registry import Agency, Registry
 from schemas.classified import ClassifiedMessage, MessageKind
 from schemas.commands import Command, CommandType, ack_text_digest
+from schemas.messages import Action, Message
 from schemas.routes import RouteEvent, RouteEventType
 from schemas.sla import Clock, SlaEvent, SlaEventType
 from services.route.policy import ClockPlan, Policy, SlaConfig
@@ -51,6 +59,21 @@ WARNING_BIT = 1
 OVERDUE_BIT = 2
 
 Event = RouteEvent | SlaEvent
+
+
+def event_key(m: Message) -> str:
+    """What identifies a message event for replay detection: its id for a new message, the
+    id and the text's digest for an edit (a second edit is a new event, its replay is not),
+    the id and ``remove`` for a removal (ingest's dedup key has the same form)."""
+    if m.action is Action.add:
+        return m.message_id
+    if m.action is Action.edit:
+        return f"{m.message_id}|edit|{_digest(m.text)}"
+    return f"{m.message_id}|{m.action.value}"
+
+
+def _digest(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode()).hexdigest()[:16]
 
 
 def ts(value: datetime) -> float:
@@ -565,8 +588,22 @@ class Router:
         """A classified message of the thread: a new complaint, an agency reply, a follow-up."""
         m = cm.message
         at = ts(min(m.platform_time, m.received_at))
-        if state is not None and m.message_id in state.seen:
+        key = event_key(m)
+        if state is not None and key in state.seen:
             return state, []  # replay
+        if m.action is Action.remove:
+            removed = self._withdrawal(state, m, at)
+            if state is not None:
+                state.remember(key)
+            return state, removed
+        if m.action is Action.edit and state is not None:
+            if m.message_id == state.complaint_id:
+                return state, self._on_edit(state, cm, key, at)
+            if state.is_open:
+                state.remember(key)  # an edited follow-up or reply: nothing to re-route
+                return state, []
+        # A new message, or an edit of one that opened nothing (a mention whose text was
+        # fetched, a message classified as chat before): it may open a complaint.
         if state is None or not state.is_open:
             if m.is_agency_reply or not self._tracked(cm):
                 if state is not None:
@@ -599,6 +636,77 @@ class Router:
             self._start(state, self._agency(state.agency_id), Clock.next_response, at)
         return state, events
 
+    def _withdrawal(self, state: ComplaintState | None, m: Message, at: float) -> list[Event]:
+        """The citizen removed the message that opened the open complaint: withdrawn. Every
+        clock stops (no warning, overdue or escalation follows) and the state is kept like
+        a resolved one (for replays, and an operator's ``reopen``). A removed follow-up, an
+        agency's removed reply, or a removal of a closed complaint change nothing."""
+        if (
+            state is None
+            or m.is_agency_reply
+            or m.message_id != state.complaint_id
+            or not state.is_open
+        ):
+            return []
+        state.clocks.clear()
+        state.resolved_at = at
+        n = state.seqs.get(Clock.resolution.value, 0)
+        return [self._sla(state, SlaEventType.withdrawn, at, None, seq_tag=str(n))]
+
+    def _on_edit(
+        self, state: ComplaintState, cm: ClassifiedMessage, key: str, at: float
+    ) -> list[Event]:
+        """The citizen edited the message that opened the complaint. Its text is updated;
+        re-classified, a changed category or agency moves it (``rerouted``, reason
+        ``edited``: response clocks restart for the agency, the resolution clock keeps its
+        start, as for a reroute command) and the earlier routing stays in the history; an
+        unchanged one is ``updated``. An edit of a closed complaint, or one that no longer
+        reads as a complaint, changes only the text."""
+        state.remember(key)
+        m = cm.message
+        if m.is_agency_reply:
+            return []
+        state.excerpt = (m.text or "")[: self.excerpt_chars]
+        if not state.is_open:
+            return []
+        moved = (cm.agency_id, cm.category, cm.subcategory) != (
+            state.agency_id,
+            state.category,
+            state.subcategory,
+        )
+        if moved and self._tracked(cm):
+            agency = self._agency(cm.agency_id)
+            previous = state.agency_id
+            state.category, state.subcategory = cm.category, cm.subcategory
+            state.urgency, state.region_code = cm.urgency.value, cm.region_code
+            self._move(state, agency, at)
+            return [
+                self._route_event(
+                    state, RouteEventType.rerouted, at, agency, previous=previous, reason="edited"
+                )
+            ]
+        event = self._route_event(state, RouteEventType.updated, at, self._agency(state.agency_id))
+        return [
+            event.model_copy(update={"event_id": f"{state.complaint_id}:updated:{_digest(m.text)}"})
+        ]
+
+    def _move(self, state: ComplaintState, agency: Agency, at: float) -> None:
+        """Hand the complaint to ``agency`` (possibly the same one, under a new category):
+        response clocks restart for it (next sequence number), the resolution clock keeps
+        its start and the stages it fired, re-planned with the new policy and calendar."""
+        state.agency_id, state.agency_kind = agency.id, agency.kind
+        state.reroutes += 1
+        for clock in (Clock.first_response, Clock.next_response):
+            if clock.value in state.clocks:
+                del state.clocks[clock.value]
+                self._start(state, agency, clock, at)
+        res = state.clocks.get(Clock.resolution.value)
+        if res is not None:
+            del state.clocks[Clock.resolution.value]
+            self._start(
+                state, agency, Clock.resolution, res.started_at, seq=res.seq, fired=res.fired
+            )
+
     def _tracked(self, cm: ClassifiedMessage) -> bool:
         """Complaints always; another kind when its SLA policy runs a clock for it."""
         if cm.kind is MessageKind.complaint:
@@ -629,6 +737,8 @@ class Router:
             kind=cm.kind.value,
         )
         state.remember(m.message_id)
+        if m.action is not Action.add:
+            state.remember(event_key(m))  # opened by an edit: its replay is one too
         policy = self._policy(state, agency)
         for clock in (Clock.first_response, Clock.resolution):
             self._start(state, agency, clock, at, policy=policy)
@@ -673,18 +783,7 @@ class Router:
             raise Refusal("same_agency", f"complaint is already with {cmd.agency_id!r}")
         agency = self._agency(cmd.agency_id)
         previous = state.agency_id
-        state.agency_id, state.agency_kind = agency.id, agency.kind
-        state.reroutes += 1
-        for clock in (Clock.first_response, Clock.next_response):
-            if clock.value in state.clocks:
-                del state.clocks[clock.value]
-                self._start(state, agency, clock, at)
-        res = state.clocks.get(Clock.resolution.value)
-        if res is not None:
-            del state.clocks[Clock.resolution.value]
-            self._start(
-                state, agency, Clock.resolution, res.started_at, seq=res.seq, fired=res.fired
-            )
+        self._move(state, agency, at)
         return [
             self._route_event(
                 state, RouteEventType.rerouted, at, agency, previous=previous, reason=cmd.reason

@@ -38,7 +38,7 @@ from common.refusal import Refusal
 from common.topics import CLASSIFIED, COMMANDS, ROUTES, SLA
 from schemas.classified import ClassifiedMessage
 from schemas.commands import Command
-from schemas.routes import RouteEvent
+from schemas.routes import RouteEvent, RouteEventType
 from schemas.sla import SlaEvent, SlaEventType
 from services.route.clocks import ComplaintState, Event, Router, event_json, peek_schedule
 from services.route.settings import RouteSettings
@@ -439,7 +439,8 @@ class RouteWorker:
             if isinstance(e, RouteEvent):
                 out.append(Output(self.topics.routes, key, event_json(e)))
                 self._routes_out.inc()
-                _child(metrics.ROUTED, e.agency_id, e.agency_kind).inc()
+                if e.event_type is not RouteEventType.updated:  # an edit routes nothing anew
+                    _child(metrics.ROUTED, e.agency_id, e.agency_kind).inc()
                 continue
             assert isinstance(e, SlaEvent)
             out.append(Output(self.topics.sla, key, event_json(e)))

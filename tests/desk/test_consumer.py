@@ -102,20 +102,20 @@ async def test_bad_records_are_dead_lettered_and_unknown_types_kept(
     settings, producer = env
     t = Timeline()
     cid = t.complaint("instagram:dl")
-    withdrawn = {"event_id": f"{cid}:withdrawn:1", "event_type": "withdrawn", "complaint_id": cid,
+    unknown = {"event_id": f"{cid}:paused:1", "event_type": "paused", "complaint_id": cid,
                  "thread_key": "instagram:dl", "agency_id": "sby-public-works",
                  "occurred_at": "2026-11-23T03:00:00+00:00"}  # fmt: skip
     await publish(producer, settings, t.records)
     sla = topic_name(SLA, settings)
     routes = topic_name(ROUTES, settings)
-    await producer.send_and_wait(sla, orjson.dumps(withdrawn), key=b"instagram:dl")
+    await producer.send_and_wait(sla, orjson.dumps(unknown), key=b"instagram:dl")
     await producer.send_and_wait(sla, b"{broken", key=b"instagram:dl")
     await producer.send_and_wait(routes, b'{"event_type": "routed"}', key=b"instagram:dl")
     running = Running(settings, pool, producer)
     try:
         async with TopicReader(settings.bootstrap_servers, topic_name(DEADLETTER, settings)) as r:
             letters = await r.wait_for(lambda rs: len(rs) >= 2)
-        await wait_for(lambda: _has(pool, f"{cid}:withdrawn:1"))
+        await wait_for(lambda: _has(pool, f"{cid}:paused:1"))
         # The offsets move past the refused records too: nothing is retried forever.
         await wait_for(lambda: _stored_total(pool, 4))
     finally:
@@ -124,8 +124,8 @@ async def test_bad_records_are_dead_lettered_and_unknown_types_kept(
                      for x in letters)  # fmt: skip
     assert reasons == [("desk", "invalid_event"), ("desk", "invalid_json")]
     row = await pool.fetchrow("SELECT known, event_type FROM desk_history WHERE event_id = $1",
-                              f"{cid}:withdrawn:1")  # fmt: skip
-    assert row is not None and (row["known"], row["event_type"]) == (False, "withdrawn")
+                              f"{cid}:paused:1")  # fmt: skip
+    assert row is not None and (row["known"], row["event_type"]) == (False, "paused")
     assert await pool.fetchval("SELECT status FROM desk_complaints") == "open"
 
 

@@ -81,8 +81,8 @@ def test_an_unknown_event_type_is_kept_as_history_and_changes_nothing() -> None:
     cid = t.complaint("instagram:t5")
     view = fold_all(t.events())
     record = {
-        "event_id": f"{cid}:withdrawn:1",
-        "event_type": "withdrawn",
+        "event_id": f"{cid}:paused:1",
+        "event_type": "paused",
         "complaint_id": cid,
         "thread_key": "instagram:t5",
         "agency_id": "sby-public-works",
@@ -90,9 +90,41 @@ def test_an_unknown_event_type_is_kept_as_history_and_changes_nothing() -> None:
         "something_new": {"nested": True},
     }
     event = parse(Source.sla, orjson.dumps(record), 1, 0, 99)
-    assert not event.known and event.event_type == "withdrawn"
+    assert not event.known and event.event_type == "paused"
     assert event.occurred_at.isoformat() == "2026-11-23T03:00:00+00:00"
     assert fold(dataclasses.replace(view), event) == view  # type: ignore[type-var]
+
+
+def test_a_withdrawn_complaint_is_closed_with_no_clock_and_an_edit_updates_its_text() -> None:
+    t = Timeline()
+    cid = t.complaint("instagram:t9")
+    view = fold_all(t.events())
+    assert view is not None and view.clocks
+    route = next(e for e in t.events() if e.event_type == "routed")
+    updated = {**route.payload, "event_id": f"{cid}:updated:1", "event_type": "updated",
+               "text_excerpt": "Jalan berlubang, sudah tiga motor jatuh"}  # fmt: skip
+    event = parse(Source.routes, orjson.dumps(updated), 0, 0, 98)
+    assert event.known
+    view = fold(view, event)
+    assert view is not None and view.excerpt == "Jalan berlubang, sudah tiga motor jatuh"
+    assert view.reroutes == 0 and view.status == "open" and view.clocks
+    withdrawn = {
+        "event_id": f"{cid}:withdrawn:1",
+        "event_type": "withdrawn",
+        "complaint_id": cid,
+        "thread_key": "instagram:t9",
+        "agency_id": view.agency_id,
+        "occurred_at": "2026-11-23T03:00:00+00:00",
+    }
+    event = parse(Source.sla, orjson.dumps(withdrawn), 1, 0, 99)
+    assert event.known
+    view = fold(view, event)
+    assert view is not None
+    assert view.status == "withdrawn" and not view.is_open and not view.clocks
+    assert (
+        view.resolved_at is not None and view.resolved_at.isoformat() == "2026-11-23T03:00:00+00:00"
+    )
+    assert not view.open_for(view.agency_id)
 
 
 def test_a_newer_route_with_extra_fields_and_the_message_kind_is_still_understood() -> None:

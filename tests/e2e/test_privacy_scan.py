@@ -566,7 +566,8 @@ async def test_no_personal_data_on_any_topic_but_raw(pipeline: Pipeline) -> None
                 assert r.status == 200, (platform, answer)
                 accepted += answer["messages"]
                 rejected += answer["rejected"]
-    assert accepted >= 70 and rejected >= 8
+    # (an undocumented WhatsApp type without content is skipped, not dead-lettered: 7)
+    assert accepted >= 70 and rejected >= 7
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()

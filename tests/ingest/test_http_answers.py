@@ -194,3 +194,30 @@ async def test_refused_messages_topic_keeps_nothing_claimed(ingest: Ingest) -> N
     assert status == 200 and answer["messages"] == 2
     assert len(ingest.values(MESSAGES_TOPIC)) == 2
     assert len(ingest.values(RAW_TOPIC)) == 2
+
+
+async def test_content_less_events_answer_200_and_are_counted_by_reason(ingest: Ingest) -> None:
+    """X's ``user_event`` (app access revoked; no ``for_user_id``) and a WhatsApp reaction
+    are skipped: 200, the raw delivery kept, no message, no dead letter, the skip counted."""
+    from prometheus_client import REGISTRY as PROM
+
+    from tests.ingest.shapes import SHAPES_DIR
+
+    def counted(platform: str, reason: str) -> float:
+        labels = {"platform": platform, "reason": reason}
+        return PROM.get_sample_value("aduan_webhook_skipped_total", labels) or 0.0
+
+    before = (counted("x", "account_event"), counted("whatsapp", "reaction"))
+    revoke = (SHAPES_DIR / "x" / "user_event_revoke.json").read_bytes()
+    sig = {"x-twitter-webhooks-signature": x_signature(X_SECRET, revoke)}
+    status, answer = await ingest.post("x", revoke, sig)
+    assert (status, answer["skipped"], answer["messages"]) == (200, 1, 0)
+    reaction = (SHAPES_DIR / "whatsapp" / "reaction.json").read_bytes()
+    status, answer = await ingest.post("whatsapp", reaction, meta(reaction))
+    assert (status, answer["skipped"], answer["rejected"]) == (200, 1, 0)
+    assert (counted("x", "account_event"), counted("whatsapp", "reaction")) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+    assert len(ingest.values(RAW_TOPIC)) == 2
+    assert ingest.values(MESSAGES_TOPIC) == [] and ingest.values(DEADLETTER_TOPIC) == []

@@ -271,14 +271,18 @@ class TestGeneric:
 
 
 def test_batch_with_bad_entries_keeps_the_good_ones() -> None:
+    """A comment without ``media`` (the older comments shape: id and text only) is kept: a
+    citizen wrote it; an unknown account and a non-object entry are rejected alone."""
     r = parse("instagram", "instagram_batch_with_bad_entries.json")
     assert [m.platform_message_id for m in r.messages] == [
         pmid("instagram", "17865799348089101"),
+        pmid("instagram", "17865799348089102"),
         pmid("instagram", "17865799348089104"),
     ]
-    assert r.messages[1].agency_id == "mks-public-works" and r.messages[1].region_code == "73.71"
+    assert r.messages[1].text == "komentar tanpa media"
+    assert r.messages[2].agency_id == "mks-public-works" and r.messages[2].region_code == "73.71"
     reasons = {(x.entry_index, x.reason) for x in r.rejected}
-    assert reasons == {(0, "malformed_entry"), (1, "unknown_account"), (2, "malformed_entry")}
+    assert reasons == {(1, "unknown_account"), (2, "malformed_entry")}
     assert r.skipped == 1  # story_insights
 
 

@@ -166,6 +166,7 @@ class TestParseCommand:
         demo = Pseudonymizer(DEMO_KEY)
         assert [line["message_id"] for line in lines if "message_id" in line] == [
             demo.message_id("instagram:17865799348089101"),
+            demo.message_id("instagram:17865799348089102"),
             demo.message_id("instagram:17865799348089104"),
         ]
         errors = [line for line in lines if "error" in line]

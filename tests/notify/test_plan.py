@@ -103,3 +103,14 @@ def test_the_same_event_plans_the_same_keys(registry: Registry) -> None:
         "telegram",
         "whatsapp",
     }
+
+
+def test_a_withdrawn_complaint_is_told_to_the_agency_and_an_edit_to_nobody(
+    registry: Registry,
+) -> None:
+    """The agency was told of the complaint: it is told the citizen withdrew it (no work
+    left). An edit that keeps agency and category only changes the text the desk shows."""
+    out = plan(sla(SlaEventType.withdrawn, clock=None, due_at=None), registry, routed(1))
+    assert targets(out) == DESK
+    assert out[0].notice.event_type == "withdrawn" and out[0].notice.category == "roads"
+    assert plan(routed(1, event_type="updated", event_id="x:updated:1"), registry) == []

@@ -18,8 +18,13 @@ import yaml
 from common.settings import Settings
 from tests.ops.metric_names import DEPLOY, REPO
 
-PROCESSORS = {"ingest": 9100, "classify": 9101, "route": 9102, "desk": 9103, "notify": 9104}
+PROCESSORS = {
+    "ingest": 9100, "classify": 9101, "route": 9102, "desk": 9103, "notify": 9104,
+    "mentions": 9105,
+}  # fmt: skip
 """Each service's ops port (ADUAN_METRICS_PORT: /metrics, /healthz, /readyz)."""
+MODULES = {"mentions": "services.ingest.mentions"}
+"""A process's module when it is not ``services.<name>`` (ingest's mention fetcher)."""
 INGEST_WEBHOOK_PORT = 8080
 """Ingest's public port (ADUAN_HTTP_PORT): webhooks and liveness only."""
 DESK_API_PORT = 8090
@@ -88,7 +93,7 @@ def test_compose_processors_share_one_image_and_pick_their_module() -> None:
     assert len(images) == 1
     for name, port in PROCESSORS.items():
         svc = services[name]
-        assert svc["command"] == ["python", "-m", f"services.{name}"]
+        assert svc["command"] == ["python", "-m", MODULES.get(name, f"services.{name}")]
         env = svc["environment"]
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
         assert int(env["ADUAN_METRICS_PORT"]) == port
@@ -156,7 +161,7 @@ def test_deployments_have_probes_requests_non_root_and_config_wiring() -> None:
         spec = deployments[f"aduan-{name}"]["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True
         (container,) = spec["containers"]
-        assert container["command"] == ["python", "-m", f"services.{name}"]
+        assert container["command"] == ["python", "-m", MODULES.get(name, f"services.{name}")]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports["metrics"] == port
         if name == "ingest":

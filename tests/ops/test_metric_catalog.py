@@ -17,7 +17,7 @@ from prometheus_client import generate_latest
 
 from common import metrics
 from schemas.commands import CommandType
-from schemas.messages import Platform
+from schemas.messages import Action, Platform
 from schemas.sla import SlaEvent
 from services.classify.config import AGENCY_KINDS, load_config
 from services.classify.processor import classify_series
@@ -91,7 +91,8 @@ MON_9 = datetime(2026, 11, 23, 9, 0, tzinfo=WIB)
 
 def _drive(router: Router) -> list[SlaEvent]:
     """One complaint through every kind of SLA event: all timed stages of every clock,
-    responses, acknowledgement, resolve, reopen, re-resolve."""
+    responses, acknowledgement, resolve, reopen, re-resolve; then a second complaint that
+    its citizen withdraws (removes)."""
     events: list[SlaEvent] = []
     state: ComplaintState | None = None
 
@@ -116,6 +117,8 @@ def _drive(router: Router) -> list[SlaEvent]:
     ):
         keep(router.on_command(state, command(f"k{i}", ctype, "instagram:m1", "t1", t)))
         t += timedelta(minutes=5)
+    keep(router.on_message(None, message("w1", "t2", t)))
+    keep(router.on_message(state, message("w1", "t2", t, text=None, action=Action.remove)))
     return events
 
 

@@ -26,11 +26,15 @@ def test_every_shared_setting_is_documented() -> None:
 def test_every_service_setting_is_documented() -> None:
     from services.classify.settings import ClassifySettings
     from services.desk.settings import DeskSettings
+    from services.ingest.mentions import MentionSettings
     from services.ingest.settings import IngestSettings
     from services.notify.settings import NotifySettings
     from services.route.settings import RouteSettings
 
-    for model in (IngestSettings, ClassifySettings, RouteSettings, DeskSettings, NotifySettings):
+    for model in (
+        IngestSettings, MentionSettings, ClassifySettings, RouteSettings, DeskSettings,
+        NotifySettings,
+    ):  # fmt: skip
         missing = {n for n in _env_names(model) if f"`{n}`" not in RUNBOOK}
         assert not missing, f"docs/operations.md lacks {sorted(missing)}"
 

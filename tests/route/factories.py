@@ -8,7 +8,7 @@ from pathlib import Path
 from common.registry import Registry, load_registry
 from schemas.classified import ClassifiedMessage, MessageKind, RegionSource, Urgency
 from schemas.commands import Command, CommandType
-from schemas.messages import EventKind, Message, Platform
+from schemas.messages import Action, EventKind, Message, Platform
 from services.route.clocks import Router
 from services.route.policy import load_sla_config
 
@@ -33,7 +33,8 @@ def message(
     region: str = "35.78",
     urgency: Urgency = Urgency.normal,
     category: str = "roads",
-    text: str = "jalan berlubang di depan pasar, mohon diperbaiki",
+    text: str | None = "jalan berlubang di depan pasar, mohon diperbaiki",
+    action: Action = Action.add,
 ) -> ClassifiedMessage:
     msg = Message(
         message_id=f"instagram:{mid}",
@@ -46,6 +47,7 @@ def message(
         region_code=region,
         author_pseudonym="agency" if agency_reply else "p:citizen",
         text=text,
+        action=action,
         platform_time=at,
         received_at=at,
         is_agency_reply=agency_reply,

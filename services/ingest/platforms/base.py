@@ -8,8 +8,9 @@ Error model, from coarse to fine:
   HTTP layer answers 400 and dead-letters the delivery.
 * ``RejectedEntry``: one item of a batch is unusable (missing field, unknown account): it is
   dead-lettered alone and the rest of the batch goes through.
-* ``skipped``: an item we deliberately ignore (reactions, read receipts, profile updates): it
-  is counted, not dead-lettered.
+* ``Skipped``: an item we deliberately ignore because it carries nothing a person must read
+  (reactions, read receipts, profile updates, call-permission answers): it is counted by
+  reason (``SKIP_REASONS``), never dead-lettered and never turned into an empty message.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import orjson
 
+from common.metrics import SKIP_REASONS
 from common.refusal import DETAIL_MAX, Refusal
 from common.registry import Account, Registry
 from schemas.messages import Action, Attachment, EventKind, Location, Message, Platform
@@ -61,17 +63,34 @@ class EntryError(Refusal):
         self.evidence = evidence
 
 
+class Skipped(Exception):
+    """An item deliberately ignored: it carries nothing a person must read. ``reason`` is one
+    of ``common.metrics.SKIP_REASONS`` (a bounded label of ``aduan_webhook_skipped_total``)."""
+
+    def __init__(self, reason: str) -> None:
+        assert reason in SKIP_REASONS, reason
+        super().__init__(reason)
+        self.reason = reason
+
+
+def skip(reason: str) -> NoReturn:
+    """Skip the current item, counted under ``reason`` (see ``Skipped``)."""
+    raise Skipped(reason)
+
+
 class PartialItem(EntryError):
     """The outcome of an item made of sub-items (a WhatsApp change holding many messages)
     when some failed or were skipped: carries the good messages along so only the bad
     sub-items are dead-lettered and every skipped one is counted."""
 
-    def __init__(self, good: list[Message], problems: list[RejectedEntry], skipped: int) -> None:
+    def __init__(
+        self, good: list[Message], problems: list[RejectedEntry], skips: list[str]
+    ) -> None:
         reason = problems[0].reason if problems else "skipped"
         super().__init__(reason, "; ".join(p.detail for p in problems)[:DETAIL_MAX])
         self.good = good
         self.problems = problems
-        self.skipped = skipped
+        self.skips = skips
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +179,16 @@ class DeliveryContext:
 class ParseResult:
     messages: list[Message] = field(default_factory=list)
     rejected: list[RejectedEntry] = field(default_factory=list)
-    skipped: int = 0  # entries deliberately ignored (reactions, ...), counted not dead-lettered
+    # entries deliberately ignored, by reason (reactions, receipts, ...): counted, never
+    # dead-lettered
+    skips: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.skips.values())
+
+    def add_skip(self, reason: str, count: int = 1) -> None:
+        self.skips[reason] = self.skips.get(reason, 0) + count
 
 
 # --- helpers shared by the platform parsers ------------------------------------------------
@@ -269,16 +297,20 @@ def run_items(
 ) -> ParseResult:
     """Run each item's parser in isolation so one bad item never loses the rest of a batch.
 
-    Each item yields ``(entry_index, path, thunk)``; the thunk returns messages, or None when
-    the item is deliberately skipped. Any exception becomes a ``RejectedEntry`` naming the item's
-    path: this is the one place that turns bugs and bad input alike into dead letters instead
-    of a crashed request."""
+    Each item yields ``(entry_index, path, thunk)``; the thunk returns messages, or raises
+    ``Skipped`` (None counts as skipped ``other``) when the item is deliberately ignored. Any
+    other exception becomes a ``RejectedEntry`` naming the item's path: this is the one place
+    that turns bugs and bad input alike into dead letters instead of a crashed request."""
     for index, path, thunk in items:
         try:
             messages = thunk()
+        except Skipped as exc:
+            result.add_skip(exc.reason)
+            continue
         except PartialItem as exc:
             result.messages.extend(exc.good)
-            result.skipped += exc.skipped
+            for reason in exc.skips:
+                result.add_skip(reason)
             for p in exc.problems:
                 result.rejected.append(RejectedEntry(p.reason, p.detail, index, p.evidence))
             continue
@@ -291,7 +323,7 @@ def run_items(
             result.rejected.append(RejectedEntry("malformed_entry", detail, index))
             continue
         if messages is None:
-            result.skipped += 1
+            result.add_skip("other")
         else:
             result.messages.extend(messages)
     return result
@@ -352,6 +384,15 @@ def from_epoch(value: Any, path: str) -> datetime:
     if not 0 < seconds < 32503680000:  # before year 3000
         raise EntryError("bad_timestamp", f"{path} is outside 1970-3000")
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def when(ctx: DeliveryContext, value: Any, path: str) -> datetime:
+    """The platform's time of an item, or the time ingest received it when the item has
+    none: a citizen's words are never dead-lettered for a missing timestamp (a present but
+    unreadable one still is: that body is broken)."""
+    if value is None or value == "":
+        return ctx.received_at
+    return from_epoch(value, path)
 
 
 def from_iso(value: Any, path: str) -> datetime:

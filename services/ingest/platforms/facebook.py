@@ -16,16 +16,16 @@ from services.ingest.platforms import meta
 from services.ingest.platforms.base import (
     DeliveryContext,
     Draft,
-    EntryError,
     ParseResult,
     build,
-    from_epoch,
     ident,
     is_account_id,
     lookup_account,
     obj,
     opt_ident,
     opt_text,
+    skip,
+    when,
 )
 
 P = Platform.facebook
@@ -46,12 +46,13 @@ def parse(body: bytes, ctx: DeliveryContext) -> ParseResult:
 def _feed(
     entry: dict[str, Any], value: dict[str, Any], path: str, ctx: DeliveryContext
 ) -> list[Message] | None:
-    if value.get("item") != "comment":
-        return None
+    item = value.get("item")
+    if item != "comment":
+        skip("reaction" if item in ("reaction", "like") else "other_event")
     verb = value.get("verb")
     action = _VERBS.get(verb) if isinstance(verb, str) else None
     if action is None:
-        return None  # hide / unhide / block: moderation, not conversation
+        skip("moderation")  # hide / unhide / block: moderation, not conversation
     page_id = opt_ident(entry, "id", "entry")
     account = lookup_account(ctx, P, page_id)
     comment_id = ident(value, "comment_id", path)
@@ -60,9 +61,9 @@ def _feed(
     is_reply = parent is not None and parent != post_id
     top = parent if is_reply else comment_id
     sender = value.get("from")
+    # ``from`` may be withheld (a user who has not granted the app access): the comment is
+    # kept with an unknown author, never dead-lettered.
     author = ident(obj(sender, f"{path}.from"), "id", f"{path}.from") if sender else None
-    if author is None and action is not Action.remove:
-        raise EntryError("missing_field", f"{path}.from missing")
     created = value.get("created_time", entry.get("time"))
     return [
         build(
@@ -76,7 +77,7 @@ def _feed(
                 account=account,
                 author_id=author,
                 text=None if action is Action.remove else (opt_text(value, "message", path) or ""),
-                platform_time=from_epoch(created, f"{path}.created_time"),
+                platform_time=when(ctx, created, f"{path}.created_time"),
                 attachments=_attachments(value),
                 is_agency_reply=is_account_id(account, author),
                 in_reply_to=f"facebook:{parent}" if is_reply else None,
