@@ -18,6 +18,7 @@ from common.http import Readiness, add_ops_routes, start_ops_server
 from common.kafka import ensure_topics, topic_name
 from common.produce import KafkaSink
 from common.registry import Registry, load_registry
+from common.reload import Reloadable
 from common.settings import Settings
 from common.topics import COMMANDS
 from services.desk import store
@@ -84,7 +85,9 @@ def build_app(
     app = web.Application(middlewares=[observe], client_max_size=MAX_BODY)
     app[CONTEXT] = ctx
     add_api_routes(app)
-    add_web_routes(app, DeskPages(registry, desk.session_hours, desk.secure_cookies))
+    pages = DeskPages(registry, desk.session_hours, desk.secure_cookies)
+    app[PAGES] = pages
+    add_web_routes(app, pages)
     if readiness is not None:
         add_ops_routes(app, readiness)
     else:
@@ -108,6 +111,9 @@ async def _alive(_: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
 
+PAGES: web.AppKey[DeskPages] = web.AppKey("desk-pages", DeskPages)
+
+
 async def start(
     settings: Settings, desk: DeskSettings | None = None, registry: Registry | None = None
 ) -> DeskService:
@@ -118,7 +124,10 @@ async def start(
             "ADUAN_DESK_DATABASE_URL is not set: the desk needs PostgreSQL "
             "(make run starts an embedded one)"
         )
-    registry = registry or load_registry(settings.registry_file)
+    reloadable = None
+    if registry is None:
+        reloadable = Reloadable("registry", settings.registry_file, load_registry)
+        registry = reloadable.current
     metrics.zero(metrics.desk_series())
     pool = await store.create_pool(
         desk.database_url, max_size=desk.pool_size, password=database_password(settings, desk)
@@ -167,6 +176,14 @@ async def start(
     )  # fmt: skip
     service.tasks.append(service.consumer)
     service.tasks.append(asyncio.create_task(_cleanup(pool, desk, service.stop_event)))
+    if reloadable is not None:
+
+        def use(new: Registry) -> None:  # agency names, zones and reroute targets
+            actions.registry = new
+            app[PAGES].registry = new
+
+        reloadable.on_change(use)
+        service.tasks.append(asyncio.create_task(reloadable.watch(service.stop_event)))
     return service
 
 

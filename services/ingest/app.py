@@ -51,6 +51,7 @@ from common.http import add_liveness_route, start_ops_server
 from common.kafka import ensure_topics, topic_name
 from common.produce import KafkaSink, Output, RecordSink, SendResult, Written, send_all
 from common.registry import Registry, load_registry
+from common.reload import Reloadable
 from common.settings import Settings
 from common.topics import DEADLETTER, MESSAGES, RAW
 from schemas import raw as raw_record
@@ -105,6 +106,7 @@ class IngestService:
     producer: AIOKafkaProducer | None = None
     ops_runner: web.AppRunner | None = None
     ops_port: int | None = None
+    reload_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -122,6 +124,15 @@ class IngestService:
         self._raw_cycle: itertools.cycle[int] | None = None
         self._raw_partition = 0
         self._raw_left = 0
+
+    def use_registry(self, registry: Registry) -> None:
+        """Serve a new registry from the next request on (an operator's edit, picked up by
+        ``common.reload``): the lookups and credentials are built first and swapped in one
+        step, so a request sees either the old registry or the new one, never a mix, and
+        ingest keeps answering throughout."""
+        accounts = AccountIndex(registry)
+        credentials = Credentials(registry, self.settings.secret)
+        self.registry, self.accounts, self.credentials = registry, accounts, credentials
 
     def next_raw_partition(self) -> int | None:
         """The raw topic's partition for the next delivery: sticky for ``RAW_STICKY``
@@ -590,7 +601,7 @@ async def start(
     and start serving; returns what stop() needs. POSTs get 503 until the rebuild is done."""
     ingest = ingest or IngestSettings()
     metrics.zero(metrics.ingest_series())  # every series the rules read, from the start
-    registry = load_registry(settings.registry_file)
+    registry = Reloadable("registry", settings.registry_file, load_registry)
     await ensure_topics(settings)
     # No linger: aiokafka keeps one produce request in flight per broker, so records batch
     # up behind it anyway; a linger only added its wait (bench: 19 -> 13 ms server time).
@@ -603,7 +614,11 @@ async def start(
     await producer.start()
     raw_partitions = sorted(await producer.partitions_for(topic_name(RAW, settings)))
     pseudonymize = Pseudonymizer(settings.pseudonym_secret().encode())
-    service = IngestService(settings, registry, KafkaSink(producer), pseudonymize, ingest)
+    service = IngestService(settings, registry.current, KafkaSink(producer), pseudonymize, ingest)
+    registry.on_change(service.use_registry)
+    service.reload_task = asyncio.create_task(
+        registry.watch(service.tail_stop), name="ingest-registry-reload"
+    )
     service.producer = producer
     service.raw_partitions = raw_partitions
     assert service.dedup is not None
@@ -654,8 +669,9 @@ async def stop(runner: web.AppRunner, service: IngestService) -> None:
     if service.ops_runner is not None:
         await service.ops_runner.cleanup()
     service.tail_stop.set()
-    if service.tail_task is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(service.tail_task, 10)
+    for task in (service.tail_task, service.reload_task):
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
     if service.producer is not None:
         await service.producer.stop()

@@ -15,7 +15,8 @@ from common.http import start_ops_server
 from common.kafka import consume_batches, ensure_topics, topic_name
 from common.postgres import postgres_from_env
 from common.produce import KafkaSink
-from common.registry import load_registry
+from common.registry import Registry, load_registry
+from common.reload import Reloadable
 from common.settings import Settings, get_settings
 from common.topics import COMMANDS, DEADLETTER, MESSAGES, ROUTES, SLA
 from services.notify.dispatcher import Dispatcher, Policy
@@ -40,7 +41,8 @@ PURGE_EVERY_S = 3600.0
 async def run(
     settings: Settings, ns: NotifySettings, database_url: str, stop: asyncio.Event
 ) -> None:
-    registry = load_registry(settings.registry_file)
+    reloadable = Reloadable("registry", settings.registry_file, load_registry)
+    registry = reloadable.current
     missing = missing_secrets(registry, ns, settings)
     if missing:
         raise OperatorError(f"secrets not set (environment or secrets file): {', '.join(missing)}")
@@ -73,7 +75,25 @@ async def run(
                 settings.http_host, settings.metrics_port,
                 lambda: (ready.is_set(), "assigned" if ready.is_set() else "joining"),
             )  # fmt: skip
+
+        def use(new: Registry) -> None:
+            """Who is told what, names and contacts from the next batch; a channel lane the
+            new registry adds (a new webhook endpoint) gets its adapter. An edit that names
+            a secret that is not set is refused (the previous registry stays). Changing an
+            existing endpoint's URL or secret needs a restart: running lanes keep theirs."""
+            absent = missing_secrets(new, ns, settings)
+            if absent:
+                raise ValueError(f"secrets not set: {', '.join(absent)}")
+            added = build_channels(new, ns, settings, renderer, http, sink, topics.commands)
+            for name, channel in added.items():
+                dispatcher.channels.setdefault(name, channel)
+            metrics.zero(metrics.notify_series(added, [ROUTES.name, SLA.name]))
+            renderer.registry = service.registry = new
+            service.ack_accounts = acknowledging_accounts(new)
+
+        reloadable.on_change(use)
         chores = asyncio.create_task(housekeeping(store, dispatcher, ns))
+        watcher = asyncio.create_task(reloadable.watch(stop), name="notify-registry-reload")
         try:
             await consume_batches(
                 name=NAME,
@@ -87,6 +107,7 @@ async def run(
                 listener=listener,
             )
         finally:
+            watcher.cancel()
             chores.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await chores
