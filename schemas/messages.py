@@ -87,3 +87,8 @@ class Message(Event):
         description="sent/delivered/read/played/failed/deleted/warning for WhatsApp status events",
     )
     delivery_id: str = Field(description="key of the raw delivery on aduan.raw.v1 this came from")
+    reply_ref: str | None = Field(
+        default=None,
+        description="the platform's id of this item, sealed (AES-GCM) for the services that "
+        "reply to citizens; set only for accounts that send acknowledgements (common.sealing)",
+    )

@@ -52,6 +52,7 @@ from common.kafka import ensure_topics, topic_name
 from common.produce import KafkaSink, Output, RecordSink, SendResult, Written, send_all
 from common.registry import Registry, load_registry
 from common.reload import Reloadable
+from common.sealing import Sealer
 from common.settings import Settings
 from common.topics import DEADLETTER, MESSAGES, RAW
 from schemas import raw as raw_record
@@ -116,6 +117,7 @@ class IngestService:
             max_entries=self.ingest.max_entries, max_text_chars=self.ingest.max_text_chars
         )
         self.budget = ByteBudget(self.ingest.max_inflight_bytes)
+        self.sealer = reply_sealer(self.registry, s)
         if self.dedup is None:
             self.dedup = DedupStore(self.ingest.dedup_window_s)
         self.raw_topic = topic_name(RAW, s)
@@ -132,7 +134,9 @@ class IngestService:
         ingest keeps answering throughout."""
         accounts = AccountIndex(registry)
         credentials = Credentials(registry, self.settings.secret)
+        sealer = reply_sealer(registry, self.settings)
         self.registry, self.accounts, self.credentials = registry, accounts, credentials
+        self.sealer = sealer
 
     def next_raw_partition(self) -> int | None:
         """The raw topic's partition for the next delivery: sticky for ``RAW_STICKY``
@@ -259,6 +263,7 @@ class IngestService:
         ctx = DeliveryContext(
             delivery_id, received_at, self.accounts, self.pseudonymize, self.limits, trusted, sender
         )
+        ctx.seal = self.sealer
         raw = self._raw_output(platform, body, delivery_id, received_at, content_type)
         try:
             result = parse_delivery(platform, body, ctx)
@@ -646,6 +651,18 @@ async def start(
     log.info("dedup store holds %d keys", len(service.dedup))
     service.ready = True
     return runner, service
+
+
+def reply_sealer(registry: Registry, settings: Settings) -> Sealer | None:
+    """The sealer of reply references when an account acknowledges citizens (notify opens
+    them); without ``ADUAN_REPLY_KEY`` those accounts get no reference, said once."""
+    if not any(a.acknowledge for a in registry.accounts):
+        return None
+    key = settings.secret("ADUAN_REPLY_KEY")
+    if not key:
+        log.warning("accounts acknowledge citizens but ADUAN_REPLY_KEY is not set: no replies")
+        return None
+    return Sealer(key)
 
 
 def tune_gc() -> None:

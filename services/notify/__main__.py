@@ -17,6 +17,7 @@ from common.postgres import postgres_from_env
 from common.produce import KafkaSink
 from common.registry import Registry, load_registry
 from common.reload import Reloadable
+from common.sealing import Sealer
 from common.settings import Settings, get_settings
 from common.topics import COMMANDS, DEADLETTER, MESSAGES, ROUTES, SLA
 from services.notify.dispatcher import Dispatcher, Policy
@@ -67,7 +68,10 @@ async def run(
         await dispatcher.start()
         dispatcher.wake(await store.pending_lanes())
         listener = NotifyListener(dispatcher)
-        service = NotifyService(registry, store, dispatcher, sink, topics)
+        key = settings.secret("ADUAN_REPLY_KEY")
+        service = NotifyService(
+            registry, store, dispatcher, sink, topics, Sealer(key) if key else None
+        )
         ready = asyncio.Event()
         ops = None
         if settings.metrics_port is not None:

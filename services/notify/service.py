@@ -29,6 +29,7 @@ from common.deadletters import Source, dead_letter, refused
 from common.produce import Output, RecordSink, send_all_or_raise
 from common.refusal import Refusal
 from common.registry import Registry, parse_channel
+from common.sealing import Sealer
 from common.settings import Settings
 from schemas.messages import Message
 from schemas.routes import RouteEvent
@@ -72,9 +73,12 @@ class NotifyService:
 
     def __init__(
         self, registry: Registry, store: Store, dispatcher: Dispatcher, sink: RecordSink,
-        topics: Topics,
+        topics: Topics, sealer: Sealer | None = None,
     ) -> None:  # fmt: skip
         self.registry = registry
+        self.sealer = sealer
+        """Opens the reply references ingest seals for acknowledging accounts (the ids
+        on the topics are one-way pseudonyms)."""
         self.store = store
         self.dispatcher = dispatcher
         self.sink = sink
@@ -143,13 +147,18 @@ class NotifyService:
                 m = Message.model_validate(raw)
             except (ValueError, ValidationError, AttributeError):
                 continue  # ingest's output; classify dead-letters what is malformed
-            if m.is_agency_reply:
+            if m.is_agency_reply or m.reply_ref is None or self.sealer is None:
+                continue  # no way to address the reply: no acknowledgement
+            try:
+                item_id = self.sealer.open(m.reply_ref, m.message_id)
+            except ValueError:
+                log.warning("reply reference of %s does not open (ADUAN_REPLY_KEY?)", m.message_id)
                 continue
             target = ReplyTarget(
                 platform=m.platform.value,
                 account_id=m.account_id,
                 kind=m.kind.value,
-                platform_message_id=m.platform_message_id,
+                platform_message_id=item_id,
             )
             out[m.message_id] = (target, m.thread_key)
         return out
@@ -205,6 +214,8 @@ def missing_secrets(registry: Registry, ns: NotifySettings, settings: Settings) 
     types = used_channel_types(registry)
     needed = [w.secret_env for w in registry.webhooks]
     needed += [a.reply_token_env for a in registry.accounts if a.acknowledge and a.reply_token_env]
+    if any(a.acknowledge for a in registry.accounts):
+        needed.append("ADUAN_REPLY_KEY")  # opens the reply references ingest seals
     if "telegram" in types:
         needed.append(ns.telegram_token_env)
     if "whatsapp" in types:

@@ -245,6 +245,7 @@ async def test_a_complaint_on_an_acknowledging_account_gets_a_reply_and_route_a_
 
     import yaml
 
+    from common.sealing import Sealer
     from common.topics import COMMANDS, MESSAGES
     from schemas.commands import Command, CommandType, ack_text_digest
     from schemas.messages import EventKind, Message, Platform
@@ -260,15 +261,20 @@ async def test_a_complaint_on_an_acknowledging_account_gets_a_reply_and_route_a_
     registry_file.write_text(yaml.safe_dump(data))
     graph = await GraphStub().start_api()
     try:
-        notify.start(ADUAN_NOTIFY_GRAPH_BASE_URL=graph.base, TEST_IG_TOKEN=graph.token)
+        notify.start(
+            ADUAN_NOTIFY_GRAPH_BASE_URL=graph.base, TEST_IG_TOKEN=graph.token,
+            ADUAN_REPLY_KEY="reply-key",
+        )  # fmt: skip
         complaint = routed(1)
+        # Ids on the topics are pseudonyms: the comment id travels sealed for notify only.
+        sealed = Sealer("reply-key").seal("179000000001", complaint.complaint_id)
         message = Message(
             message_id=complaint.complaint_id, platform=Platform.instagram,
-            kind=EventKind.comment, platform_message_id="179000000001",
+            kind=EventKind.comment, platform_message_id="m_pseudonym",
             thread_key=complaint.thread_key, account_id="17841400000000001", agency_id="pu",
             region_code="35.78", author_pseudonym="u_abc", text="jalan berlubang",
             platform_time=T0 - timedelta(seconds=5), received_at=T0 - timedelta(seconds=4),
-            delivery_id="d1",
+            delivery_id="d1", reply_ref=sealed,
         )  # fmt: skip
         await _send(stack, MESSAGES, [message])
         await _send(stack, ROUTES, [complaint])

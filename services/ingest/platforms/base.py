@@ -30,6 +30,7 @@ import orjson
 from common.metrics import SKIP_REASONS
 from common.refusal import DETAIL_MAX, Refusal
 from common.registry import Account, Registry
+from common.sealing import Sealer
 from schemas.messages import Action, Attachment, EventKind, Location, Message, Platform
 from services.ingest.privacy import KnownNames, Pseudonymizer, mask_text
 
@@ -173,6 +174,8 @@ class DeliveryContext:
     sender: str | None = None
     names: KnownNames = NO_NAMES
     foreign: list[str] = field(default_factory=list)
+    seal: Sealer | None = None
+    """Seals the raw item id for accounts that acknowledge citizens (``reply_ref``)."""
 
 
 @dataclass(slots=True)
@@ -519,6 +522,11 @@ def build(ctx: DeliveryContext, draft: Draft) -> Message:
         in_reply_to=ps.message_id(draft.in_reply_to) if draft.in_reply_to else None,
         delivery_status=draft.delivery_status,
         delivery_id=ctx.delivery_id,
+        reply_ref=(
+            ctx.seal.seal(draft.platform_message_id, message_id)
+            if ctx.seal is not None and draft.account.acknowledge and not draft.is_agency_reply
+            else None
+        ),
     )
 
 
