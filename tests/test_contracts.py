@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import pytest
+
 from common import metrics, topics
-from schemas import asyncapi
+from schemas import asyncapi, generate
 from schemas.generate import ASYNCAPI_FILE, JSON_DIR, rendered, stale_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,3 +53,13 @@ def test_metric_names_follow_conventions() -> None:
             assert m.name.endswith(("_seconds", "_bytes")), m.name
         for label in m.labelnames:
             assert label not in {"message_id", "complaint_id", "user_id", "author"}, label
+
+
+def test_generate_help_prints_usage_and_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--help`` used to fall through and rewrite every schema file (issue 16)."""
+    before = {p: p.stat().st_mtime_ns for p in [*JSON_DIR.glob("*.json"), ASYNCAPI_FILE]}
+    with pytest.raises(SystemExit) as exit_:
+        generate.main(["--help"])
+    assert exit_.value.code == 0
+    assert "--check" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in before} == before
