@@ -5,6 +5,7 @@ tail shows who was told what. Nothing leaves the machine."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -43,6 +44,8 @@ class DemoSinks:
                 loop.call_soon_threadsafe(line, "email", str(msg["To"]), str(msg["Subject"]))
                 return "250 2.0.0 delivered to the demo sink"
 
+        # aiosmtpd logs every SMTP command at INFO: four out of five lines of the live tail.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.smtp_port)
         self.controller.start()
 
