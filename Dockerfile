@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
-# One image for all three processors; the command picks one:
-#   docker run aduan python -m services.ingest     (webhooks + /metrics on ADUAN_HTTP_PORT)
+# One image for every service; the command picks one:
+#   docker run aduan python -m services.ingest     (webhooks on ADUAN_HTTP_PORT, /metrics on ADUAN_METRICS_PORT)
 #   docker run aduan python -m services.classify   (/metrics on ADUAN_METRICS_PORT)
 #   docker run aduan python -m services.route      (/metrics on ADUAN_METRICS_PORT)
+#   docker run aduan python -m services.desk       (API and page on ADUAN_HTTP_PORT, /metrics on ADUAN_METRICS_PORT)
+#   docker run aduan python -m services.notify     (/metrics on ADUAN_METRICS_PORT)
 #   docker run aduan python -m services.replay --help
 # Multi-stage: compilers and pip caches stay in the build stage; the runtime stage holds the
 # virtualenv, the deployment config and nothing else, and runs as an unprivileged user.
@@ -24,7 +26,7 @@ COPY common ./common
 COPY schemas ./schemas
 COPY services ./services
 RUN pip install --no-deps . \
- && python -c "import common.settings, schemas, services.ingest.app, services.classify.processor, services.route.app"
+ && python -c "import common.settings, schemas, services.ingest.app, services.ingest.mentions, services.classify.processor, services.route.app, services.desk.service, services.notify.service"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="aduan" \
