@@ -12,9 +12,10 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
+import orjson
 
 from services.notify.plan import Notice
 
@@ -110,6 +111,16 @@ def raise_for_http(status: int, headers: Mapping[str, str], detail: str = "") ->
         reason = "throttled" if status == 429 else f"http_{status}"
         raise Transient(reason, detail[:DETAIL_CHARS], retry_after_header(headers))
     raise Permanent(f"http_{status}", detail[:DETAIL_CHARS] or f"receiver answered {status}")
+
+
+def json_answer(raw: bytes) -> dict[str, Any]:
+    """An API's answer body as a JSON object; empty, malformed or non-object bodies read as
+    ``{}`` (the status then decides: a receiver's broken error page is not a crash)."""
+    try:
+        answer = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 async def post_json(

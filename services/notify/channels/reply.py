@@ -28,7 +28,14 @@ from common.produce import Output, RecordSink, send_all_or_raise
 from common.registry import Registry
 from schemas.commands import Command, CommandType, ack_text_digest
 from schemas.messages import Platform
-from services.notify.channels.base import Channel, Item, Permanent, Transient, post_json
+from services.notify.channels.base import (
+    Channel,
+    Item,
+    Permanent,
+    Transient,
+    json_answer,
+    post_json,
+)
 from services.notify.channels.whatsapp import read_graph_answer
 from services.notify.render import Renderer
 from services.notify.settings import NotifySettings
@@ -123,11 +130,7 @@ class ReplyChannel(Channel):
 
 def read_x_answer(status: int, headers: Any, raw: bytes, now: float) -> str | None:
     """X API v2: ``{"data": {"id": ...}}``; 429 carries ``x-rate-limit-reset`` (epoch s)."""
-    try:
-        answer = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError:
-        answer = {}
-    answer = answer if isinstance(answer, dict) else {}
+    answer = json_answer(raw)
     if 200 <= status < 300:
         data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
         found = data.get("id") if data else None

@@ -20,6 +20,7 @@ from services.notify.channels.base import (
     Item,
     Permanent,
     Transient,
+    json_answer,
     post_json,
     retry_after_header,
 )
@@ -75,12 +76,7 @@ class TelegramChannel(Channel):
             return self._read(status, headers, raw, chat)
 
     def _read(self, status: int, headers: Any, raw: bytes, chat: str) -> str | None:
-        try:
-            answer = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError:
-            answer = {}
-        if not isinstance(answer, dict):
-            answer = {}
+        answer = json_answer(raw)
         if 200 <= status < 300 and answer.get("ok", True):
             result = answer.get("result") or {}
             mid = result.get("message_id") if isinstance(result, dict) else None

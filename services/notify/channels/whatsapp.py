@@ -19,6 +19,7 @@ from services.notify.channels.base import (
     Item,
     Permanent,
     Transient,
+    json_answer,
     post_json,
     retry_after_header,
 )
@@ -87,11 +88,7 @@ class WhatsAppChannel(Channel):
 
 def read_graph_answer(status: int, headers: Any, raw: bytes, kind: str) -> str | None:
     """A Graph / Cloud API answer: the new object's id, or the error mapped onto retries."""
-    try:
-        answer = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError:
-        answer = {}
-    answer = answer if isinstance(answer, dict) else {}
+    answer = json_answer(raw)
     if 200 <= status < 300:
         if kind == "messages":
             msgs = answer.get("messages") or [{}]
