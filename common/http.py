@@ -6,6 +6,7 @@ the internet reaches: metrics name accounts, rates and error reasons. A public a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from aiohttp import web
@@ -48,3 +49,15 @@ async def start_ops_server(host: str, port: int, readiness: Readiness) -> web.Ap
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
+
+
+async def serve_ops_on_event(
+    host: str, port: int | None, ready: asyncio.Event, waiting: str, done: str
+) -> web.AppRunner | None:
+    """The ops port (when ``port`` is set) for a processor whose readiness is one event:
+    ``/readyz`` answers 503 with ``waiting`` until ``ready`` is set, then 200 with ``done``."""
+    if port is None:
+        return None
+    return await start_ops_server(
+        host, port, lambda: (ready.is_set(), done if ready.is_set() else waiting)
+    )

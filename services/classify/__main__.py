@@ -3,7 +3,7 @@
 import asyncio
 
 from common.cli import run_service
-from common.http import start_ops_server
+from common.http import serve_ops_on_event
 from common.settings import Settings, get_settings
 from services.classify import processor
 from services.classify.settings import ClassifySettings
@@ -12,12 +12,9 @@ from services.classify.settings import ClassifySettings
 async def main(stop: asyncio.Event) -> None:
     settings = get_settings()
     ready = asyncio.Event()
-    if settings.metrics_port is not None:
-        await start_ops_server(
-            settings.http_host,
-            settings.metrics_port,
-            lambda: (ready.is_set(), "consuming" if ready.is_set() else "starting"),
-        )
+    await serve_ops_on_event(
+        settings.http_host, settings.metrics_port, ready, "starting", "consuming"
+    )
     await processor.run(settings, stop, ready)
 
 

@@ -320,18 +320,15 @@ async def run(
 
 
 async def main(stop: asyncio.Event) -> None:
-    from common.http import start_ops_server
+    from common.http import serve_ops_on_event
     from common.settings import get_settings
 
     settings = get_settings()
     conf = MentionSettings()
     ready = asyncio.Event()
-    if settings.metrics_port is not None:
-        await start_ops_server(
-            settings.http_host,
-            settings.metrics_port,
-            lambda: (ready.is_set(), "consuming" if ready.is_set() else "starting"),
-        )
+    await serve_ops_on_event(
+        settings.http_host, settings.metrics_port, ready, "starting", "consuming"
+    )
     log.info("completing Instagram mentions through %s", conf.graph_base_url)
     await run(settings, conf, stop, ready)
 

@@ -11,7 +11,7 @@ import aiohttp
 from common import metrics
 from common.cli import OperatorError, run_service
 from common.connection import make_producer
-from common.http import start_ops_server
+from common.http import serve_ops_on_event
 from common.kafka import consume_batches, ensure_topics, topic_name
 from common.postgres import postgres_from_env
 from common.produce import KafkaSink
@@ -73,12 +73,9 @@ async def run(
             registry, store, dispatcher, sink, topics, Sealer(key) if key else None
         )
         ready = asyncio.Event()
-        ops = None
-        if settings.metrics_port is not None:
-            ops = await start_ops_server(
-                settings.http_host, settings.metrics_port,
-                lambda: (ready.is_set(), "assigned" if ready.is_set() else "joining"),
-            )  # fmt: skip
+        ops = await serve_ops_on_event(
+            settings.http_host, settings.metrics_port, ready, "joining", "assigned"
+        )
 
         def use(new: Registry) -> None:
             """Who is told what, names and contacts from the next batch; a channel lane the
