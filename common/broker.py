@@ -22,10 +22,13 @@ class BrokerError(RuntimeError):
     pass
 
 
-def die_with_parent() -> None:
-    """In a child before exec: ask Linux to SIGTERM it when the parent dies (no orphans)."""
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In a child before exec: ask Linux to send it ``sig`` when the parent dies (no orphans).
+
+    Must run after any change of user: the kernel clears the setting on a credential change
+    (``subprocess`` calls ``preexec_fn`` after ``user=``/``group=``)."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
 
 
 def tansu_binary() -> Path:

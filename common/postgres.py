@@ -4,9 +4,12 @@
 newcomer to set one up, as the embedded broker does for Kafka. ``EmbeddedPostgres`` starts
 the machine's PostgreSQL binaries (Debian's ``postgresql`` package; ``deploy/scripts/
 ensure-postgres.sh`` installs it when missing) on a free loopback port with its data in a
-temporary directory: ``initdb`` + ``pg_ctl`` take about a second. PostgreSQL refuses to run
-as root, so under root the binaries run as the ``postgres`` system user (``runuser``).
-Durability settings are relaxed (``fsync=off``): the data is thrown away at stop.
+temporary directory: ``initdb`` and the start take about a second. PostgreSQL refuses to run
+as root, so under root the binaries run as the ``postgres`` system user. The server is this
+process's own child (``postgres``, not ``pg_ctl start``, which detaches it) with a parent-death
+signal: a ``make run`` killed with SIGKILL takes its database down with it instead of leaving
+a server on the port (only the temporary directory stays behind). Durability settings are
+relaxed (``fsync=off``): the data is thrown away at stop.
 
 **Migrations** are an ordered folder of SQL files per service (``0001_name.sql``, ...)
 applied once each, in order, recorded in ``schema_migrations (service, version)``, all in one
@@ -21,14 +24,16 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from common.broker import free_port, wait_for_port
+from common.broker import die_with_parent, free_port
 
 if TYPE_CHECKING:
     import asyncpg
@@ -68,6 +73,7 @@ class EmbeddedPostgres:
         self.database = database
         self.user = "aduan"
         self.root: Path | None = None
+        self._server: subprocess.Popen[bytes] | None = None
         self._as_postgres = os.geteuid() == 0
 
     @property
@@ -102,22 +108,55 @@ class EmbeddedPostgres:
             f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        log = self.root / "postgres.log"
-        self._run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w",
-                  "-t", str(int(timeout)), "start")  # fmt: skip
-        wait_for_port("127.0.0.1", self.port, timeout)
+        log = (self.root / "postgres.log").open("ab")
+        # SIGINT is PostgreSQL's fast shutdown: sessions of a dead parent are not waited for.
+        self._server = subprocess.Popen(
+            [str(bin_dir / "postgres"), "-D", str(data), *options.split()],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            user="postgres" if self._as_postgres else None,
+            group="postgres" if self._as_postgres else None,
+            extra_groups=[] if self._as_postgres else None,
+            preexec_fn=lambda: die_with_parent(signal.SIGINT),
+        )  # fmt: skip
+        log.close()
+        try:
+            self._wait_ready(bin_dir, timeout)
+        except BaseException:
+            self.stop()
+            raise
         self._run(
             str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
             self.database,
         )  # fmt: skip
         return self
 
+    def _wait_ready(self, bin_dir: Path, timeout: float) -> None:
+        """Until the server accepts connections (``pg_isready``; an open port alone may still
+        answer "starting up"), or one line with the end of its log if it exits or times out."""
+        assert self._server is not None and self.root is not None
+        deadline = time.monotonic() + timeout
+        probe = [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        while time.monotonic() < deadline:
+            if self._server.poll() is not None:
+                break
+            if subprocess.run(probe, check=False).returncode == 0:
+                return
+            time.sleep(0.05)  # polling interval of the readiness probe, not a fixed wait
+        log = (self.root / "postgres.log").read_text(errors="replace").strip().splitlines()
+        state = "exited" if self._server.poll() is not None else f"not ready in {timeout:g}s"
+        raise PostgresError(f"postgres {state}: {' / '.join(log[-3:])}")
+
     def stop(self) -> None:
         if self.root is None:
             return
-        with contextlib.suppress(PostgresError):
-            self._run(str(postgres_bin_dir() / "pg_ctl"), "-D", str(self.root / "data"),
-                      "-m", "fast", "-w", "stop")  # fmt: skip
+        server, self._server = self._server, None
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from common.postgres import PostgresError, migrate, read_migrations
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _write(folder: Path, files: dict[str, str]) -> Path:
@@ -87,3 +94,34 @@ def test_misnamed_or_repeated_migrations_are_refused(tmp_path: Path) -> None:
         read_migrations(_write(tmp_path / "a", {"1_init.sql": "SELECT 1;"}))
     with pytest.raises(PostgresError, match="version 1 is also"):
         read_migrations(_write(tmp_path / "b", {"0001_a.sql": "", "0001_b.sql": ""}))
+
+
+def test_the_embedded_server_dies_with_a_parent_killed_hard(tmp_path: Path) -> None:
+    """``make run`` killed with SIGKILL used to leave its PostgreSQL running on the port."""
+    script = (
+        "import sys; from common.postgres import EmbeddedPostgres\n"
+        "pg = EmbeddedPostgres().start()\n"
+        "print(pg.port, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert parent.stdout is not None
+        port = int(parent.stdout.readline())
+        assert _accepts(port)  # the server the parent started is up
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while _accepts(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _accepts(port), "the embedded PostgreSQL outlived its parent"
+    finally:
+        parent.kill()
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) == 0
