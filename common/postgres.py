@@ -3,7 +3,7 @@
 **Embedded server.** ``make run`` and the tests need a real PostgreSQL without asking a
 newcomer to set one up, as the embedded broker does for Kafka. ``EmbeddedPostgres`` starts
 the machine's PostgreSQL binaries (Debian's ``postgresql`` package; ``deploy/scripts/
-ensure-postgres.sh`` installs it when missing) on a free loopback port with its data in a
+ensure-tools.sh postgresql`` installs it when missing) on a free loopback port with its data in a
 temporary directory: ``initdb`` and the start take about a second. PostgreSQL refuses to run
 as root, so under root the binaries run as the ``postgres`` system user. The server is this
 process's own child (``postgres``, not ``pg_ctl start``, which detaches it) with a parent-death
@@ -61,7 +61,8 @@ def postgres_bin_dir() -> Path:
         return Path(found).parent
     raise PostgresError(
         "no PostgreSQL binaries (initdb, pg_ctl): install Debian's 'postgresql' package "
-        "(deploy/scripts/ensure-postgres.sh does it as root) or set the service's database URL"
+        "(`sh deploy/scripts/ensure-tools.sh postgresql` does it as root) "
+        "or set the service's database URL"
     )
 
 
