@@ -9,6 +9,7 @@ refused with 413 without growing it."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import secrets
 import subprocess
@@ -135,3 +136,23 @@ async def test_memory_stays_flat_under_the_largest_accepted_deliveries(
     assert rounds[-1] <= rounds[0] + 20, rounds  # flat: no growth round after round
     assert max(rounds) <= warm + 120, (warm, rounds)  # bounded by the in-flight budget
     assert after_huge <= rounds[-1] + 10, (rounds, after_huge)
+
+
+async def test_a_compressed_bomb_is_refused_without_inflating(ingest_process: Process) -> None:
+    """The body is read before its signature can be checked, so anyone can send one: 200 MB
+    of gzip-compressed JSON (200 kB on the wire) is refused at the body limit while
+    decompressing, signed or not, and ingest's resident size does not follow it."""
+    p = ingest_process
+    inflated = b'{"object":"instagram","entry":[' + b" " * 200_000_000 + b"]}"
+    bomb = gzip.compress(inflated, compresslevel=9)
+    assert len(bomb) < 300_000
+    before = resident_mb(p.pid)
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        for signed in (False, True):
+            sent = dict(headers)
+            if signed:
+                sent["X-Hub-Signature-256"] = meta_signature(p.secret, inflated)
+            async with session.post(p.url, data=bomb, headers=sent) as resp:
+                assert resp.status == 413, (signed, resp.status, await resp.read())
+    assert resident_mb(p.pid) <= before + 30, (before, resident_mb(p.pid))
