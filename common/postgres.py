@@ -111,9 +111,11 @@ class EmbeddedPostgres:
         )
         log = (self.root / "postgres.log").open("ab")
         # SIGINT is PostgreSQL's fast shutdown: sessions of a dead parent are not waited for.
+        # Its own session: a Ctrl-C at the terminal reaches the processes first, and the
+        # database is stopped after them (stop()), not under their feet.
         self._server = subprocess.Popen(
             [str(bin_dir / "postgres"), "-D", str(data), *options.split()],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             user="postgres" if self._as_postgres else None,
             group="postgres" if self._as_postgres else None,
             extra_groups=[] if self._as_postgres else None,

@@ -74,3 +74,27 @@ async def test_demo_sinks_point_notify_at_local_receivers(tmp_path: Path) -> Non
         assert env["ADUAN_NOTIFY_SMTP_PORT"] == str(sinks.smtp_port)
     finally:
         await sinks.stop()
+
+
+def test_with_the_embedded_broker_route_gets_a_table_directory_of_its_own_per_run() -> None:
+    """The second ``make run`` used to find the first run's RocksDB table ahead of the new
+    broker's empty changelog, and faust refused to start route."""
+    import contextlib
+
+    from services.demo.__main__ import fresh_route_state
+
+    env: dict[str, str] = {}
+    with contextlib.ExitStack() as first:
+        path = fresh_route_state(first, env, embedded_broker=True)
+        assert path is not None and path.is_dir() and env["ADUAN_ROUTE_DATA_DIR"] == str(path)
+        (path / "route-data").mkdir()  # what faust leaves
+    assert not path.exists()  # gone with the run
+    with contextlib.ExitStack() as second:
+        again = fresh_route_state(second, {}, embedded_broker=True)
+        assert again is not None and again != path and not any(again.iterdir())
+    chosen = {"ADUAN_ROUTE_DATA_DIR": "/var/lib/aduan/route"}
+    cluster: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        assert fresh_route_state(stack, chosen, embedded_broker=True) is None
+        assert fresh_route_state(stack, cluster, embedded_broker=False) is None
+    assert chosen == {"ADUAN_ROUTE_DATA_DIR": "/var/lib/aduan/route"} and cluster == {}

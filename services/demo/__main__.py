@@ -19,7 +19,9 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 
 import aiohttp
@@ -90,6 +92,7 @@ async def main(args: argparse.Namespace) -> None:
         else:
             print(f"using Kafka cluster at {bootstrap}")
         with contextlib.ExitStack() as database:
+            fresh_route_state(database, os.environ, embedded_broker=broker is not None)
             database_url = None
             try:
                 database_url, db = database.enter_context(
@@ -101,6 +104,21 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"no desk: {exc}")
             await run_stack(bootstrap, args, stop, log_dir, database_url)
     print("stopped.")
+
+
+def fresh_route_state(
+    stack: contextlib.ExitStack, env: MutableMapping[str, str], *, embedded_broker: bool
+) -> Path | None:
+    """Route's RocksDB table belongs with the broker it mirrors: the embedded broker keeps
+    nothing past its run, so route gets a directory of its own for the run (removed with
+    ``stack``). Sharing the default one, the second ``make run`` found a table ahead of the
+    new, empty changelog and faust refused to start route (``ConsistencyError``). Kept as it
+    is when ``ADUAN_ROUTE_DATA_DIR`` is set or the cluster is a real one."""
+    if not embedded_broker or env.get("ADUAN_ROUTE_DATA_DIR"):
+        return None
+    path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aduan-route-")))
+    env["ADUAN_ROUTE_DATA_DIR"] = str(path)
+    return path
 
 
 async def run_stack(
