@@ -103,3 +103,9 @@ def drop_event_monitor(app: faust.App) -> None:
         return deps
 
     app.on_init_dependencies = on_init_dependencies  # type: ignore[method-assign]
+
+
+def crashable_services(app: faust.App) -> tuple[Any, ...]:
+    """The faust services whose crash leaves route unable to work while the app runs on:
+    the app and its table recovery (``TableManager.recovery``: not on ``TableManagerT``)."""
+    return (app, app.tables.recovery)  # type: ignore[attr-defined]
