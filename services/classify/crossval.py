@@ -24,7 +24,7 @@ from services.classify.config import ConfigError, load_config
 from services.classify.evaluate import calibration_error, metrics
 from services.classify.model import (
     CALIBRATION_FOLDS,
-    CATCH_ALL_MARGIN,
+    CATCH_ALL_SIGNAL,
     HistoryError,
     TrainingOptions,
     add_training_options,
@@ -36,7 +36,10 @@ from services.classify.rules import RuleSet
 
 SEED = 0
 DEFAULT_OPTIONS = TrainingOptions(
-    char_ngrams=True, catch_all_margin=CATCH_ALL_MARGIN, calibration_folds=CALIBRATION_FOLDS
+    char_ngrams=True,
+    catch_all_margin="default",
+    calibration_folds=CALIBRATION_FOLDS,
+    catch_all_signal=CATCH_ALL_SIGNAL,
 )
 
 

@@ -15,9 +15,9 @@ agencies are not drowned by roads and trees.
 The catch-all kind (``subdistrict``: the kelurahan/kecamatan office, which ends up handling a
 bit of everything) is not one class among the others. Its rows are roads, trees and documents
 that a kelurahan happened to take, so as a class they blur every specialist's boundary. The
-specialist model learns from the other rows only, and a separate detector sends a message to
-the kelurahan only when it is sure (:data:`CATCH_ALL_MARGIN`). The model file is an artifact
-of the deployment (``python -m services.classify.train``), never of the repository.
+specialist model learns from the other rows only, and a separate model sends a message to the
+kelurahan only when it is sure (:data:`CATCH_ALL_SIGNALS`). The model file is an artifact of
+the deployment (``python -m services.classify.train``), never of the repository.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 import joblib
 import numpy as np
@@ -44,17 +44,27 @@ from sklearn.svm import LinearSVC
 from services.classify.config import AGENCY_KINDS, ClassifyConfig
 from services.classify.rules import RuleResult, RuleSet
 
-MODEL_FORMAT = 1
+# 2: the kelurahan decision may read a multi-class model (``catch_all_signal``); format-1
+# files (binary detector) still load and decide as they did, older code refuses format 2
+MODEL_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 KIND_ORDER = tuple(sorted(AGENCY_KINDS))
 RULE_FEATURE_SCALE = 0.3  # chosen by 5-fold CV on the dev data (0.3 > 1.0 > none)
 AUX_WEIGHT = 0.5
 AUX_MIN_COUNT = 10  # topics with fewer rows stay in their agency's "*" class
 CATCH_ALL = "subdistrict"
-# Detector margin above which a message goes to the kelurahan. 5-fold CV on the dev data:
-# at 0.75 about 5 in 6 of these decisions are right (0.5: 4 in 5 but twice the specialist
-# complaints lost to the catch-all; 1.0: half as many caught). A specialist can forward a
-# complaint it does not own; one parked at the kelurahan tends to wait.
-CATCH_ALL_MARGIN = 0.75
+# How a message is sent to the kelurahan, and the default threshold of each signal:
+# - "multiclass": a LinearSVC over all agency kinds, kelurahan included; the signal is its
+#   kelurahan margin minus the best other kind's margin (ROC AUC 0.884 out of fold). 5-fold
+#   CV on the dev data at 0.42: accuracy 0.810, excl. kelurahan 0.879 (0.5: 0.806 / 0.879;
+#   0.35: 0.812 / 0.878): the threshold that keeps both closest to 0.81 / 0.88;
+# - "detector": a binary LinearSVC, kelurahan rows against the rest (AUC 0.868). At 0.75
+#   about 5 in 6 of its decisions are right; 0.798 / 0.880 in the same CV.
+# A specialist can forward a complaint it does not own; one parked at the kelurahan tends to
+# wait, so neither signal takes a message unless it is fairly sure.
+CATCH_ALL_SIGNALS = {"multiclass": 0.42, "detector": 0.75}
+CATCH_ALL_SIGNAL = "multiclass"
+CATCH_ALL_MARGIN = CATCH_ALL_SIGNALS[CATCH_ALL_SIGNAL]
 # character n-grams within words (on by default; ``--no-char-ngrams``): 5-fold CV on the dev
 # data, accuracy excl. subdistrict 0.875 -> 0.880, macro-F1 0.655 -> 0.661, for about a
 # fifth of the throughput
@@ -102,10 +112,12 @@ class TextModel:
     """Vectorizers plus a LinearSVC over agency kinds (or categories, for category-only data).
 
     ``bias`` shifts the margin of named classes at prediction time (none by default).
-    ``catch_all_clf``, when present, is a binary detector for the ``catch_all`` label, which
-    ``clf`` never learned: a message goes there only if the detector's margin exceeds
-    ``catch_all_margin``. Models trained before the detector existed lack these fields and
-    decide as before (the class defaults below fill them in)."""
+    ``catch_all_clf``, when present, decides the ``catch_all`` label, which ``clf`` never
+    learned: a message goes there only if its signal exceeds ``catch_all_margin``. With
+    ``catch_all_signal`` "detector" it is a binary model and the signal its margin; with
+    "multiclass" it knows every kind and the signal is the catch-all's margin minus the best
+    other one. Models trained before these fields existed lack them and decide as before (the
+    class defaults below fill them in: a format-1 file holds a binary detector)."""
 
     label_field: str
     terms: TfidfVectorizer
@@ -118,8 +130,9 @@ class TextModel:
     char_weight: float = CHAR_WEIGHT
     catch_all: str | None = None
     catch_all_clf: LinearSVC | None = None
-    catch_all_margin: float = CATCH_ALL_MARGIN
+    catch_all_margin: float = CATCH_ALL_SIGNALS["detector"]
     calibration: Calibration | None = None  # None in models trained before calibration
+    catch_all_signal: str = "detector"
 
     @property
     def classes(self) -> list[str]:
@@ -150,6 +163,12 @@ class TextModel:
         parts = [m for m in (self.clf, self.aux_clf, self.catch_all_clf) if m is not None]
         self._n_main = int(self.clf.coef_.shape[0])
         self._n_aux = int(self.aux_clf.coef_.shape[0]) if self.aux_clf is not None else 0
+        # which catch-all column is the kelurahan's (binary models: one column, positive for
+        # the second class, ``True``)
+        self._catch_col = 0
+        if self.catch_all_clf is not None and self.catch_all_clf.coef_.shape[0] > 1:
+            catch_classes = [str(c) for c in self.catch_all_clf.classes_]
+            self._catch_col = catch_classes.index(str(self.catch_all))
         coef = np.ascontiguousarray(np.vstack([m.coef_ for m in parts]).T, np.float32)
         self._intercept = np.concatenate([m.intercept_ for m in parts])
         # split by feature block (row slices of a C-ordered array stay contiguous views), so
@@ -296,30 +315,41 @@ class TextModel:
         top = margins[rows, best]
         second = np.partition(margins, -2, axis=1)[:, -2] if margins.shape[1] > 1 else top
         out = [classes[j] for j in best]
-        detector = np.zeros(len(out))
+        signal = np.zeros(len(out))
         caught = np.zeros(len(out), dtype=bool)
         if self.catch_all_clf is not None and self.catch_all:
-            detector = scores[:, self._n_main + self._n_aux]
-            caught = detector > self.catch_all_margin
+            signal = self._catch_all_signal(scores[:, self._n_main + self._n_aux :])
+            caught = signal > self.catch_all_margin
             for i in np.flatnonzero(caught):
                 out[i] = self.catch_all
-        features = decision_features(top - second, top, detector, caught)
+        features = decision_features(top - second, top, signal, caught)
         if self.calibration is not None:
             confidence = self.calibration.probability(features)
         else:  # models from before calibration: a softmax of the margins
             confidence = 1.0 / np.exp((margins - top[:, None]) * 3.0).sum(axis=1)
-            confidence[caught] = 1.0 / (1.0 + np.exp(-3.0 * detector[caught]))
+            confidence[caught] = 1.0 / (1.0 + np.exp(-3.0 * signal[caught]))
         decided = [(label, float(p)) for label, p in zip(out, confidence, strict=True)]
         return decided, features
 
+    def _catch_all_signal(self, margins: np.ndarray) -> np.ndarray:
+        """How strongly ``catch_all_clf`` claims each message for the kelurahan: a binary
+        detector's margin, or a multi-class model's kelurahan margin minus its best other."""
+        if margins.shape[1] == 1:
+            return np.asarray(margins[:, 0])
+        j = self._catch_col
+        others = np.delete(margins, j, axis=1).max(axis=1)
+        signal: np.ndarray = margins[:, j] - others
+        return signal
+
 
 def decision_features(
-    gap: np.ndarray, top: np.ndarray, detector: np.ndarray, caught: np.ndarray
+    gap: np.ndarray, top: np.ndarray, signal: np.ndarray, caught: np.ndarray
 ) -> np.ndarray:
     """What the calibration reads from a decision: the winner's lead over the runner-up, the
-    winner's (standardised) margin, the kelurahan detector's margin and whether it decided."""
+    winner's (standardised) margin, the kelurahan signal (see :meth:`TextModel.decide`) and
+    whether it decided."""
     caught_f = caught.astype(np.float64)
-    return np.column_stack([gap, top, detector, caught_f, detector * caught_f])
+    return np.column_stack([gap, top, signal, caught_f, signal * caught_f])
 
 
 @dataclass(frozen=True)
@@ -437,8 +467,9 @@ def train_model(
     aux: Sequence[str] | None = None,
     aux_min_count: int = AUX_MIN_COUNT,
     char_ngrams: bool = True,
-    catch_all_margin: float | None = CATCH_ALL_MARGIN,
+    catch_all_margin: float | Literal["default"] | None = "default",
     calibration_folds: int = CALIBRATION_FOLDS,
+    catch_all_signal: str = CATCH_ALL_SIGNAL,
 ) -> TextModel:
     """Fit a model on labelled history. Deterministic: same rows, same model.
 
@@ -451,13 +482,19 @@ def train_model(
     ``char_ngrams`` adds TF-IDF of character 3-4-grams within words (see :data:`CHAR_NGRAMS`):
     a small, fairly consistent gain that costs about a fifth of the throughput.
 
-    With agency kinds that include :data:`CATCH_ALL`, its rows train only a binary detector
-    used at ``catch_all_margin`` (see the module docstring); ``None`` keeps it an ordinary
-    class instead. 5-fold CV on the dev data, ordinary class -> detector at 0.75: accuracy on
-    non-kelurahan rows 0.865 -> 0.880, macro-F1 without the kelurahan class 0.647 -> 0.661,
-    overall accuracy 0.819 -> 0.798 (see docs/classify.md for the trade-off)."""
+    With agency kinds that include :data:`CATCH_ALL`, the specialists never learn its rows; a
+    separate model (``catch_all_signal``, see :data:`CATCH_ALL_SIGNALS`) sends a message there
+    when its signal exceeds ``catch_all_margin`` ("default": that signal's default);
+    ``None`` keeps it an ordinary class instead. 5-fold CV on the dev data, ordinary class ->
+    multi-class signal at 0.42: accuracy on non-kelurahan rows 0.865 -> 0.879, macro-F1
+    without the kelurahan class 0.647 -> 0.660, overall accuracy 0.819 -> 0.810 (see
+    docs/classify.md for the trade-off)."""
     if len(texts) != len(labels):
         raise HistoryError("texts and labels differ in length")
+    if catch_all_signal not in CATCH_ALL_SIGNALS:
+        raise ValueError(f"unknown kelurahan signal {catch_all_signal!r}")
+    if isinstance(catch_all_margin, str):  # "default"
+        catch_all_margin = CATCH_ALL_SIGNALS[catch_all_signal]
     if len(set(labels)) < 2:
         raise HistoryError("need at least two distinct labels to learn from")
     results = [ruleset.apply(t) for t in texts]
@@ -488,7 +525,10 @@ def train_model(
     ):
         catch_all = CATCH_ALL
         catch_all_clf = LinearSVC(C=c, class_weight="balanced", random_state=0)
-        catch_all_clf.fit(x, ~specialist)
+        if catch_all_signal == "multiclass":
+            catch_all_clf.fit(x, list(y))
+        else:
+            catch_all_clf.fit(x, ~specialist)
         clf = LinearSVC(C=c, class_weight="balanced", random_state=0).fit(
             x[specialist], list(y[specialist])
         )
@@ -517,6 +557,7 @@ def train_model(
             aux_min_count=aux_min_count,
             char_ngrams=char_ngrams,
             catch_all_margin=catch_all_margin,
+            catch_all_signal=catch_all_signal,
         )
     return TextModel(
         label_field,
@@ -529,6 +570,7 @@ def train_model(
         catch_all_clf=catch_all_clf,
         catch_all_margin=CATCH_ALL_MARGIN if catch_all_margin is None else catch_all_margin,
         calibration=calibration,
+        catch_all_signal=catch_all_signal,
     )
 
 
@@ -541,12 +583,21 @@ def add_training_options(ap: argparse.ArgumentParser) -> None:
         help="character 3-4-grams within words: a little more accurate, a fifth slower",
     )
     ap.add_argument(
+        "--subdistrict-signal",
+        choices=sorted(CATCH_ALL_SIGNALS),
+        default=CATCH_ALL_SIGNAL,
+        help=f"what sends a message to the kelurahan/kecamatan (default {CATCH_ALL_SIGNAL}: "
+        f"a model over all kinds, its kelurahan margin minus the best other; detector: a "
+        f"binary kelurahan-or-not model)",
+    )
+    defaults = ", ".join(f"{v} for {k}" for k, v in sorted(CATCH_ALL_SIGNALS.items()))
+    ap.add_argument(
         "--subdistrict-margin",
         type=_margin,
-        default=CATCH_ALL_MARGIN,
+        default="default",
         metavar="FLOAT|none",
-        help=f"detector margin above which a message goes to the kelurahan/kecamatan "
-        f"(default {CATCH_ALL_MARGIN}; higher: fewer; 'none': an ordinary class)",
+        help=f"signal above which a message goes to the kelurahan/kecamatan (default "
+        f"{defaults}; higher: fewer; 'none': an ordinary class)",
     )
     ap.add_argument(
         "--calibration-folds",
@@ -560,8 +611,9 @@ def add_training_options(ap: argparse.ArgumentParser) -> None:
 
 class TrainingOptions(TypedDict):
     char_ngrams: bool
-    catch_all_margin: float | None
+    catch_all_margin: float | Literal["default"] | None
     calibration_folds: int
+    catch_all_signal: str
 
 
 def training_options(args: argparse.Namespace) -> TrainingOptions:
@@ -570,12 +622,15 @@ def training_options(args: argparse.Namespace) -> TrainingOptions:
         "char_ngrams": args.char_ngrams,
         "catch_all_margin": args.subdistrict_margin,
         "calibration_folds": args.calibration_folds,
+        "catch_all_signal": args.subdistrict_signal,
     }
 
 
-def _margin(value: str) -> float | None:
+def _margin(value: str) -> float | Literal["default"] | None:
     if value.lower() == "none":
         return None
+    if value.lower() == "default":
+        return "default"  # the chosen signal's own default threshold
     try:
         return float(value)
     except ValueError:
@@ -658,8 +713,13 @@ def load_model(path: Path) -> TextModel:
             f"{path}: not a model written by python -m services.classify.train "
             f"({type(exc).__name__})"
         ) from None
-    if not isinstance(model, TextModel) or model.format != MODEL_FORMAT:
-        raise HistoryError(f"{path}: not an aduan classify model (format {MODEL_FORMAT})")
+    if not isinstance(model, TextModel) or model.format not in READABLE_FORMATS:
+        found = getattr(model, "format", None) if isinstance(model, TextModel) else None
+        raise HistoryError(
+            f"{path}: not an aduan classify model this version reads (format "
+            f"{found if found is not None else 'unknown'}; readable: "
+            f"{', '.join(map(str, READABLE_FORMATS))}): train it again"
+        )
     return model
 
 

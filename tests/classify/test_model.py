@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -15,14 +17,17 @@ from services.classify import train
 from services.classify.classifier import Classifier, load_classifier
 from services.classify.config import load_config
 from services.classify.model import (
+    MODEL_FORMAT,
     History,
     HistoryError,
     TextModel,
+    add_training_options,
     auxiliary_labels,
     load_model,
     read_history,
     save_model,
     train_model,
+    training_options,
 )
 from services.classify.rules import RuleSet
 
@@ -220,6 +225,114 @@ def test_catch_all_rows_train_a_detector_not_a_specialist_class() -> None:
     assert never.decide([kelurahan], RULES)[0][0] != "subdistrict"
     ordinary = train_model(texts, labels, RULES, catch_all_margin=None)
     assert ordinary.catch_all_clf is None and "subdistrict" in ordinary.classes
+
+
+def _catch_all_model(**options: object) -> TextModel:
+    texts, labels = [t for t, _ in CATCH_ALL_HISTORY], [k for _, k in CATCH_ALL_HISTORY]
+    return train_model(texts, labels, RULES, **options)  # type: ignore[arg-type]
+
+
+KELURAHAN_PROBES = [
+    "surat pengantar dari kelurahan kok belum jadi",
+    "pengantar rt rw belum jadi, jalan rusak juga",
+    "jalan rusak gang 4 sudah lapor lurah",
+    "jalan rusak berlubang di gang 9",
+    "sampah menumpuk di blok 2",
+]
+
+
+def test_multiclass_signal_is_the_kelurahan_margin_minus_the_best_other_kind() -> None:
+    """The default kelurahan decision reads a model over all kinds: a message goes to the
+    kelurahan exactly when that model's kelurahan margin leads every other kind's by more than
+    the threshold (recomputed here with sklearn, independently of the block-wise scoring)."""
+    model = _catch_all_model()
+    assert model.catch_all_signal == "multiclass" and model.catch_all_margin == 0.42
+    assert model.catch_all_clf is not None
+    assert "subdistrict" in model.catch_all_clf.classes_ and "subdistrict" not in model.classes
+    results = [RULES.apply(t) for t in KELURAHAN_PROBES]
+    margins = model.catch_all_clf.decision_function(model.features(results, RULES))
+    j = list(model.catch_all_clf.classes_).index("subdistrict")
+    signal = margins[:, j] - np.delete(margins, j, axis=1).max(axis=1)
+    decided, features = model.decide_with_features(results, RULES)
+    assert np.allclose(features[:, 2], signal, atol=1e-4)  # what the calibration reads
+    assert [label == "subdistrict" for label, _ in decided] == list(signal > 0.42)
+    assert decided[0][0] == "subdistrict" and decided[3][0] == "public_works"
+    # every threshold between two messages' signals splits them the same way
+    order = np.argsort(signal)
+    for lo, hi in itertools.pairwise(order):
+        model.catch_all_margin = float((signal[lo] + signal[hi]) / 2)
+        labels = [label for label, _ in model.decide(results, RULES)]
+        assert labels[hi] == "subdistrict" and labels[lo] != "subdistrict"
+
+
+def test_binary_detector_stays_available_with_its_own_default_threshold() -> None:
+    model = _catch_all_model(catch_all_signal="detector")
+    assert model.catch_all_signal == "detector" and model.catch_all_margin == 0.75
+    assert model.catch_all_clf is not None and model.catch_all_clf.coef_.shape[0] == 1
+    results = [RULES.apply(t) for t in KELURAHAN_PROBES]
+    margin = model.catch_all_clf.decision_function(model.features(results, RULES))
+    decided, features = model.decide_with_features(results, RULES)
+    assert np.allclose(features[:, 2], margin, atol=1e-4)
+    assert [label == "subdistrict" for label, _ in decided] == list(margin > 0.75)
+    assert (
+        _catch_all_model(catch_all_signal="detector", catch_all_margin=0.3).catch_all_margin == 0.3
+    )
+    with pytest.raises(ValueError, match="unknown kelurahan signal 'knn'"):
+        _catch_all_model(catch_all_signal="knn")
+
+
+@pytest.mark.parametrize(
+    ("argv", "signal", "margin"),
+    [
+        ([], "multiclass", "default"),
+        (["--subdistrict-signal", "detector"], "detector", "default"),
+        (["--subdistrict-signal", "multiclass", "--subdistrict-margin", "0.5"], "multiclass", 0.5),
+        (["--subdistrict-margin", "none"], "multiclass", None),
+    ],
+)
+def test_kelurahan_options_parse(argv: list[str], signal: str, margin: object) -> None:
+    ap = argparse.ArgumentParser()
+    add_training_options(ap)
+    options = training_options(ap.parse_args(argv))
+    assert options["catch_all_signal"] == signal and options["catch_all_margin"] == margin
+
+
+def test_unknown_kelurahan_signal_is_refused_by_the_command(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        train.main([str(tmp_path / "h.csv"), "--out", "m", "--subdistrict-signal", "knn"])
+    assert "invalid choice: 'knn'" in capsys.readouterr().err
+
+
+def test_kelurahan_signal_survives_the_file_round_trip(tmp_path: Path) -> None:
+    results = [RULES.apply(t) for t in KELURAHAN_PROBES]
+    for signal in ("multiclass", "detector"):
+        model = _catch_all_model(catch_all_signal=signal)
+        save_model(model, tmp_path / f"{signal}.joblib")
+        loaded = load_model(tmp_path / f"{signal}.joblib")
+        assert loaded.catch_all_signal == signal and loaded.format == MODEL_FORMAT
+        assert loaded.decide(results, RULES) == model.decide(results, RULES)
+
+
+def test_format_1_files_decide_with_their_detector_and_unknown_formats_are_refused(
+    tmp_path: Path,
+) -> None:
+    """A file from before the multi-class signal has format 1 and no ``catch_all_signal``:
+    it loads and its binary detector decides as it did."""
+    model = _catch_all_model(catch_all_signal="detector")
+    results = [RULES.apply(t) for t in KELURAHAN_PROBES]
+    state = model.__getstate__()
+    del state["catch_all_signal"]
+    state["format"] = 1
+    old = TextModel.__new__(TextModel)
+    old.__setstate__(state)
+    save_model(old, tmp_path / "old.joblib")
+    assert load_model(tmp_path / "old.joblib").decide(results, RULES) == model.decide(
+        results, RULES
+    )
+    model.format = 99
+    save_model(model, tmp_path / "future.joblib")
+    with pytest.raises(HistoryError, match=r"format 99; readable: 1, 2\): train it again$"):
+        load_model(tmp_path / "future.joblib")
 
 
 def test_train_command_takes_the_model_options(tmp_path: Path, capsys) -> None:
