@@ -297,13 +297,11 @@ class SlaConfig(_Strict):
         self, policy: Policy, agency: Agency, clock: Clock, start: datetime
     ) -> ClockPlan | None:
         """Warning, deadline and escalation instants of one clock started at ``start``."""
-        target = policy.targets.get(clock)
-        if target is None:
+        stages = self._stage_offsets(policy, clock)
+        if stages is None:
             return None
+        target, offsets, ladder = stages
         cal = self.calendar(self.calendar_id(policy, agency), agency.timezone)
-        ladder = self.ladder(policy)
-        offsets = [target * self.warning_share(policy), target]
-        offsets += [target * e.multiple for e in ladder]
         at = cal.add_business_times(start, offsets)
         return ClockPlan(
             clock=clock,
@@ -336,14 +334,25 @@ class SlaConfig(_Strict):
         at = cal.add_business_us(start_us, offsets)
         return FastPlan(cal.id, target_s, at[0], at[1], tuple(zip(ladder, at[2:], strict=True)))
 
-    def _compile_stages(self, policy: Policy, agency: Agency, clock: Clock) -> _Stages:
+    def _stage_offsets(
+        self, policy: Policy, clock: Clock
+    ) -> tuple[timedelta, list[timedelta], list[EscalationLevel]] | None:
+        """The clock's business-time target, the offsets from its start of the warning, the
+        deadline and each escalation, and the ladder (None: the policy has no such clock)."""
         target = policy.targets.get(clock)
         if target is None:
-            return _NO_STAGES
-        cal = self.calendar(self.calendar_id(policy, agency), agency.timezone)
+            return None
         ladder = self.ladder(policy)
         offsets = [target * self.warning_share(policy), target]
         offsets += [target * e.multiple for e in ladder]
+        return target, offsets, ladder
+
+    def _compile_stages(self, policy: Policy, agency: Agency, clock: Clock) -> _Stages:
+        stages = self._stage_offsets(policy, clock)
+        if stages is None:
+            return _NO_STAGES
+        target, offsets, ladder = stages
+        cal = self.calendar(self.calendar_id(policy, agency), agency.timezone)
         return (
             cal,
             target.total_seconds(),
