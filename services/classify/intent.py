@@ -533,7 +533,7 @@ def decide(
         return "complaint"  # "mohon dibantu perantingan 5 pohon"
     if thanks or praise >= 1:
         return "praise"
-    if (solved or drill) and not complaint:
+    if (solved or drill) and open_problem == 0 and demanded == 0 and complaint < 2:
         return (
             "other"  # news of a fix or a drill, nothing asked: "kebakaran kemarin sudah ditangani"
         )
