@@ -53,7 +53,9 @@ AGENCY_KINDS = frozenset(
 )
 """The generic agency kinds of the product brief; a config naming any other is refused."""
 
-MESSAGE_KINDS = ("praise", "question", "aspiration", "spam", "political", "complaint")
+MESSAGE_KINDS = (
+    "praise", "question", "aspiration", "spam", "political", "complaint", "other",
+)  # fmt: skip
 URGENCY_LEVELS = ("emergency", "high", "low")
 CONTEXT_KINDS = (
     "problem",  # a state that is wrong: rusak, mampet, mati, liar
@@ -66,6 +68,8 @@ CONTEXT_KINDS = (
     "not_yet",  # belum
     "done",  # sudah, telah, akhirnya
     "past",  # kemarin, minggu lalu, tahun lalu
+    "long_past",  # minggu lalu, tahun lalu, dulu: too long ago for an emergency to go on
+    "since",  # sejak, dari: "sejak minggu lalu" is still going on
     "ongoing",  # masih, sekarang, saat ini, sejak
     "future",  # besok, nanti, akan, jadwal
     "drill",  # simulasi, latihan, sosialisasi

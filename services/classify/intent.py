@@ -15,7 +15,10 @@ positions, and each is read against the words next to it:
 - an urgency trigger counts unless negated, hypothetical, a drill or a plan, next to a past
   time ("kebakaran minggu lalu"), or in a message that reports the fix ("sudah surut",
   "sudah ditangani") -- and an ongoing word next to it ("masih", "sekarang", "sejak")
-  keeps it live.
+  keeps it live, unless it was weeks ago ("tahun lalu ... kebakaran, sampai sekarang
+  bantuan belum ada": the emergency is over, the aid is what goes on);
+- a high-level trigger (a hazard) stays a risk in a complaint when past or feared ("kemarin
+  ada motor jatuh", "kalau hujan bisa jebol"): only a negation, a drill or a fix defuse it.
 
 Then: spam and political noise need strong cues that outweigh the complaint evidence;
 praise is praise/thanks with a done fix and no open problem; a wish or a question without an
@@ -29,6 +32,7 @@ runs at the (few) positions where a phrase starts; each rule reads a handful of 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress, pairwise
@@ -40,6 +44,7 @@ KIND, CTX, URG = 0, 1, 2
 _NEG_WINDOW = 3  # "tidak pernah dipotong", "gak ada yang nolong"
 _HYP_WINDOW = 5  # "kalau ada pohon tumbang ...", "apakah ada pemadaman listrik ..."
 _PAST_WINDOW = 4  # "kebakaran pasar tahun lalu", "kemarin rumah saya kebakaran"
+_LONG_PAST_WINDOW = 6  # "tiga tahun lalu jembatan desa kami hanyut"
 _ONGOING_WINDOW = 3  # "air masih naik", "banjir dari kemarin belum surut"
 _STRONG = 3.0
 _LEVEL_ORDER = {"emergency": 0, "high": 1, "low": 2}
@@ -230,6 +235,10 @@ class IntentRules:
         for i in compress(range(1, n), map(_SPANS.__contains__, toks[1:])):
             if toks[i - 1].isdigit():  # "sudah 4 bulan", "2 tahun": a long-standing problem
                 ctx.setdefault("past", []).append(i)
+                ctx.setdefault("duration", []).append(i)
+            elif toks[i] == "tahun" and i + 1 < n and _YEAR.fullmatch(toks[i + 1]):
+                ctx.setdefault("past", []).append(i)  # "kebakaran tahun 2019"
+                ctx.setdefault("long_past", []).append(i)
         reader = _Context(ctx, toks)
         open_problem, solved, demanded = reader.problems(ctx_end, n)
         open_problem += unpraise
@@ -240,9 +249,10 @@ class IntentRules:
                 kinds["praise"] = kept
         if self.question_mark and "?" in text:
             kinds["question"] = kinds.get("question", 0.0) + self.question_mark
-            if n and (toks[-1] in _TAGS or "tidak" in toks[-3:]):
+            end = n - 1 if n > 1 and toks[-1] in _VOCATIVES else n  # "... hoax ya min?"
+            if end and (toks[end - 1] in _TAGS or "tidak" in toks[end - 3 : end]):
                 kinds["question"] += 1.0  # "... bisa di MPP gak?", "... gak tahun ini?"
-        live, defused = self._urgency(urg, reader, solved)
+        live, defused, risks = self._urgency(urg, reader, solved)
         for level, _ in live:
             open_problem += _TRIGGER_WEIGHT[level]
         # thanks that open the message (or make up most of a short one) are meant; at the end
@@ -251,7 +261,15 @@ class IntentRules:
         if "thanks" in ctx and solved and not open_problem:
             thanks = True  # thanks anywhere for a done fix: "... sudah lancar, makasih"
         kind = decide(
-            kinds, open_problem, solved, demanded, thanks, "create" in ctx, "request" in ctx, topic
+            kinds,
+            open_problem,
+            solved,
+            demanded,
+            thanks,
+            "create" in ctx,
+            "request" in ctx,
+            topic,
+            drill="drill" in ctx,
         )
         signals = {**kinds, "open_problem": open_problem, "solved": solved}
         evidence = [f"kind:{k}={v:g}" for k, v in sorted(signals.items()) if v]
@@ -259,6 +277,8 @@ class IntentRules:
         if kind == "complaint":
             if live:  # ordered by level: emergency, high, low
                 level, reason = live[0]
+            elif risks:
+                level, reason = "high", risks[0]
         else:
             level = "low"
         if reason:
@@ -268,12 +288,14 @@ class IntentRules:
 
     def _urgency(
         self, urg: list[tuple[int, int, int]], reader: _Context, solved: float
-    ) -> tuple[list[tuple[str, str]], list[tuple[int, str]]]:
-        """(level, reason) of the live triggers, most urgent first, and (rank, why) of the
-        defused ones. An emergency that recurs ("sering terjadi kecelakaan") is a hazard to
-        fix, not one to run to: it counts as ``high``."""
+    ) -> tuple[list[tuple[str, str]], list[tuple[int, str]], list[str]]:
+        """(level, reason) of the live triggers, most urgent first, (rank, why) of the
+        defused ones, and the reasons of high-level triggers that stay risks although past,
+        feared or recurring (they make a complaint urgent, not a message a complaint). An
+        emergency that recurs ("sering terjadi kecelakaan") is a hazard to fix, not one to
+        run to: it counts as ``high``."""
         if not urg:
-            return [], []
+            return [], [], []
         combos: dict[int, list[list[int]]] = {}
         toks = reader.toks
         for rank, g, pos in urg:
@@ -288,6 +310,7 @@ class IntentRules:
                 combos.setdefault(rank, []).append([pos, *(p for p in partners if p is not None)])
         live: list[tuple[str, str]] = []
         defused: list[tuple[int, str]] = []
+        risks: list[str] = []
         for rank in sorted(combos):
             level, reason = self.rules[rank][:2]
             # a combination is defused when any of its words is ("pohon ... takut roboh")
@@ -295,6 +318,10 @@ class IntentRules:
                 next((w for w in map(reader.defused, combo, [solved] * len(combo)) if w), None)
                 for combo in combos[rank]
             ]
+            if level == "high" and not all(
+                any(reader.defused(p, solved, hazard=True) for p in combo) for combo in combos[rank]
+            ):
+                risks.append(reason)  # a fall yesterday, a dike that could burst
             if any(w is None for w in whys):
                 live.append((level, reason))
             elif level == "emergency" and "habitual" in whys:
@@ -303,7 +330,7 @@ class IntentRules:
             else:
                 defused.append((rank, str(whys[0])))
         live.sort(key=lambda lr: _LEVEL_ORDER[lr[0]])
-        return live, defused
+        return live, defused, risks
 
 
 def _word_table(phrases: list[str]) -> dict[str, list[tuple[str, ...]]]:
@@ -327,6 +354,8 @@ def _find(
 
 
 _SPANS = frozenset({"minggu", "bulan", "tahun", "pekan"})
+_YEAR = re.compile(r"(19|20)\d\d")
+_VOCATIVES = frozenset({"min", "admin", "pak", "bu", "kak", "gan", "mas", "mbak", "bos"})
 _TAGS = frozenset({"tidak", "belum", "ya", "kah", "kan", "nggak", "dong"})
 
 
@@ -351,7 +380,7 @@ class _Context:
 
     def problems(self, ends: dict[int, int], n: int) -> tuple[float, float, float]:
         """(open problem, solved, demanded fix) evidence of the message."""
-        open_problem = solved = demanded = 0.0
+        open_problem = solved = demanded = past_problems = 0.0
         toks, near = self.toks, self.near
         for pos in self.ctx.get("problem", ()):
             end = ends.get(pos, pos + 1)
@@ -365,10 +394,16 @@ class _Context:
                 continue  # "semoga ada program perbaikan rumah tidak layak huni": the wish
             if near("future", pos, 3, 3):
                 continue
+            if "lagi" in toks[end : end + 2] or near("contrast", pos, 4):
+                open_problem += 1  # "rusak lagi", "tapi jalannya rusak": open again
+                continue
             if near("past", pos, _PAST_WINDOW, _PAST_WINDOW) and not near(
                 "ongoing", pos, _ONGOING_WINDOW, _ONGOING_WINDOW
             ):
-                open_problem += 0.5
+                if near("duration", pos, _PAST_WINDOW, _PAST_WINDOW):
+                    open_problem += 0.5  # "mati sudah 2 minggu": a long-standing problem
+                else:
+                    past_problems += 1
                 continue
             open_problem += 1
         requests = self.ctx.get("request", ())
@@ -381,11 +416,10 @@ class _Context:
                 demanded += 2
         for pos in self.ctx.get("good", ()):
             # "sudah lancar", "sekarang bersih" -- but "masih nyala" is a live wire, not a fix
-            if near("done", pos, 3) or "sekarang" in toks[max(0, pos - 3) : pos]:
-                if not near("negation", pos, 2):
-                    solved += 1
-            elif self.negated(pos):
+            if self.negated(pos):  # "belum cair", "sudah tidak lancar"
                 open_problem += 2
+            elif near("done", pos, 3) or "sekarang" in toks[max(0, pos - 3) : pos]:
+                solved += 1
         for pos in self.ctx.get("contrast", ()):
             if "masih" in toks[pos + 1 : pos + 5]:
                 open_problem += 1  # "sudah dipotong, tapi batangnya masih di jalan"
@@ -396,15 +430,35 @@ class _Context:
             if any(pos < p <= pos + 3 for p in fixes):
                 continue  # counted with the fix
             open_problem += 1
+        if not solved:  # a past problem counts half, unless the message reports its fix
+            open_problem += 0.5 * past_problems  # "bocor kemarin sudah ditangani": news
         return open_problem, solved, demanded
 
-    def defused(self, pos: int, solved: float) -> str | None:
-        """Why an urgency trigger at ``pos`` does not count, or None when it is live."""
+    def long_ago(self, pos: int) -> bool:
+        """Weeks or more ago ("minggu lalu", "dulu") next to ``pos`` and not the start of
+        something still going on ("sejak minggu lalu"): an emergency that old is over,
+        whatever else the message says is still the case (the aid, the rubble)."""
+        since = self.ctx.get("since", ())
+        return any(
+            abs(p - pos) <= _LONG_PAST_WINDOW and not any(p - 2 <= s < p for s in since)
+            for p in self.ctx.get("long_past", ())
+        )
+
+    def defused(self, pos: int, solved: float, hazard: bool = False) -> str | None:
+        """Why an urgency trigger at ``pos`` does not count, or None when it is live.
+
+        A ``hazard`` (a high-level trigger) is a risk that stays until it is fixed: a fall
+        yesterday ("kemarin ada motor jatuh") or one feared ("kalau hujan bisa jebol") is
+        the reason to hurry, so only a drill, a negation or a reported fix defuse it."""
         near = self.near
         if "drill" in self.ctx:
             return "drill"
         if near("negation", pos, 2):
             return "negated"
+        if hazard:
+            if solved and not near("ongoing", pos, 3, 3):
+                return "handled"
+            return "past" if self.long_ago(pos) else None
         if near("hypothetical", pos, _HYP_WINDOW) or near("inquiry", pos, _HYP_WINDOW):
             return "hypothetical"
         ongoing = near("ongoing", pos, _ONGOING_WINDOW, _ONGOING_WINDOW)
@@ -412,6 +466,8 @@ class _Context:
             return "planned"
         if solved and not ongoing:
             return "handled"
+        if self.long_ago(pos):  # "tahun lalu rumah saya kebakaran, sampai sekarang ..."
+            return "past"
         if near("past", pos, _PAST_WINDOW, _PAST_WINDOW) and not ongoing:
             return "past"
         if near("habitual", pos, _PAST_WINDOW):  # "sering terjadi kecelakaan"
@@ -428,6 +484,8 @@ def decide(
     create: bool,
     request: bool,
     topic: float,
+    *,
+    drill: bool = False,
 ) -> str:
     """The message kind from its evidence (see the module docstring for the reasons)."""
     complaint = open_problem + demanded + kinds.get("complaint", 0.0)
@@ -456,6 +514,11 @@ def decide(
             return "aspiration"
         if question >= 2:
             return "question"
+    other = kinds.get("other", 0.0)
+    if other >= _STRONG and open_problem == 0 and demanded == 0 and question < 2:
+        return "other"  # greetings, "izin share": topic words in them ask for nothing
+    if open_problem == 0 and demanded <= 2 and not kinds.get("complaint") and question >= 5:
+        return "question"  # "mau tanya, kalau kena banjir bisa minta bantuan ke mana?"
     if open_problem <= 1 and demanded == 0 and kinds.get("complaint", 0) <= 2 and question >= 3.5:
         # "apa saja dokumen untuk ganti KTP rusak?", "izin bertanya, untuk lapor jalan rusak
         # lewat apa?": the problem is the question's topic
@@ -470,8 +533,10 @@ def decide(
         return "complaint"  # "mohon dibantu perantingan 5 pohon"
     if thanks or praise >= 1:
         return "praise"
-    if solved and not complaint:
-        return "other"  # news of a fix, nothing asked: "kebakaran kemarin sudah ditangani"
+    if (solved or drill) and open_problem == 0 and demanded == 0 and complaint < 2:
+        return (
+            "other"  # news of a fix or a drill, nothing asked: "kebakaran kemarin sudah ditangani"
+        )
     if topic >= 2 or complaint >= 1:
         return "complaint"
     return "other"

@@ -12,7 +12,26 @@ those first scores, the floors below are after the vocabulary gaps they showed w
 exactly as first scored, nothing tuned on it: kind 0.956, urgency 0.882, no missed
 emergency, one false one (a fire "minggu lalu" whose "sekarang" is about the debris: the
 ongoing cue sits within reach of the trigger; punctuation, which would separate the clauses,
-is not part of the tokens). All are the project's own writing, not evaluation data."""
+is not part of the tokens); that fire is fixed since ("long ago" below), the floor is as scored.
+
+Three more sets were written a session later, each scored once before its errors were read,
+then its vocabulary and reading gaps closed; each next set was written after the previous
+fixes, so its first score estimates the rules on unseen sentences:
+
+- ``intent_fresh4.csv`` (70 rows) first scored kind 0.871, urgency 0.829, one false and one
+  missed emergency. It showed emergencies weeks old kept live by an ongoing word about
+  something else ("tahun lalu rumah saya kebakaran, sampai sekarang bantuan ..."), a fixed
+  problem reported without thanks counted as open, hazards dropped because they happened
+  yesterday ("kemarin ada motor jatuh"), greetings with a topic word read as complaints.
+- ``intent_fresh5.csv`` (60 rows, Suroboyoan and more slang) first scored 0.867 / 0.800, one
+  false and three missed emergencies (Javanese verbs "ketiban", breathing, an abandoned baby).
+- ``intent_fresh6.csv`` (50 rows) first scored 0.920 / 0.900, one false and one missed
+  emergency (a collapse with people inside; a bridge swept away "tiga tahun lalu").
+- ``intent_fresh7.csv`` (50 rows, half of them emergencies and their look-alikes) first
+  scored 0.900 / 0.840, no false and one missed emergency (a passenger "gak sadar").
+
+Two labels were corrected after scoring, both praise written as "other" ("videonya keren",
+"mantap jiwa"). All are the project's own writing, not evaluation data."""
 
 from __future__ import annotations
 
@@ -85,6 +104,16 @@ def test_set_scored_once_and_never_tuned_on() -> None:
     assert len(false) <= 1, false
 
 
+@pytest.mark.parametrize(
+    "name", ["intent_fresh4.csv", "intent_fresh5.csv", "intent_fresh6.csv", "intent_fresh7.csv"]
+)
+def test_sets_scored_once_then_fixed_floor(name: str) -> None:
+    kind, urgency, false, missed = _score(name)
+    assert kind >= 0.95, kind  # after fixes 0.971 / 0.967 / 0.980 / 0.980
+    assert urgency >= 0.92, urgency  # 0.971 / 0.967 / 0.980 / 0.940
+    assert not false and not missed, (false, missed)
+
+
 def test_held_out_set_floor() -> None:
     kind, urgency, false, missed = _score("intent_holdout.csv")
     assert kind >= 0.95, kind  # measured 0.981
@@ -154,3 +183,29 @@ def test_a_defused_trigger_says_why_in_the_evidence() -> None:
 
 def test_only_complaints_carry_urgency() -> None:
     assert RULES.apply("terima kasih damkar, api semalam cepat dipadamkan").urgency == "low"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "urgency"),
+    [
+        # weeks ago is over, whatever is still the case; "sejak" makes it still going on
+        ("bulan lalu gudang kami kebakaran, sampai sekarang asuransi belum cair", "complaint",
+         "normal"),
+        ("banjir sejak minggu lalu, air sepinggang masih di dalam rumah, nenek kami terjebak",
+         "complaint", "emergency"),
+        # a hazard that hurt someone yesterday, or could give way, is still urgent
+        ("jalan di tikungan licin berlubang, kemarin pengendara jatuh", "complaint", "high"),
+        ("tanggul retak, kalau hujan deras bisa jebol", "complaint", "high"),
+        # ... but the same words in a question do not make it a complaint
+        ("kalau tanggul jebol, mengungsi ke mana?", "question", "low"),
+        # greetings with topic words ask for nothing; a greeting before a problem is a complaint
+        ("selamat hari kesehatan nasional untuk para dokter dan perawat", "other", "low"),
+        ("selamat pagi min, jalan depan rumah berlubang besar", "complaint", "normal"),
+        # a past problem with its fix reported is news; broken again is a complaint
+        ("kebocoran pipa air kemarin sudah ditangani petugas", "other", "low"),
+        ("sudah diperbaiki minggu lalu tapi lampunya mati lagi", "complaint", "normal"),
+    ],
+)  # fmt: skip
+def test_time_hazards_and_greetings(text: str, kind: str, urgency: str) -> None:
+    result = RULES.apply(text)
+    assert (result.kind, result.urgency) == (kind, urgency), result.evidence
