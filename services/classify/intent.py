@@ -318,10 +318,6 @@ class IntentRules:
                 next((w for w in map(reader.defused, combo, [solved] * len(combo)) if w), None)
                 for combo in combos[rank]
             ]
-            if level == "high" and not all(
-                any(reader.defused(p, solved, hazard=True) for p in combo) for combo in combos[rank]
-            ):
-                risks.append(reason)  # a fall yesterday, a dike that could burst
             if any(w is None for w in whys):
                 live.append((level, reason))
             elif level == "emergency" and "habitual" in whys:
@@ -329,6 +325,11 @@ class IntentRules:
                 defused.append((rank, "habitual"))
             else:
                 defused.append((rank, str(whys[0])))
+                if level == "high" and not all(
+                    any(reader.defused(p, solved, hazard=True) for p in combo)
+                    for combo in combos[rank]
+                ):
+                    risks.append(reason)  # a fall yesterday, a dike that could burst
         live.sort(key=lambda lr: _LEVEL_ORDER[lr[0]])
         return live, defused, risks
 
