@@ -26,6 +26,7 @@ import hashlib
 import struct
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import orjson
@@ -38,7 +39,7 @@ from schemas.commands import Command, CommandType, ack_text_digest
 from schemas.messages import Action, Message
 from schemas.routes import RouteEvent, RouteEventType
 from schemas.sla import Clock, SlaEvent, SlaEventType
-from services.route.policy import ClockPlan, Policy, SlaConfig
+from services.route.policy import ClockPlan, Policy, SlaConfig, Stages
 
 SEEN_RING = 16
 """Recent message/command ids kept per complaint to drop replays (a thread rarely has more
@@ -294,27 +295,8 @@ class ComplaintState:
     # complaint, and decoding builds the dataclasses positionally (4x faster than R1's
     # keyword dict); R1 records written by older versions still decode.
     def to_bytes(self, retain_unresolved_s: float = RETAIN_UNRESOLVED_S) -> bytes:
-        row: list[Any] = [len(_SCALARS)]
-        row += [getattr(self, k) for k in _SCALARS]
-        row.append(self.seqs)
-        row.append(self.seen)
-        row.append(
-            [
-                [
-                    _CLOCK_CODE.get(_CLOCK_NAME[c.clock], _CLOCK_NAME[c.clock]),
-                    c.seq,
-                    c.policy,
-                    c.calendar,
-                    c.started_at,
-                    c.target_s,
-                    c.warning_at,
-                    c.due_at,
-                    c.escalations,
-                    c.fired,
-                ]
-                for c in self.clocks.values()
-            ]
-        )
+        clocks = [(_STORED_CLOCK[c.clock], *_CLOCK_ROW(c)) for c in self.clocks.values()]
+        row = (_N_SCALARS, *_SCALAR_ROW(self), self.seqs, self.seen, clocks)
         due = self.next_due(retain_unresolved_s)
         agency = self.agency_id.encode()[:255]
         header = _HEADER.pack(
@@ -341,19 +323,9 @@ class ComplaintState:
         clocks = state.clocks
         for row in rows:
             code = row[0]
-            clock = _CLOCK_OF_CODE[code] if type(code) is int else Clock(code)
-            clocks[_CLOCK_NAME[clock]] = ClockState(
-                clock,
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                row[7],
-                [(e[0], e[1], e[2]) for e in row[8]],
-                row[9],
-            )
+            clock = row[0] = _CLOCK_OF_CODE[code] if type(code) is int else Clock(code)
+            row[8] = list(map(tuple, row[8]))  # escalations: (level, at, to)
+            clocks[_CLOCK_NAME[clock]] = ClockState(*row)
         return state
 
 
@@ -363,6 +335,9 @@ _HEADER = struct.Struct("<2sdH?B")  # magic, next due, partition, is open, len(a
 _CLOCK_CODE = {"first_response": 0, "next_response": 1, "resolution": 2}
 """Fixed small codes for the clocks (never renumber: stored); other clocks as their value."""
 _CLOCK_OF_CODE = {code: Clock(value) for value, code in _CLOCK_CODE.items()}
+_STORED_CLOCK: dict[Clock, int | str] = {c: _CLOCK_CODE.get(c.value, c.value) for c in Clock}
+_CLOCK_ROW = attrgetter(*(f.name for f in fields(ClockState)[1:]))
+"""A clock's stored fields after its code, in ``ClockState``'s order (one C call)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +366,8 @@ _SCALARS = (
 """Stored positionally, in ``ComplaintState``'s field order (R2), followed by seqs, seen and
 the clocks. A new field goes at the end of these, before ``seqs``, with a default: a record
 written before it stores fewer and decodes with the default."""
+_N_SCALARS = len(_SCALARS)
+_SCALAR_ROW = attrgetter(*_SCALARS)
 if tuple(f.name for f in fields(ComplaintState)) != (*_SCALARS, "seqs", "clocks", "seen"):
     raise AssertionError(
         "ComplaintState's fields must be _SCALARS then seqs, clocks, seen: add a new field to "
@@ -408,6 +385,7 @@ def _move_echoes(state: ComplaintState) -> None:
 
 
 _ECHO_PREFIX = "echo:"
+_UNKNOWN: Any = object()
 
 
 @dataclass(frozen=True)
@@ -422,6 +400,10 @@ class Router:
         default_factory=dict, compare=False, repr=False
     )
     """(target, agency, region) → who gets the escalation: the registry walk, once."""
+    _stages: dict[tuple[str, str, Clock], Stages | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """(policy, agency, clock) → ``SlaConfig.stages_us``: one dict hit per clock planned."""
     _agencies: dict[str, Agency] = field(default_factory=dict, compare=False, repr=False)
     """The registry's agencies by id, kept here: ``Registry.agency`` goes through pydantic's
     private-attribute lookup (~1 us a call, two calls a step)."""
@@ -454,10 +436,15 @@ class Router:
         the lookup when the caller already has it."""
         if policy is None:
             policy = self._policy(state, agency)
-        start_us = micros(start)
-        plan = self.config.plan_us(policy, agency, clock, start_us)
-        if plan is None:
+        key = (policy.id, agency.id, clock)
+        stages = self._stages.get(key, _UNKNOWN)
+        if stages is _UNKNOWN:
+            stages = self._stages[key] = self.config.stages_us(policy, agency, clock)
+        if stages is None:
             return None
+        cal, target_s, offsets, ladder = stages
+        start_us = micros(start)
+        at = cal.add_business_us(start_us, offsets)
         name = _CLOCK_NAME[clock]
         if seq is None:
             seq = state.seqs.get(name, 0) + 1
@@ -468,12 +455,12 @@ class Router:
             clock,
             seq,
             policy.id,
-            plan.calendar_id,
+            cal.id,
             start_us / 1_000_000,
-            plan.target_s,
-            plan.warning_us / 1_000_000,
-            plan.due_us / 1_000_000,
-            [(lvl, at / 1_000_000, to) for (lvl, to), at in plan.escalations],
+            target_s,
+            at[0] / 1_000_000,
+            at[1] / 1_000_000,
+            [(lvl, t / 1_000_000, to) for (lvl, to), t in zip(ladder, at[2:], strict=True)],
             fired,
         )
         state.clocks[name] = c
