@@ -263,7 +263,13 @@ class ComplaintState:
             return self.resolved_at + RETAIN_RESOLVED_S
         due: float | None = None
         for c in self.clocks.values():
-            d = c.next_due()
+            fired = c.fired  # ClockState.next_due inlined (every encode runs this)
+            if not fired & WARNING_BIT:
+                d: float | None = c.warning_at
+            elif not fired & OVERDUE_BIT:
+                d = c.due_at
+            else:
+                d = c.next_due()
             if d is not None and (due is None or d < due):
                 due = d
         if due is None:
@@ -314,8 +320,14 @@ class ComplaintState:
         body = orjson.loads(memoryview(data)[_HEADER.size + data[_HEADER.size - 1] :])
         if magic == _MAGIC:
             n = body[0]  # scalars stored (a version that adds one still reads older records)
-            state = cls(*body[1 : n + 1])
-            state.seqs, state.seen, rows = body[n + 1], body[n + 2], body[n + 3]
+            rows = body[n + 3]
+            if n == _N_SCALARS:  # every field by position: seqs, clocks (filled below), seen
+                args = body[1 : n + 2]
+                args += ({}, body[n + 2])
+                state = cls(*args)
+            else:
+                state = cls(*body[1 : n + 1])
+                state.seqs, state.seen = body[n + 1], body[n + 2]
         else:
             state = cls(**{k: body[k] for k in _SCALARS if k in body})
             state.seqs, state.seen, rows = body["seqs"], body["seen"], body["clocks"]
@@ -829,8 +841,11 @@ class Router:
             if now >= state.resolved_at + RETAIN_RESOLVED_S:
                 return None, []
             return state, []
-        if now >= state.expires_at(self.retain_unresolved_s) and all(
-            c.next_due() is None for c in state.clocks.values()
+        retain = self.retain_unresolved_s
+        if (
+            now >= state.opened_at + retain  # expires_at is never earlier: skip it
+            and now >= state.expires_at(retain)
+            and all(c.next_due() is None for c in state.clocks.values())
         ):
             return None, []  # never resolved, nothing left to fire: dropped
         events: list[Event] = []
