@@ -209,6 +209,7 @@ class BusinessCalendar:
 
 _US = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
+_FAR = 1 << 62
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DATE = date(1970, 1, 1)
 
@@ -244,7 +245,9 @@ class _Prefix:
         self.offset_us: int | None = None
         self.fixed_offset = True
         """False once a built day's offset strayed too far from ``offset_us``."""
-        self.shared: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+        self.refs: dict[tuple[int, ...], tuple[int, int, int, list[int]]] = {}
+        """durations → (base, lowest delta excluded, highest delta, answers) of the last
+        ``add`` with them (see ``add``)."""
 
     def day_of(self, t_us: int) -> int:
         """The first of the three local days whose blocks can contain or follow ``t_us``."""
@@ -266,7 +269,7 @@ class _Prefix:
 
     def _reset(self, first: int, last: int) -> None:
         self.origin, self.periods, self.cum = first - self.CHUNK, [], [0]
-        self.shared.clear()  # positions are relative to the range's start
+        self.refs.clear()  # positions are relative to the range's start
         self._extend_to(last)
 
     def _extend_to(self, last: int) -> None:
@@ -301,21 +304,34 @@ class _Prefix:
         """``instant_at(start, base + d)`` for each duration ``d``, where ``base`` is the
         position of ``start``.
 
-        A start in closed time (night, weekend, holiday) has the position of the next
-        opening, and with ``d > 0`` the result depends only on ``base + d``: complaints that
-        arrive while the office is closed share their deadlines, so those are kept per
-        (base, durations) in a small cache (one entry per closed stretch and policy)."""
+        With every ``d > 0`` the answers shift with ``base``: an answer ``t`` inside the
+        open period ``(a, b]`` has position ``base + d``, and a start whose position is
+        ``delta`` further gets ``t + delta`` as long as that stays in ``(a, b]`` (position
+        grows one for one within a period). So the last answers per durations are kept
+        with the range of ``delta`` for which all of them stay in their periods: the next
+        complaint on the calendar (the same open stretch, or any closed one whose next
+        opening is the same) costs a subtraction and a comparison instead of a bisection
+        and a walk per stage. Property-tested against the plain walk and the old code."""
         day = self.day_of(start)
         base = self.position(start, day)
-        if self.closed_at(start, day) and all(durations):
-            key = (base, tuple(durations))
-            hit = self.shared.get(key)
-            if hit is None:
-                if len(self.shared) >= 4096:
-                    self.shared.clear()
-                hit = self.shared[key] = [self.instant_at(start, day, base + d) for d in durations]
-            return list(hit)
-        return [self.instant_at(start, day, base + d) for d in durations]
+        key = tuple(durations)
+        ref = self.refs.get(key)
+        if ref is not None:
+            delta = base - ref[0]
+            if ref[1] < delta <= ref[2]:
+                return [t + delta for t in ref[3]]
+        if not all(durations):
+            return [self.instant_at(start, day, base + d)[0] for d in durations]
+        out: list[int] = []
+        low, high = -_FAR, _FAR
+        for d in durations:
+            t, a, b = self.instant_at(start, day, base + d)
+            out.append(t)
+            low, high = max(low, a - t), min(high, b - t)
+        if len(self.refs) >= 256:
+            self.refs.clear()
+        self.refs[key] = (base, low, high, out)
+        return list(out)
 
     def closed_at(self, t_us: int, day: int) -> bool:
         """No open period contains ``t_us`` (its position is the next opening's)."""
@@ -326,8 +342,9 @@ class _Prefix:
                     return False
         return True
 
-    def instant_at(self, start: int, day: int, target: int) -> int:
-        """The earliest open instant ``t >= start`` whose position reaches ``target``."""
+    def instant_at(self, start: int, day: int, target: int) -> tuple[int, int, int]:
+        """The earliest open instant ``t >= start`` whose position reaches ``target``, and
+        the open period ``[a, b]`` it lies in (``a < t`` unless ``t`` is ``start``)."""
         cum = self.cum
         while cum[-1] < target:
             before, last = cum[-1], self.origin + len(self.periods) - 1
@@ -350,7 +367,7 @@ class _Prefix:
                 a2 = a if a > start else start
                 r2 = running + (a2 - a)
                 if target - r2 <= b - a2:
-                    return a2 + (target - r2)
+                    return a2 + (target - r2), a, b
                 running += b - a
             j += 1
 

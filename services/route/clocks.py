@@ -24,22 +24,22 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from operator import attrgetter
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel
 
 from common.refusal import Refusal
 from common.registry import Agency, Registry
-from schemas.classified import ClassifiedMessage, MessageKind
+from schemas.classified import ClassifiedMessage, MessageKind, Urgency
 from schemas.commands import Command, CommandType, ack_text_digest
 from schemas.messages import Action, Message
 from schemas.routes import RouteEvent, RouteEventType
 from schemas.sla import Clock, SlaEvent, SlaEventType
-from services.route.policy import ClockPlan, Policy, SlaConfig
+from services.route.policy import ClockPlan, Policy, SlaConfig, Stages
 
 SEEN_RING = 16
 """Recent message/command ids kept per complaint to drop replays (a thread rarely has more
@@ -84,6 +84,20 @@ def utc(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
+def utc_shared(value: float) -> datetime:
+    """``utc(value)``, one instance per instant for a while: a tick fires many stages at
+    the same ``now`` (one batch of ticks, many complaints), and datetimes are immutable."""
+    found = _UTC_SHARED.get(value)
+    if found is None:
+        if len(_UTC_SHARED) >= 1024:
+            _UTC_SHARED.clear()
+        found = _UTC_SHARED[value] = datetime.fromtimestamp(value, UTC)
+    return found
+
+
+_UTC_SHARED: dict[float, datetime] = {}
+
+
 def micros(value: float) -> int:
     """``utc(value)`` as integer POSIX microseconds, without building the datetime.
 
@@ -99,60 +113,42 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 _M = TypeVar("_M", bound=BaseModel)
-_FieldSpec = tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...], frozenset[str]]
-_SPECS: dict[type[BaseModel], _FieldSpec] = {}
+_set = object.__setattr__
 
 
-def _trusted(cls: type[_M], **values: Any) -> _M:
-    """``cls.model_construct(**values)`` for plain models (no aliases, post-init hooks or
-    extra fields): the same instance (``__dict__`` in field order with defaults filled in,
-    ``model_fields_set`` the given names) at a fifth of the cost: a copy of a per-class
-    template of defaults updated in place keeps the field order with no loop in Python."""
-    spec = _SPECS.get(cls)
-    if spec is None:
-        spec = _SPECS[cls] = _field_spec(cls)
-    template, factories, required = spec
-    d = template.copy()
-    d.update(values)
-    if len(d) != len(template):
-        raise TypeError(f"{cls.__name__}: unknown fields {sorted(set(values) - set(template))}")
-    for name, factory in factories:
-        if name not in values:
-            d[name] = factory()
-    if not values.keys() >= required:
-        for name in required - values.keys():
-            del d[name]  # as model_construct: a missing required field stays unset
+def _built(cls: type[_M], values: dict[str, Any], given: frozenset[str]) -> _M:
+    """``cls.model_construct(**kw)`` without its cost, for the hot path's events: ``values``
+    holds every field of ``cls`` in field order (defaults included), ``given`` the names
+    passed (``model_fields_set``). Each event is one dict literal (``_sla_event``,
+    ``Router._route_event``): no copy of a template, no per-field check, no validation,
+    because route built every value itself (about a sixth of model_construct's cost).
+    Only for plain models (no aliases, post-init hooks or extra fields: checked below)."""
     m = cls.__new__(cls)
-    object.__setattr__(m, "__dict__", d)
-    object.__setattr__(m, "__pydantic_fields_set__", set(values))
-    object.__setattr__(m, "__pydantic_extra__", None)
-    object.__setattr__(m, "__pydantic_private__", None)
+    _set(m, "__dict__", values)
+    _set(m, "__pydantic_fields_set__", set(given))
+    _set(m, "__pydantic_extra__", None)
+    _set(m, "__pydantic_private__", None)
     return m
 
 
-_MISSING = object()
-
-
-def _field_spec(cls: type[BaseModel]) -> _FieldSpec:
+def _plain(cls: type[BaseModel], order: tuple[str, ...]) -> None:
+    """Refuse at import a model ``_built`` cannot build, or whose fields changed."""
     if cls.__pydantic_post_init__ or cls.model_config.get("extra") == "allow":
-        raise TypeError(f"{cls.__name__}: _trusted only builds plain models")
-    template: dict[str, Any] = {}
-    factories: list[tuple[str, Callable[[], Any]]] = []
-    required: list[str] = []
+        raise TypeError(f"{cls.__name__}: _built only builds plain models")
     for name, f in cls.model_fields.items():
         if f.alias not in (None, name) or f.validation_alias not in (None, name):
-            raise TypeError(f"{cls.__name__}.{name}: _trusted does not handle aliases")
-        if f.default_factory is not None:
-            factories.append((name, cast("Callable[[], Any]", f.default_factory)))
-            template[name] = None
-        elif f.is_required():
-            required.append(name)
-            template[name] = _MISSING
-        else:
-            template[name] = f.default
-    return template, tuple(factories), frozenset(required)
+            raise TypeError(f"{cls.__name__}.{name}: _built does not handle aliases")
+    if tuple(cls.model_fields) != order:
+        raise AssertionError(
+            f"{cls.__name__}'s fields changed: route writes them as a literal, in order "
+            "(_sla_event, Router._route_event): add the new one there"
+        )
 
 
+_VALUE: dict[Urgency | MessageKind, str] = {e: e.value for e in (*Urgency, *MessageKind)}
+"""``urgency.value`` / ``kind.value`` of a classified message as a dict hit (hot path)."""
+_COMPLAINT = MessageKind.complaint.value
+_FIRST_RESPONSE, _NEXT_RESPONSE = Clock.first_response.value, Clock.next_response.value
 _CLOCK_NAME = {c: c.value for c in Clock}
 """``clock.value`` without the enum property's cost (a dict hit; hot path)."""
 _ETYPE_NAME: dict[SlaEventType | RouteEventType, str] = {
@@ -267,7 +263,13 @@ class ComplaintState:
             return self.resolved_at + RETAIN_RESOLVED_S
         due: float | None = None
         for c in self.clocks.values():
-            d = c.next_due()
+            fired = c.fired  # ClockState.next_due inlined (every encode runs this)
+            if not fired & WARNING_BIT:
+                d: float | None = c.warning_at
+            elif not fired & OVERDUE_BIT:
+                d = c.due_at
+            else:
+                d = c.next_due()
             if d is not None and (due is None or d < due):
                 due = d
         if due is None:
@@ -299,27 +301,8 @@ class ComplaintState:
     # complaint, and decoding builds the dataclasses positionally (4x faster than R1's
     # keyword dict); R1 records written by older versions still decode.
     def to_bytes(self, retain_unresolved_s: float = RETAIN_UNRESOLVED_S) -> bytes:
-        row: list[Any] = [len(_SCALARS)]
-        row += [getattr(self, k) for k in _SCALARS]
-        row.append(self.seqs)
-        row.append(self.seen)
-        row.append(
-            [
-                [
-                    _CLOCK_CODE.get(_CLOCK_NAME[c.clock], _CLOCK_NAME[c.clock]),
-                    c.seq,
-                    c.policy,
-                    c.calendar,
-                    c.started_at,
-                    c.target_s,
-                    c.warning_at,
-                    c.due_at,
-                    c.escalations,
-                    c.fired,
-                ]
-                for c in self.clocks.values()
-            ]
-        )
+        clocks = [(_STORED_CLOCK[c.clock], *_CLOCK_ROW(c)) for c in self.clocks.values()]
+        row = (_N_SCALARS, *_SCALAR_ROW(self), self.seqs, self.seen, clocks)
         due = self.next_due(retain_unresolved_s)
         agency = self.agency_id.encode()[:255]
         header = _HEADER.pack(
@@ -337,8 +320,14 @@ class ComplaintState:
         body = orjson.loads(memoryview(data)[_HEADER.size + data[_HEADER.size - 1] :])
         if magic == _MAGIC:
             n = body[0]  # scalars stored (a version that adds one still reads older records)
-            state = cls(*body[1 : n + 1])
-            state.seqs, state.seen, rows = body[n + 1], body[n + 2], body[n + 3]
+            rows = body[n + 3]
+            if n == _N_SCALARS:  # every field by position: seqs, clocks (filled below), seen
+                args = body[1 : n + 2]
+                args += ({}, body[n + 2])
+                state = cls(*args)
+            else:
+                state = cls(*body[1 : n + 1])
+                state.seqs, state.seen = body[n + 1], body[n + 2]
         else:
             state = cls(**{k: body[k] for k in _SCALARS if k in body})
             state.seqs, state.seen, rows = body["seqs"], body["seen"], body["clocks"]
@@ -346,19 +335,9 @@ class ComplaintState:
         clocks = state.clocks
         for row in rows:
             code = row[0]
-            clock = _CLOCK_OF_CODE[code] if type(code) is int else Clock(code)
-            clocks[_CLOCK_NAME[clock]] = ClockState(
-                clock,
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                row[7],
-                [(e[0], e[1], e[2]) for e in row[8]],
-                row[9],
-            )
+            clock = row[0] = _CLOCK_OF_CODE[code] if type(code) is int else Clock(code)
+            row[8] = list(map(tuple, row[8]))  # escalations: (level, at, to)
+            clocks[_CLOCK_NAME[clock]] = ClockState(*row)
         return state
 
 
@@ -368,6 +347,9 @@ _HEADER = struct.Struct("<2sdH?B")  # magic, next due, partition, is open, len(a
 _CLOCK_CODE = {"first_response": 0, "next_response": 1, "resolution": 2}
 """Fixed small codes for the clocks (never renumber: stored); other clocks as their value."""
 _CLOCK_OF_CODE = {code: Clock(value) for value, code in _CLOCK_CODE.items()}
+_STORED_CLOCK: dict[Clock, int | str] = {c: _CLOCK_CODE.get(c.value, c.value) for c in Clock}
+_CLOCK_ROW = attrgetter(*(f.name for f in fields(ClockState)[1:]))
+"""A clock's stored fields after its code, in ``ClockState``'s order (one C call)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +378,8 @@ _SCALARS = (
 """Stored positionally, in ``ComplaintState``'s field order (R2), followed by seqs, seen and
 the clocks. A new field goes at the end of these, before ``seqs``, with a default: a record
 written before it stores fewer and decodes with the default."""
+_N_SCALARS = len(_SCALARS)
+_SCALAR_ROW = attrgetter(*_SCALARS)
 if tuple(f.name for f in fields(ComplaintState)) != (*_SCALARS, "seqs", "clocks", "seen"):
     raise AssertionError(
         "ComplaintState's fields must be _SCALARS then seqs, clocks, seen: add a new field to "
@@ -413,6 +397,7 @@ def _move_echoes(state: ComplaintState) -> None:
 
 
 _ECHO_PREFIX = "echo:"
+_UNKNOWN: Any = object()
 
 
 @dataclass(frozen=True)
@@ -427,12 +412,22 @@ class Router:
         default_factory=dict, compare=False, repr=False
     )
     """(target, agency, region) → who gets the escalation: the registry walk, once."""
+    _stages: dict[tuple[str, str, Clock], Stages | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """(policy, agency, clock) → ``SlaConfig.stages_us``: one dict hit per clock planned."""
+    _agencies: dict[str, Agency] = field(default_factory=dict, compare=False, repr=False)
+    """The registry's agencies by id, kept here: ``Registry.agency`` goes through pydantic's
+    private-attribute lookup (~1 us a call, two calls a step)."""
 
     # --- helpers ----------------------------------------------------------------------
     def _agency(self, agency_id: str) -> Agency:
-        agency = self.registry.agency(agency_id)
+        agency = self._agencies.get(agency_id)
         if agency is None:
-            raise Refusal("unknown_agency", f"agency {agency_id!r} is not in the registry")
+            agency = self.registry.agency(agency_id)
+            if agency is None:
+                raise Refusal("unknown_agency", f"agency {agency_id!r} is not in the registry")
+            self._agencies[agency_id] = agency
         return agency
 
     def _policy(self, state: ComplaintState, agency: Agency) -> Policy:
@@ -453,10 +448,15 @@ class Router:
         the lookup when the caller already has it."""
         if policy is None:
             policy = self._policy(state, agency)
-        start_us = micros(start)
-        plan = self.config.plan_us(policy, agency, clock, start_us)
-        if plan is None:
+        key = (policy.id, agency.id, clock)
+        stages = self._stages.get(key, _UNKNOWN)
+        if stages is _UNKNOWN:
+            stages = self._stages[key] = self.config.stages_us(policy, agency, clock)
+        if stages is None:
             return None
+        cal, target_s, offsets, ladder = stages
+        start_us = micros(start)
+        at = cal.add_business_us(start_us, offsets)
         name = _CLOCK_NAME[clock]
         if seq is None:
             seq = state.seqs.get(name, 0) + 1
@@ -467,12 +467,12 @@ class Router:
             clock,
             seq,
             policy.id,
-            plan.calendar_id,
+            cal.id,
             start_us / 1_000_000,
-            plan.target_s,
-            plan.warning_us / 1_000_000,
-            plan.due_us / 1_000_000,
-            [(lvl, at / 1_000_000, to) for (lvl, to), at in plan.escalations],
+            target_s,
+            at[0] / 1_000_000,
+            at[1] / 1_000_000,
+            [(lvl, t / 1_000_000, to) for (lvl, to), t in zip(ladder, at[2:], strict=True)],
             fired,
         )
         state.clocks[name] = c
@@ -502,29 +502,15 @@ class Router:
         clock: ClockState | None,
         level: int = 0,
         seq_tag: str | None = None,
-        **extra: Any,
     ) -> SlaEvent:
         if clock is not None:
             event_id = (
                 f"{state.complaint_id}:{_CLOCK_NAME[clock.clock]}:{clock.seq}:"
                 f"{_ETYPE_NAME[etype]}:{level}"
             )
-        else:
-            event_id = f"{state.complaint_id}:{_ETYPE_NAME[etype]}:{seq_tag}"
-        return _trusted(  # trusted values: skip re-validation (hot path)
-            SlaEvent,
-            event_id=event_id,
-            event_type=etype,
-            complaint_id=state.complaint_id,
-            thread_key=state.thread_key,
-            agency_id=state.agency_id,
-            clock=clock.clock if clock else None,
-            policy=clock.policy if clock else None,
-            due_at=utc(clock.due_at) if clock else None,
-            occurred_at=utc(at),
-            escalation_level=level or None,
-            **extra,
-        )
+            return _sla_event(state, etype, event_id, clock, utc(clock.due_at), utc(at), level)
+        event_id = f"{state.complaint_id}:{_ETYPE_NAME[etype]}:{seq_tag}"
+        return _sla_event(state, etype, event_id, None, None, utc(at), level)
 
     def _route_event(
         self,
@@ -539,27 +525,27 @@ class Router:
         suffix = "" if etype is RouteEventType.routed else f":{state.reroutes}"
         if policy is None:
             policy = self._policy(state, agency)
-        return _trusted(  # trusted values: skip re-validation
-            RouteEvent,
-            event_id=f"{state.complaint_id}:{_ETYPE_NAME[etype]}{suffix}",
-            event_type=etype,
-            complaint_id=state.complaint_id,
-            thread_key=state.thread_key,
-            agency_id=agency.id,
-            agency_kind=agency.kind,
-            region_code=state.region_code,
-            category=state.category,
-            subcategory=state.subcategory,
-            urgency=state.urgency,
-            kind=state.kind,
-            text_excerpt=state.excerpt,
-            due={c.clock: utc(c.due_at) for c in state.clocks.values()},
-            policy=policy.id,
-            channels=list(agency.channels),
-            routed_at=utc(at),
-            previous_agency_id=previous,
-            reason=reason,
-        )
+        values = {  # RouteEvent's fields in order (checked at import); trusted values
+            "event_id": f"{state.complaint_id}:{_ETYPE_NAME[etype]}{suffix}",
+            "event_type": etype,
+            "complaint_id": state.complaint_id,
+            "thread_key": state.thread_key,
+            "agency_id": agency.id,
+            "agency_kind": agency.kind,
+            "region_code": state.region_code,
+            "category": state.category,
+            "subcategory": state.subcategory,
+            "urgency": state.urgency,
+            "kind": state.kind,
+            "text_excerpt": state.excerpt,
+            "due": {c.clock: utc(c.due_at) for c in state.clocks.values()},
+            "policy": policy.id,
+            "channels": list(agency.channels),
+            "routed_at": utc(at),
+            "previous_agency_id": previous,
+            "reason": reason,
+        }
+        return _built(RouteEvent, values, _ROUTE_GIVEN)
 
     def _stop_response(
         self, state: ComplaintState, c: ClockState, at: float, etype: SlaEventType
@@ -570,15 +556,20 @@ class Router:
         cal = self.config.calendar(c.calendar, agency.timezone)
         # = business_time_between(utc(started), utc(at)).total_seconds(), without datetimes
         business = cal.business_us_between(micros(c.started_at), micros(at)) / 1_000_000
-        return self._sla(
+        event_id = f"{state.complaint_id}:{_CLOCK_NAME[c.clock]}:{c.seq}:{_ETYPE_NAME[etype]}:0"
+        return _sla_event(
             state,
             etype,
-            at,
+            event_id,
             c,
-            seq_tag=None,
-            response_seconds=max(0.0, at - c.started_at),
-            business_seconds=business,
-            met=at <= c.due_at,
+            utc(c.due_at),
+            utc(at),
+            0,
+            None,
+            max(0.0, at - c.started_at),
+            business,
+            at <= c.due_at,
+            _SLA_GIVEN_RESPONSE,
         )
 
     # --- inputs -----------------------------------------------------------------------
@@ -624,14 +615,14 @@ class Router:
                 c = state.clocks.get(_CLOCK_NAME[clock])
                 if c is not None and at >= c.started_at:
                     events.append(self._stop_response(state, c, at, SlaEventType.responded))
-            if state.kind != MessageKind.complaint.value and not state.clocks:
+            if state.kind != _COMPLAINT and not state.clocks:
                 state.resolved_at = at  # an answered question has nothing left to resolve
         elif (
             state.last_reply_at is not None
             and at > state.last_reply_at
             and self.config.defaults.next_response
-            and Clock.next_response.value not in state.clocks
-            and Clock.first_response.value not in state.clocks
+            and _NEXT_RESPONSE not in state.clocks
+            and _FIRST_RESPONSE not in state.clocks
         ):
             self._start(state, self._agency(state.agency_id), Clock.next_response, at)
         return state, events
@@ -713,7 +704,7 @@ class Router:
             return True
         agency = self._agency(cm.agency_id)
         policy = self.config.select(
-            cm.category, cm.urgency.value, agency.id, agency.kind, cm.kind.value
+            cm.category, _VALUE[cm.urgency], agency.id, agency.kind, _VALUE[cm.kind]
         )
         return bool(policy.targets)
 
@@ -730,11 +721,11 @@ class Router:
             region_code=cm.region_code,
             category=cm.category,
             subcategory=cm.subcategory,
-            urgency=cm.urgency.value,
+            urgency=_VALUE[cm.urgency],
             excerpt=(m.text or "")[: self.excerpt_chars],
             opened_at=at,
             partition=partition,
-            kind=cm.kind.value,
+            kind=_VALUE[cm.kind],
         )
         state.remember(m.message_id)
         if m.action is not Action.add:
@@ -850,26 +841,120 @@ class Router:
             if now >= state.resolved_at + RETAIN_RESOLVED_S:
                 return None, []
             return state, []
-        if all(c.next_due() is None for c in state.clocks.values()) and now >= state.expires_at(
-            self.retain_unresolved_s
+        retain = self.retain_unresolved_s
+        if (
+            now >= state.opened_at + retain  # expires_at is never earlier: skip it
+            and now >= state.expires_at(retain)
+            and all(c.next_due() is None for c in state.clocks.values())
         ):
             return None, []  # never resolved, nothing left to fire: dropped
         events: list[Event] = []
+        occurred: datetime | None = None
         for c in list(state.clocks.values()):
-            for at, bit, etype, level in c.stages():
+            # Stages in time order (warning, deadline, escalations by level), each fired
+            # once: its bit in ``fired``. One datetime per instant, shared by the events.
+            if c.warning_at > now:
+                continue
+            if occurred is None:
+                occurred = utc_shared(now)
+            due = utc(c.due_at)
+            prefix = f"{state.complaint_id}:{_CLOCK_NAME[c.clock]}:{c.seq}:"
+            fired = c.fired
+            if not fired & WARNING_BIT:
+                c.fired |= WARNING_BIT
+                events.append(
+                    _sla_event(state, _WARNING, prefix + "warning:0", c, due, occurred, 0)
+                )
+                if lags is not None:
+                    lags.append(now - c.warning_at)
+            if c.due_at > now:
+                continue
+            if not fired & OVERDUE_BIT:
+                c.fired |= OVERDUE_BIT
+                events.append(
+                    _sla_event(state, _OVERDUE, prefix + "overdue:0", c, due, occurred, 0)
+                )
+                if lags is not None:
+                    lags.append(now - c.due_at)
+            for level, at, target in c.escalations:
                 if at > now:
                     break
-                if c.fired & bit:
+                bit = 1 << (1 + level)
+                if fired & bit:
                     continue
                 c.fired |= bit
-                extra: dict[str, Any] = {}
-                if etype is SlaEventType.escalated:
-                    target = next(t for lvl, _, t in c.escalations if lvl == level)
-                    extra["escalate_to"] = self._escalate_to(state, target)
-                events.append(self._sla(state, etype, now, c, level, **extra))
+                event_id = f"{prefix}escalated:{level}"
+                to = self._escalate_to(state, target)
+                events.append(
+                    _sla_event(
+                        state,
+                        _ESCALATED,
+                        event_id,
+                        c,
+                        due,
+                        occurred,
+                        level,
+                        to,
+                        given=_SLA_GIVEN_TO,
+                    )
+                )
                 if lags is not None:
                     lags.append(now - at)
         return state, events
+
+
+def _sla_event(
+    state: ComplaintState,
+    etype: SlaEventType,
+    event_id: str,
+    c: ClockState | None,
+    due: datetime | None,
+    occurred: datetime,
+    level: int,
+    escalate_to: str | None = None,
+    response_seconds: float | None = None,
+    business_seconds: float | None = None,
+    met: bool | None = None,
+    given: frozenset[str] | None = None,
+) -> SlaEvent:
+    """An ``SlaEvent`` from trusted values (no re-validation: the hot path's events)."""
+    values = {  # SlaEvent's fields in order (checked at import)
+        "event_id": event_id,
+        "event_type": etype,
+        "complaint_id": state.complaint_id,
+        "thread_key": state.thread_key,
+        "agency_id": state.agency_id,
+        "clock": c.clock if c is not None else None,
+        "policy": c.policy if c is not None else None,
+        "due_at": due,
+        "occurred_at": occurred,
+        "escalation_level": level or None,
+        "escalate_to": escalate_to,
+        "response_seconds": response_seconds,
+        "business_seconds": business_seconds,
+        "met": met,
+    }
+    return _built(SlaEvent, values, _SLA_GIVEN if given is None else given)
+
+
+_WARNING, _OVERDUE, _ESCALATED = SlaEventType.warning, SlaEventType.overdue, SlaEventType.escalated
+_SLA_FIELDS = (
+    "event_id", "event_type", "complaint_id", "thread_key", "agency_id", "clock", "policy",
+    "due_at", "occurred_at", "escalation_level",
+    "escalate_to", "response_seconds", "business_seconds", "met",
+)  # fmt: skip
+_ROUTE_FIELDS = (
+    "event_id", "event_type", "complaint_id", "thread_key", "agency_id", "agency_kind",
+    "region_code", "category", "subcategory", "urgency", "kind", "text_excerpt", "due",
+    "policy", "channels", "routed_at", "previous_agency_id", "reason",
+)  # fmt: skip
+_plain(SlaEvent, _SLA_FIELDS)
+_plain(RouteEvent, _ROUTE_FIELDS)
+_SLA_GIVEN = frozenset(_SLA_FIELDS[:10])
+"""The fields an SLA event sets explicitly (its ``model_fields_set``, as before)."""
+_SLA_GIVEN_TO = _SLA_GIVEN | {"escalate_to"}
+_SLA_GIVEN_RESPONSE = _SLA_GIVEN | {"response_seconds", "business_seconds", "met"}
+_ROUTE_GIVEN = frozenset(_ROUTE_FIELDS)
 
 
 def is_auto_ack_echo(state: ComplaintState, text: str | None) -> bool:

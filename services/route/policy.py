@@ -324,15 +324,23 @@ class SlaConfig(_Strict):
         The same instants as ``plan`` without building a datetime: the calendar and the
         stage offsets of a (policy, agency, clock) are looked up once and kept, the calendar
         walks integers (``BusinessCalendar.add_business_us``)."""
-        key = (policy.id, agency.id, agency.timezone, agency.calendar, clock)
-        stages = self._stages.get(key)
+        stages = self.stages_us(policy, agency, clock)
         if stages is None:
-            stages = self._stages[key] = self._compile_stages(policy, agency, clock)
-        if stages is _NO_STAGES:
             return None
         cal, target_s, offsets, ladder = stages
         at = cal.add_business_us(start_us, offsets)
         return FastPlan(cal.id, target_s, at[0], at[1], tuple(zip(ladder, at[2:], strict=True)))
+
+    def stages_us(self, policy: Policy, agency: Agency, clock: Clock) -> Stages | None:
+        """What planning a clock of (policy, agency) needs, computed once and kept: the
+        calendar, the target in seconds, the stage offsets from the start in business
+        microseconds (warning, deadline, escalations) and the ladder ((level, to) each).
+        None: the policy has no such clock."""
+        key = (policy.id, agency.id, agency.timezone, agency.calendar, clock)
+        stages = self._stages.get(key)
+        if stages is None:
+            stages = self._stages[key] = self._compile_stages(policy, agency, clock)
+        return None if stages is _NO_STAGES else stages
 
     def _stage_offsets(
         self, policy: Policy, clock: Clock
@@ -347,7 +355,7 @@ class SlaConfig(_Strict):
         offsets += [target * e.multiple for e in ladder]
         return target, offsets, ladder
 
-    def _compile_stages(self, policy: Policy, agency: Agency, clock: Clock) -> _Stages:
+    def _compile_stages(self, policy: Policy, agency: Agency, clock: Clock) -> Stages:
         stages = self._stage_offsets(policy, clock)
         if stages is None:
             return _NO_STAGES
@@ -361,13 +369,13 @@ class SlaConfig(_Strict):
         )
 
     @cached_property
-    def _stages(self) -> dict[tuple[str, str, str, str | None, Clock], _Stages]:
+    def _stages(self) -> dict[tuple[str, str, str, str | None, Clock], Stages]:
         return {}
 
 
 _US = timedelta(microseconds=1)
-_Stages = tuple[BusinessCalendar, float, tuple[int, ...], tuple[tuple[int, str], ...]]
-_NO_STAGES: _Stages = (BusinessCalendar("none", always_open=True), 0.0, (), ())
+Stages = tuple[BusinessCalendar, float, tuple[int, ...], tuple[tuple[int, str], ...]]
+_NO_STAGES: Stages = (BusinessCalendar("none", always_open=True), 0.0, (), ())
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,3 +211,38 @@ def test_long_durations_and_far_starts() -> None:
     assert OFFICE.add_business_times(s, d) == OFFICE._add_walk(s, d)  # noqa: SLF001
     early = datetime(2020, 1, 1, tzinfo=UTC)  # before the cached range: it is rebuilt
     assert OFFICE.add_business_times(early, d) == OFFICE._add_walk(early, d)  # noqa: SLF001
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    calendars,
+    starts,
+    st.lists(st.integers(0, 4 * 86400 * 1_000_000), min_size=2, max_size=12),
+    st.lists(
+        st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(hours=80)),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_answers_shifted_from_the_last_start_match_the_reference_walk(
+    cal: BusinessCalendar, s: datetime, gaps: list[int], ds: list[timedelta]
+) -> None:
+    """Starts near each other (the same open stretch, the next block, a closed night)
+    with the same durations: later answers are the kept ones shifted, where they stay in
+    their open periods (``_Prefix.add``), else walked again: always the walk's answers."""
+    for gap in gaps:
+        at = s + timedelta(microseconds=gap)
+        assert cal.add_business_times(at, ds) == cal._add_walk(at, ds)  # noqa: SLF001
+
+
+def test_a_shifted_answer_never_lands_on_an_opening_instant() -> None:
+    """Mon 08:00 + 1 h is 09:00; a start 1.5 h of open time earlier (Fri 15:30) is due at
+    Friday's closing 16:30, the earliest instant with that much open time, not at Monday's
+    opening 07:30 (where the kept answer, shifted, would land)."""
+    cal = office()
+    hour = [timedelta(hours=1)]
+    monday = datetime(2026, 2, 2, 8, 0, tzinfo=WIB)
+    assert cal.add_business_times(monday, hour) == [datetime(2026, 2, 2, 9, 0, tzinfo=WIB)]
+    friday = datetime(2026, 1, 30, 15, 30, tzinfo=WIB)
+    assert cal.add_business_times(friday, hour) == [datetime(2026, 1, 30, 16, 30, tzinfo=WIB)]
+    assert cal.add_business_times(friday, hour) == cal._add_walk(friday, hour)  # noqa: SLF001
