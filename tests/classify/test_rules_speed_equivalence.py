@@ -68,8 +68,8 @@ phrase_texts = st.lists(
 @given(st.one_of(texts, phrase_texts, st.text(max_size=60)))
 @settings(max_examples=400, deadline=None)
 def test_tokens_and_roots_equal_the_plain_definition(text: str) -> None:
-    expected_toks = tokens(text)
-    expected = (expected_toks, [stem(t) for t in expected_toks])
+    expected_toks = tuple(tokens(text))
+    expected = (expected_toks, tuple(stem(t) for t in expected_toks))
     assert tokens_and_roots(text) == expected  # cold or partly warm
     assert tokens_and_roots(text) == expected  # warm
 
@@ -227,3 +227,18 @@ def test_intent_hits_with_phrases_matched_by_root_and_overlapping() -> None:
         expected = reference_hits(rules, toks, roots)
         assert len(expected) >= 3, expected
         assert rules.hits(toks, roots) == expected
+
+
+def test_tokens_and_roots_stay_right_when_the_tables_are_emptied(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bound of a few pieces forces the tables to be emptied inside most texts."""
+    from services.classify import text as text_module
+
+    monkeypatch.setattr(text_module, "_MAX_PIECES", 3)
+    monkeypatch.setattr(text_module, "_PIECE_TOKENS", {})
+    monkeypatch.setattr(text_module, "_ROOT", {})
+    for text in ("Jln2 rusak bangeeet, lampu PJU mati", "sampah numpuk [PHONE] tolong", "a b"):
+        expected_toks = tuple(tokens(text))
+        assert tokens_and_roots(text) == (expected_toks, tuple(stem(t) for t in expected_toks))
+        assert len(text_module._PIECE_TOKENS) <= len(text.split())  # noqa: SLF001
