@@ -242,3 +242,19 @@ def test_tokens_and_roots_stay_right_when_the_tables_are_emptied(
         expected_toks = tuple(tokens(text))
         assert tokens_and_roots(text) == (expected_toks, tuple(stem(t) for t in expected_toks))
         assert len(text_module._PIECE_TOKENS) <= len(text.split())  # noqa: SLF001
+
+
+@given(st.lists(st.one_of(texts, phrase_texts), min_size=1, max_size=5))
+@settings(max_examples=50, deadline=None)
+def test_decisions_are_ordinary_frozen_decisions(batch: list[str]) -> None:
+    """``Decision._build`` must give the very value the dataclass ``__init__`` gives."""
+    from common.registry import Registry
+    from services.classify.classifier import Classifier, Decision
+
+    classifier = Classifier(Registry(agencies=[], accounts=[]), ruleset())
+    for decision in classifier.decide_many(batch):
+        plain = Decision(**{f.name: getattr(decision, f.name) for f in fields(Decision)})
+        assert decision == plain and hash(decision) == hash(plain)
+        assert repr(decision) == repr(plain) and vars(decision) == vars(plain)
+        with pytest.raises(FrozenInstanceError):
+            decision.kind = "other"  # type: ignore[misc]
