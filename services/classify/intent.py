@@ -258,8 +258,8 @@ class IntentRules:
             for rank, g in entry.urgency:
                 urg.append((rank, g, start))
         n = len(toks)
-        for i in compress(range(1, n), map(_SPANS.__contains__, toks[1:])):
-            if toks[i - 1].isdigit():  # "sudah 4 bulan", "2 tahun": a long-standing problem
+        for i in compress(range(n), map(_SPANS.__contains__, toks)):
+            if i and toks[i - 1].isdigit():  # "sudah 4 bulan", "2 tahun": a long-standing problem
                 ctx.setdefault("past", []).append(i)
         reader = _Context(ctx, toks)
         open_problem, solved, demanded = reader.problems(ctx_end, n)
@@ -278,7 +278,9 @@ class IntentRules:
             open_problem += _TRIGGER_WEIGHT[level]
         # thanks that open the message (or make up most of a short one) are meant; at the end
         # of a long complaint they are politeness ("... mohon bantuannya, terima kasih")
-        thanks = any(p <= 3 for p in ctx.get("thanks", ())) or (n <= 12 and "thanks" in ctx)
+        # (positions are appended in text order: the first is the least)
+        thanked = ctx.get("thanks")
+        thanks = thanked is not None and (thanked[0] <= 3 or n <= 12)
         if "thanks" in ctx and solved and not open_problem:
             thanks = True  # thanks anywhere for a done fix: "... sudah lancar, makasih"
         kind = decide(
