@@ -10,7 +10,7 @@ lexicon, which keeps the rules far cheaper than the model.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, compress
 
@@ -100,7 +100,7 @@ class PhraseIndex:
                 for (by_root, k), table in tails.items()
             )
 
-    def match(self, toks: list[str], roots: list[str]) -> set[int]:
+    def match(self, toks: Sequence[str], roots: Sequence[str]) -> set[int]:
         """Ids of the phrases that occur in the token list (by surface) or its roots.
 
         One-word phrases, most of the hits, are collected in one C-level pass over the
@@ -264,8 +264,8 @@ class RuleSet:
             intent.urgency,
             intent.reason,
             tuple(evidence),
-            tuple(toks),
-            tuple(roots),
+            toks,
+            roots,
         )
 
 

@@ -98,51 +98,46 @@ def tokens(text: str) -> list[str]:
 # string), so a text's tokens are its pieces' tokens in order, and those are computed once
 # per distinct piece ("Trotoar,", "jalan2", ":") by ``_SCAN`` itself.
 #
-# Piece -> its token(s) and their root(s). A text made only of one-token pieces (about a
-# third: "admin," counts, ":" and "terimakasih" -> "terima kasih" do not) is mapped through
-# ``_ONE_TOKEN``/``_ONE_ROOT`` with ``map``, entirely in C; any other text takes the tuple
-# tables and ``chain.from_iterable`` instead (an iterator per piece, still cheaper than the
-# regex). All four are pure functions of the piece, so emptying them when they outgrow the
-# bound (a stream of typos and numbers) only costs recomputation, never a different answer.
-_ONE_TOKEN: dict[str, str] = {}
-_ONE_ROOT: dict[str, str] = {}
+# Piece -> its token(s), chained in C; token -> its root, mapped in C over the tokens (one
+# lookup per token instead of a second chain over the pieces' root tuples: measured ~25%
+# faster than separate one-token and per-piece tables with a fallback between them). Both
+# are pure functions of their key, so emptying them when they outgrow the bound (a stream
+# of typos and numbers) only costs recomputation, never a different answer.
 _PIECE_TOKENS: dict[str, tuple[str, ...]] = {}
-_PIECE_ROOTS: dict[str, tuple[str, ...]] = {}
+_ROOT: dict[str, str] = {}
 _MAX_PIECES = 200_000
 
 
 def _learn(pieces: list[str]) -> None:
-    """Fill the per-piece tables for the pieces of one text that are not in them yet."""
-    if len(_PIECE_TOKENS) + len(pieces) > _MAX_PIECES:
-        for table in (_ONE_TOKEN, _ONE_ROOT, _PIECE_TOKENS, _PIECE_ROOTS):
-            table.clear()
+    """Fill the tables for the pieces of one text (and their tokens) not in them yet."""
+    if len(_PIECE_TOKENS) + len(pieces) > _MAX_PIECES or len(_ROOT) > 2 * _MAX_PIECES:
+        _PIECE_TOKENS.clear()
+        _ROOT.clear()
     for piece in pieces:
-        if piece not in _PIECE_TOKENS:
+        toks = _PIECE_TOKENS.get(piece)
+        if toks is None:
             toks = tuple(t for raw in _SCAN.findall(piece) for t in _normalize_word(raw))
-            roots = tuple(stem(t) for t in toks)
-            if len(toks) == 1:
-                _ONE_TOKEN[piece], _ONE_ROOT[piece] = toks[0], roots[0]
-            _PIECE_ROOTS[piece] = roots
             _PIECE_TOKENS[piece] = toks
+        for tok in toks:
+            if tok not in _ROOT:
+                _ROOT[tok] = stem(tok)
 
 
-def tokens_and_roots(text: str) -> tuple[list[str], list[str]]:
+def tokens_and_roots(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """:func:`tokens` and their Sastrawi roots without a regex scan (the hot path of the rules).
 
-    In steady state every piece is known and both lists are built in C; a text with a new
+    In steady state every piece is known and both tuples are built in C; a text with a new
     piece takes one detour through :func:`_learn` first."""
     if "\\" in text:
         text = _LITERAL_NEWLINE.sub(" ", text)
     pieces = text.lower().split()
     try:
-        return list(map(_ONE_TOKEN.__getitem__, pieces)), list(map(_ONE_ROOT.__getitem__, pieces))
-    except KeyError:  # a piece with no token or several, or a new piece
-        pass
-    if not all(map(_PIECE_TOKENS.__contains__, pieces)):
+        toks = tuple(chain.from_iterable(map(_PIECE_TOKENS.__getitem__, pieces)))
+        return toks, tuple(map(_ROOT.__getitem__, toks))
+    except KeyError:  # a new piece (or its token's root forgotten with a full table)
         _learn(pieces)
-    toks = list(chain.from_iterable(map(_PIECE_TOKENS.__getitem__, pieces)))
-    roots = list(chain.from_iterable(map(_PIECE_ROOTS.__getitem__, pieces)))
-    return toks, roots
+    toks = tuple(chain.from_iterable(map(_PIECE_TOKENS.__getitem__, pieces)))
+    return toks, tuple(map(_ROOT.__getitem__, toks))
 
 
 @lru_cache(maxsize=1)

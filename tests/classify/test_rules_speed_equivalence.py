@@ -15,13 +15,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.classify.config import load_config
+from services.classify.config import load_config, parse_config
+from services.classify.intent import IntentRules, _Entry
 from services.classify.rules import RuleResult, RuleSet
 from services.classify.text import stem, tokens, tokens_and_roots
 
 # pieces that exercise every branch of the scanners: placeholders (valid, unknown, broken),
 # reduplication with "2" (and near misses), stretched letters, slang, digits (also non-ASCII
 # ones), literal escapes, emoji, punctuation and upper case
+Hit = tuple[int, int, _Entry]
+
 PIECES = [
     "[PHONE]", "[nik]", "[no_hp]", "[phonex]", "[", "]", "jalan2", "a2", "ab2c", "rt05",
     "2", "23", "٣", "１２", "bangeeet", "jln", "gpp", "udh", "rusak", "Sampah", "banjir",
@@ -65,8 +68,8 @@ phrase_texts = st.lists(
 @given(st.one_of(texts, phrase_texts, st.text(max_size=60)))
 @settings(max_examples=400, deadline=None)
 def test_tokens_and_roots_equal_the_plain_definition(text: str) -> None:
-    expected_toks = tokens(text)
-    expected = (expected_toks, [stem(t) for t in expected_toks])
+    expected_toks = tuple(tokens(text))
+    expected = (expected_toks, tuple(stem(t) for t in expected_toks))
     assert tokens_and_roots(text) == expected  # cold or partly warm
     assert tokens_and_roots(text) == expected  # warm
 
@@ -148,3 +151,110 @@ def test_results_are_ordinary_frozen_rule_results(text: str) -> None:
     assert vars(result) == vars(plain)
     with pytest.raises(FrozenInstanceError):
         result.kind = "other"  # type: ignore[misc]
+
+
+def reference_hits(rules: IntentRules, toks: list[str], roots: list[str]) -> list[Hit]:
+    """``IntentRules.hits`` as first written: every hit of both word lists, sorted by start
+    (longest first), then the hits inside an earlier one dropped."""
+    found: list[Hit] = []
+    n = len(toks)
+    for by_root, seq in ((0, toks), (1, roots)):
+        singles, pairs = rules._singles[by_root], rules._pairs[by_root]  # noqa: SLF001
+        for i in range(n):
+            if seq[i] in singles:
+                found.append((i, i + 1, singles[seq[i]]))
+        for i in range(n - 1):
+            if (seq[i], seq[i + 1]) in pairs:
+                two, longer = pairs[seq[i], seq[i + 1]]
+                for k, tails in longer:
+                    if i + 2 + k <= n:
+                        entry = tails.get(seq[i + 2] if k == 1 else tuple(seq[i + 2 : i + 2 + k]))
+                        if entry is not None:
+                            found.append((i, i + 2 + k, entry))
+                if two is not None:
+                    found.append((i, i + 2, two))
+    found.sort(key=lambda h: (h[0], -h[1]))
+    kept: list[Hit] = []
+    reach = reach_trigger = -1
+    for h in found:
+        if h[1] <= (reach_trigger if h[2].group_word else reach):
+            continue
+        kept.append(h)
+        reach = max(reach, h[1])
+        if h[2].any_trigger:
+            reach_trigger = max(reach_trigger, h[1])
+    return kept
+
+
+def intent_words() -> list[str]:
+    """Words of the shipped intent phrases (kinds, context, urgency), some by their root."""
+    config = load_config(None)
+    phrases = [p for kinds in config.kinds.values() for p in kinds if p != "?"]
+    phrases += [p for ps in config.context.values() for p in ps]
+    for rules in config.urgency.values():
+        for rule in rules:
+            phrases += rule.any + [p for group in rule.all for p in group]
+    words = {w for p in phrases for w in p.lstrip("=~").split()}
+    return sorted(words | {stem(w) for w in words})
+
+
+intent_texts = st.lists(
+    st.sampled_from([*intent_words(), "jalan2", "banjir", "rusak", "?", "[PHONE]"]), max_size=25
+).map(" ".join)
+
+
+@given(st.one_of(intent_texts, phrase_texts, texts))
+@settings(max_examples=300, deadline=None)
+def test_intent_hits_equal_the_reference(text: str) -> None:
+    rules = ruleset().intent
+    toks, roots = tokens_and_roots(text)
+    assert rules.hits(toks, roots) == reference_hits(rules, toks, roots)
+
+
+def test_intent_hits_with_phrases_matched_by_root_and_overlapping() -> None:
+    """A config with root phrases of one and several words (the shipped one has no root
+    pairs) and phrases inside others: the slow path of ``hits``."""
+    raw = load_config(None).model_dump()
+    raw["kinds"]["complaint"].update({"~rusak": 1.0, "~banjir bandang": 2.0, "~jalan rusak": 1.0})
+    raw["context"]["problem"] = [*raw["context"]["problem"], "~genang air", "jalan berlubang"]
+    rules = IntentRules(parse_config(raw))
+    for text in (
+        "jalan rusak dan tergenang air, banjir bandang kemarin, jalan berlubang parah",
+        "kerusakan jalan, jalanan rusak berat; genangan air di jalan berlubang",
+        "pohon tumbang menutup jalan, tiang listrik mau roboh, rawan kecelakaan",
+    ):
+        toks, roots = tokens_and_roots(text)
+        expected = reference_hits(rules, toks, roots)
+        assert len(expected) >= 3, expected
+        assert rules.hits(toks, roots) == expected
+
+
+def test_tokens_and_roots_stay_right_when_the_tables_are_emptied(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bound of a few pieces forces the tables to be emptied inside most texts."""
+    from services.classify import text as text_module
+
+    monkeypatch.setattr(text_module, "_MAX_PIECES", 3)
+    monkeypatch.setattr(text_module, "_PIECE_TOKENS", {})
+    monkeypatch.setattr(text_module, "_ROOT", {})
+    for text in ("Jln2 rusak bangeeet, lampu PJU mati", "sampah numpuk [PHONE] tolong", "a b"):
+        expected_toks = tuple(tokens(text))
+        assert tokens_and_roots(text) == (expected_toks, tuple(stem(t) for t in expected_toks))
+        assert len(text_module._PIECE_TOKENS) <= len(text.split())  # noqa: SLF001
+
+
+@given(st.lists(st.one_of(texts, phrase_texts), min_size=1, max_size=5))
+@settings(max_examples=50, deadline=None)
+def test_decisions_are_ordinary_frozen_decisions(batch: list[str]) -> None:
+    """``Decision._build`` must give the very value the dataclass ``__init__`` gives."""
+    from common.registry import Registry
+    from services.classify.classifier import Classifier, Decision
+
+    classifier = Classifier(Registry(agencies=[], accounts=[]), ruleset())
+    for decision in classifier.decide_many(batch):
+        plain = Decision(**{f.name: getattr(decision, f.name) for f in fields(Decision)})
+        assert decision == plain and hash(decision) == hash(plain)
+        assert repr(decision) == repr(plain) and vars(decision) == vars(plain)
+        with pytest.raises(FrozenInstanceError):
+            decision.kind = "other"  # type: ignore[misc]
