@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,15 +102,17 @@ def test_the_embedded_server_dies_with_a_parent_killed_hard(tmp_path: Path) -> N
     script = (
         "import sys; from common.postgres import EmbeddedPostgres\n"
         "pg = EmbeddedPostgres().start()\n"
-        "print(pg.port, flush=True)\n"
+        "print(pg.port, pg.root, flush=True)\n"
         "sys.stdin.read()\n"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", script], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
+    root = ""
     try:
         assert parent.stdout is not None
-        port = int(parent.stdout.readline())
+        port_text, root = parent.stdout.readline().decode().split(maxsplit=1)
+        port = int(port_text)
         assert _accepts(port)  # the server the parent started is up
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
@@ -119,6 +122,8 @@ def test_the_embedded_server_dies_with_a_parent_killed_hard(tmp_path: Path) -> N
         assert not _accepts(port), "the embedded PostgreSQL outlived its parent"
     finally:
         parent.kill()
+        if root:  # a hard-killed parent cannot remove its data directory: the test does
+            shutil.rmtree(root.strip(), ignore_errors=True)
 
 
 def _accepts(port: int) -> bool:
