@@ -475,17 +475,13 @@ class _Context:
         for pos in fix:
             if done and _near(done, pos, 3, 0):
                 solved += 1
-            elif (negation and _near(negation, pos, _NEG_WINDOW, 0)) or (
-                not_yet and _near(not_yet, pos, 2, 0)
-            ):
+            elif self.negated(pos):
                 open_problem += 2
             elif requests and requests[0] < pos:  # positions ascend: the first is the least
                 demanded += 2
         for pos in good:
             # "sudah lancar", "sekarang bersih" -- but "masih nyala" is a live wire, not a fix
-            if (negation and _near(negation, pos, _NEG_WINDOW, 0)) or (
-                not_yet and _near(not_yet, pos, 2, 0)
-            ):
+            if self.negated(pos):
                 open_problem += 2  # "belum cair", "sudah tidak lancar"
             elif (done and _near(done, pos, 3, 0)) or "sekarang" in toks[max(0, pos - 3) : pos]:
                 solved += 1
@@ -525,13 +521,13 @@ class _Context:
             return "drill"
         if near("negation", pos, 2):
             return "negated"
+        ongoing = near("ongoing", pos, _ONGOING_WINDOW, _ONGOING_WINDOW)
         if hazard:
-            if solved and not near("ongoing", pos, 3, 3):
+            if solved and not ongoing:
                 return "handled"
             return "past" if self.long_ago(pos) else None
         if near("hypothetical", pos, _HYP_WINDOW) or near("inquiry", pos, _HYP_WINDOW):
             return "hypothetical"
-        ongoing = near("ongoing", pos, _ONGOING_WINDOW, _ONGOING_WINDOW)
         if near("future", pos, 3, 3) and not ongoing:
             return "planned"
         if solved and not ongoing:
@@ -604,9 +600,7 @@ def decide(
     if thanks or praise >= 1:
         return "praise"
     if (solved or drill) and open_problem == 0 and demanded == 0 and complaint < 2:
-        return (
-            "other"  # news of a fix or a drill, nothing asked: "kebakaran kemarin sudah ditangani"
-        )
+        return "other"  # news of a fix or a drill, nothing asked: "kebakaran ... ditangani"
     if topic >= 2 or complaint >= 1:
         return "complaint"
     return "other"
