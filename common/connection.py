@@ -135,11 +135,16 @@ class KafkaConnection:
         return kwargs
 
     def faust_options(self) -> dict[str, Any]:
-        """``broker`` and ``broker_credentials`` for ``faust.App``: faust turns credentials
-        back into the same aiokafka keyword arguments (``credentials_to_aiokafka_auth``)."""
+        """``broker``, ``broker_credentials`` and ``producer_partitioner`` for ``faust.App``:
+        faust turns credentials back into the same aiokafka keyword arguments
+        (``credentials_to_aiokafka_auth``), and its producer places keys as ``make_producer``'s
+        does."""
         import faust
 
-        options: dict[str, Any] = {"broker": [f"kafka://{s}" for s in self.servers]}
+        options: dict[str, Any] = {
+            "broker": [f"kafka://{s}" for s in self.servers],
+            "producer_partitioner": partitioning.partition,
+        }
         context = self.ssl_context()
         if self.sasl_mechanism is not None:
             assert self.sasl_password is not None

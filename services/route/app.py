@@ -28,7 +28,7 @@ from typing import Any
 import faust
 import orjson
 
-from common import metrics, partitioning
+from common import metrics
 from common.codecs import register_faust_codec
 from common.produce import KafkaSink
 from common.registry import Registry, load_registry
@@ -84,7 +84,6 @@ def create_app(
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
         producer_acks=-1,
-        producer_partitioner=partitioning.partition,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_session_timeout=settings.rebalance_timeout_s,
         broker_heartbeat_interval=1.0,

@@ -16,6 +16,7 @@ import pytest
 import trustme
 from pydantic import SecretStr, ValidationError
 
+from common import partitioning
 from common.connection import (
     ConnectionSettingsError,
     KafkaConnection,
@@ -83,6 +84,9 @@ async def test_sasl_ssl_from_the_environment_reaches_every_client(
     assert credentials.mechanism.value == "SCRAM-SHA-512"
     app = faust.App("aduan-test-sasl", **options)
     assert app.conf.broker_credentials is credentials
+    # every producer, faust's included, places keys with the one (cheaper) murmur2
+    assert producer._partitioner is partitioning.partition  # noqa: SLF001
+    assert app.conf.producer_partitioner is partitioning.partition
 
 
 def test_sasl_password_can_come_from_the_secrets_file(tmp_path: Path) -> None:
