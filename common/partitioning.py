@@ -6,7 +6,7 @@ with the standard murmur2 hash: the result must be bit-identical, and a property
 it against aiokafka's own implementation. aiokafka's version indexes the key byte by byte in
 Python; here the 4-byte words are unpacked in one ``struct`` call, which makes the hash of a
 typical thread key about three times cheaper. Every producer aduan makes uses it
-(``common.connection.make_producer``, and route's faust app as ``producer_partitioner``)."""
+(``common.connection.make_producer``, and faust apps through ``KafkaConnection.faust_options``)."""
 
 from __future__ import annotations
 
