@@ -39,6 +39,18 @@ def test_every_fold_and_the_mean_are_printed(tmp_path: Path, capsys) -> None:
     assert lines[-1]["accuracy_unflagged"] == 1.0
 
 
+def test_the_seed_picks_other_folds_that_still_test_every_row_once(tmp_path: Path, capsys) -> None:
+    labels = [kind for kind in TEMPLATES for _ in range(10)]
+    by_seed = [
+        [sorted(test.tolist()) for _, test in crossval.fold_indices(labels, 3, s)] for s in (0, 1)
+    ]
+    for folds in by_seed:
+        assert sorted(i for test in folds for i in test) == list(range(len(labels)))
+    assert by_seed[0] != by_seed[1]
+    assert crossval.main([str(_history(tmp_path / "h.csv")), "--folds", "3", "--seed", "1"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["folds"] == 3
+
+
 def test_a_history_without_labels_is_refused(tmp_path: Path, capsys) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("text\nhalo\n", encoding="utf-8")
