@@ -99,11 +99,11 @@ class Classifier:
     def _decide(self, res: RuleResult, learned: tuple[str, float] | None) -> Decision:
         config = self.ruleset.config
         category, evidence = res.category, list(res.evidence)
-        total = sum(res.scores)
-        best = max(res.scores) if res.scores else 0.0
-        confidence = softmax_confidence(best, total)
         agency_kind = config.agency_kind_of(category)
-        if learned is not None:
+        if learned is None:
+            best = max(res.scores) if res.scores else 0.0
+            confidence = softmax_confidence(best, sum(res.scores))
+        else:
             label, confidence = learned
             if self.model and self.model.label_field == "category" and label in config.categories:
                 category, agency_kind = label, config.agency_kind_of(label)
@@ -128,13 +128,12 @@ class Classifier:
 
     def _category_for_kind(self, agency_kind: str, res: RuleResult) -> str:
         """The best-scoring configured category of the agency kind the model chose."""
-        config = self.ruleset.config
-        candidates = [
-            (score, -i, cat)
-            for i, (cat, score) in enumerate(zip(self.ruleset.categories, res.scores, strict=True))
-            if config.categories[cat].agency_kind == agency_kind
-        ]
-        return max(candidates)[2] if candidates else config.fallback_category
+        ruleset, scores = self.ruleset, res.scores
+        if len(scores) != len(ruleset.categories):
+            raise ValueError("rule result of another configuration (category count differs)")
+        cats = ruleset.categories
+        candidates = [(scores[i], -i, cats[i]) for i in ruleset.kind_positions.get(agency_kind, ())]
+        return max(candidates)[2] if candidates else ruleset.config.fallback_category
 
     # --- message → record ----------------------------------------------------------------------
     def classify(self, message: Message) -> ClassifiedMessage:

@@ -187,6 +187,12 @@ class RuleSet:
         self.config = config
         self.categories = list(config.categories)
         self._cat_pos = {c: i for i, c in enumerate(self.categories)}
+        # per agency kind, the positions of its categories (config order): the classifier
+        # looks a model's chosen kind up here instead of testing every category per message
+        self.kind_positions: dict[str, tuple[int, ...]] = {}
+        for i, c in enumerate(self.categories):
+            kind = config.agency_kind_of(c)
+            self.kind_positions[kind] = (*self.kind_positions.get(kind, ()), i)
         self.index = PhraseIndex()
         for cid, cat in config.categories.items():
             for phrase, weight in cat.keywords.items():
