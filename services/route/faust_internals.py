@@ -25,16 +25,40 @@ this module and nothing else.
 the value only matters when idle; Tansu answers only when the wait expires, so every record
 entering route waited ~0.4 s on average (up to 1.5 s), which also delayed timer ticks. The
 consumer reads the value at ``start()``, so setting it on the freshly created consumer is
-enough."""
+enough.
+
+**Route's inputs in whole batches.** faust hands every fetched record to
+``Conductor.on_message`` one at a time: it awaits flow control and the producer buffer,
+decodes an ``Event``, queues it for the agent's stream, which acks it once the agent asked
+for the next; route's agent then rebuilt batches with ``take_events``. Measured, that
+per-event path cost route half its throughput (docs/performance.md, "route without faust").
+``batch_inputs`` replaces the consumer's fetch loop (``Consumer._drain_messages``; faust
+has no hook for it) with a copy that gives route's input topic-partitions to route whole:
+every fetch's records of those topics go, in chunks of at most ``batch_max``, to one
+callback, and only once it returned (route's outputs and changelog records acknowledged)
+their offsets join faust's ack bookkeeping (``_acked``, ``_acked_index``, ``_n_acked``;
+``Consumer.ack`` does the same one message at a time), so faust's own commit timer, its
+``commit_every`` and its commit on rebalance and stop commit them: never before the outputs
+are durable. Every other topic (the table's changelog during recovery and for standbys,
+route's ticks) still takes faust's per-message path unchanged. faust waits for in-flight
+events before a rebalance or a stop commits (``Consumer.wait_empty``); that wait now also
+waits for the chunk in flight, which is shielded from the fetch loop's cancellation on stop
+so a graceful stop finishes and commits it. A chunk whose callback fails (the broker
+refused an output) is retried after ``retry_s`` until it succeeds or the flow stops
+(rebalance, stop; faust then seeks back to the committed offsets): never skipped."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
 
 from services.route.rocks import RocksState
 
@@ -109,3 +133,198 @@ def crashable_services(app: faust.App) -> tuple[Any, ...]:
     """The faust services whose crash leaves route unable to work while the app runs on:
     the app and its table recovery (``TableManager.recovery``: not on ``TableManagerT``)."""
     return (app, app.tables.recovery)  # type: ignore[attr-defined]
+
+
+log = logging.getLogger("aduan.route")
+
+BatchCallback = Callable[[str, Sequence[ConsumerRecord]], Awaitable[None]]
+"""``(topic, records)``: process one chunk of one input topic (records of any of its
+partitions, in offset order per partition); return once its outputs are durable."""
+
+
+def batch_inputs(
+    app: faust.App,
+    topics: Collection[str],
+    process: BatchCallback,
+    batch_max: int,
+    retry_s: float = 1.0,
+) -> InputBatches:
+    """Give ``app``'s records of ``topics`` to ``process`` in whole batches, past faust's
+    per-event path (see module docstring); the topics are subscribed through the conductor
+    (``app.topics.add``), so no agent is needed for them."""
+    batches = InputBatches(app, frozenset(topics), process, batch_max, retry_s)
+    original = app._new_consumer  # noqa: SLF001
+
+    def new_consumer() -> Any:
+        consumer = original()
+        batches.install(consumer)
+        return consumer
+
+    app._new_consumer = new_consumer  # type: ignore[method-assign]  # noqa: SLF001
+    return batches
+
+
+class InputBatches:
+    """The fetch loop that hands route its input batches, and the ack bookkeeping after."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        topics: frozenset[str],
+        process: BatchCallback,
+        batch_max: int,
+        retry_s: float,
+    ) -> None:
+        self.app, self.topics, self.process = app, topics, process
+        self.batch_max, self.retry_s = batch_max, retry_s
+        self.inflight: asyncio.Future[None] | None = None
+        self.chunks = 0
+        """Chunks processed and acked (tests and diagnostics)."""
+
+    def install(self, consumer: Any) -> None:
+        original_wait_empty = consumer.wait_empty
+
+        async def drain_messages(fetcher: Any) -> None:
+            await self.drain(consumer, fetcher)
+
+        async def wait_empty() -> None:
+            await self.idle()  # the chunk in flight acks first: faust's commit then takes it
+            await original_wait_empty()
+
+        consumer._drain_messages = drain_messages  # noqa: SLF001
+        consumer.wait_empty = wait_empty
+
+    async def idle(self) -> None:
+        """Return once no chunk is being processed."""
+        task = self.inflight
+        if task is not None and not task.done():
+            await asyncio.wait([task])
+
+    async def drain(self, consumer: Any, fetcher: Any) -> None:
+        """faust's ``Consumer._drain_messages`` (0.15), with route's topics batched."""
+        consumer_stopped = consumer._stopped.is_set  # noqa: SLF001
+        fetcher_stopped = fetcher._stopped.is_set  # noqa: SLF001
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                consumer.diag.set_flag(CONSUMER_FETCHING)
+                records, active = await consumer._wait_next_records(1.0)  # noqa: SLF001
+                await consumer.sleep(0)
+                if records is None or consumer.should_stop:
+                    continue
+                if not consumer.flow_active:  # as faust's getmany: back to the commits
+                    try:
+                        await consumer.perform_seek()
+                    except Exception as exc:  # faust only warns too
+                        log.warning("exception performing seek when flow not active %s", exc)
+                    continue
+                await self._dispatch(consumer, records, active)
+                consumer.diag.unset_flag(CONSUMER_FETCHING)
+        except consumer.consumer_stopped_errors:
+            if consumer.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if consumer.transport.app.should_stop:
+                return
+            raise
+        finally:
+            consumer.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _dispatch(self, consumer: Any, records: Any, active: Any) -> None:
+        generation = self.app.consumer_generation_id
+        read_offset = consumer._read_offset  # noqa: SLF001
+        buffered = consumer._buffered_partitions  # noqa: SLF001
+        batched: dict[str, list[ConsumerRecord]] = {}
+        for tp, recs in records.items():
+            if not recs or (active is not None and tp not in active and tp not in buffered):
+                continue
+            self.app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
+            if tp.topic in self.topics:
+                r = read_offset[tp]
+                if r is not None and recs[0].offset < r:  # faust drops what it already read
+                    recs = [rec for rec in recs if rec.offset >= r]
+                batched.setdefault(tp.topic, []).extend(recs)
+            else:
+                await self._per_message(consumer, tp, recs, generation)
+        for topic, recs in batched.items():
+            for i in range(0, len(recs), self.batch_max):
+                if not self._current(consumer, generation):
+                    return  # the rest is fetched again from the committed offsets
+                task = asyncio.ensure_future(
+                    self._chunk(consumer, topic, recs[i : i + self.batch_max], generation)
+                )
+                self.inflight = task
+                await asyncio.shield(task)  # a stop cancels the loop, not the chunk
+
+    def _current(self, consumer: Any, generation: int) -> bool:
+        return bool(consumer.flow_active) and self.app.consumer_generation_id == generation
+
+    async def _chunk(
+        self, consumer: Any, topic: str, chunk: list[ConsumerRecord], generation: int
+    ) -> None:
+        while True:
+            try:
+                await self.process(topic, chunk)
+                break
+            except Exception:
+                log.exception("route batch of %d records on %s failed; retrying", len(chunk), topic)
+                await asyncio.sleep(self.retry_s)
+                if not self._current(consumer, generation):
+                    return  # not acked: read again from the committed offsets
+        self._ack(consumer, chunk)
+        self.chunks += 1
+        every = consumer._commit_every  # noqa: SLF001
+        if every is not None and consumer._n_acked >= every:  # noqa: SLF001
+            consumer._n_acked = 0  # noqa: SLF001
+            await consumer.commit()
+
+    def _ack(self, consumer: Any, chunk: list[ConsumerRecord]) -> None:
+        """``Consumer.ack`` for every offset the chunk covers, per partition: from just after
+        the last offset read before it (offsets in between hold no record, as faust's
+        ``_add_gap`` assumes) to its last record."""
+        spans: dict[Any, tuple[int, int]] = {}
+        for rec in chunk:
+            tp = TP(rec.topic, rec.partition)
+            first_last = spans.get(tp)
+            spans[tp] = (first_last[0] if first_last else rec.offset, rec.offset)
+        read_offset = consumer._read_offset  # noqa: SLF001
+        for tp, (first, last) in spans.items():
+            r = read_offset[tp]
+            low = first if r is None else min(first, r + 1)
+            committed = consumer._committed_offset[tp]  # noqa: SLF001
+            if committed is not None:
+                low = max(low, committed)
+            read_offset[tp] = last
+            if low > last:
+                continue
+            offsets = range(low, last + 1)
+            index = consumer._acked_index[tp]  # noqa: SLF001
+            new = [o for o in offsets if o not in index] if index else list(offsets)
+            index.update(new)
+            consumer._acked[tp].extend(new)  # noqa: SLF001
+            consumer._n_acked += len(new)  # noqa: SLF001
+
+    async def _per_message(self, consumer: Any, tp: Any, recs: Any, generation: int) -> None:
+        """faust's own path for one partition's records (changelog, ticks)."""
+        read_offset = consumer._read_offset  # noqa: SLF001
+        to_message = consumer._to_message  # noqa: SLF001
+        acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
+        every = consumer._commit_every  # noqa: SLF001
+        for n, record in enumerate(recs, 1):
+            if not self._current(consumer, generation):
+                return
+            if n % 100 == 0:
+                await asyncio.sleep(0)
+            offset = record.offset
+            r = read_offset[tp]
+            if r is not None and offset < r:
+                continue
+            if r and offset - r > 1 and acks_enabled:
+                await consumer._add_gap(tp, r + 1, offset)  # noqa: SLF001
+            if every is not None and consumer._n_acked >= every:  # noqa: SLF001
+                consumer._n_acked = 0  # noqa: SLF001
+                await consumer.commit()
+            await consumer.wait_first(
+                consumer.callback(to_message(tp, record)), consumer.suspend_flow.wait()
+            )
+            read_offset[tp] = offset
