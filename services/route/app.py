@@ -23,6 +23,8 @@ tests drive deadlines in simulated time.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ from services.route.settings import RouteSettings
 from services.route.worker import NAME, Handler, Incoming, MappingTable, RouteTopics, RouteWorker
 
 TABLE = "route-complaints"
+log = logging.getLogger("aduan.route")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,16 +155,22 @@ def create_app(
     }
     counted: list[object] = [None]
 
-    async def on_input_batch(topic_name: str, batch: Sequence[Any]) -> None:
-        """Route's inputs, a fetched batch at a time (``batch_inputs``): faust acks their
-        offsets once this returns, i.e. once the batch's outputs are acknowledged."""
+    async def on_input_batch(topic_name: str, batch: Sequence[Any]) -> asyncio.Future[None]:
+        """Route's inputs, a fetched batch at a time (``batch_inputs``): decided now, written
+        by the returned task; faust acks their offsets once it is done."""
         handle, source = inputs[topic_name]
-        if counted[0] is not batch:  # counted on consumption (once, if retried)
+        if counted[0] is not batch:  # counted on consumption (once, if run again)
             counted[0] = batch
             metrics.MESSAGES_IN.labels(NAME, source).inc(len(batch))
         records = [Incoming(r.topic, r.partition, r.offset, r.key, r.value) for r in batch]
-        await worker.handle_batch(handle, records, sink())
-        lag.processed(records)
+        written = await worker.start_batch(handle, records, sink())
+
+        def processed(done: asyncio.Future[None]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                lag.processed(records)
+
+        written.add_done_callback(processed)
+        return written
 
     for channel in (classified, commands):
         app.topics.add(channel)  # subscribed without an agent: batch_inputs consumes them
@@ -176,7 +185,11 @@ def create_app(
                 Incoming(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
                 for e in batch
             ]
-            await worker.handle_batch(worker.on_tick, records, sink())
+            try:
+                await worker.handle_batch(worker.on_tick, records, sink())
+            except Exception:  # a failed write (or an earlier batch's, whose states it read)
+                log.exception("route tick batch not written; reindexing, ticks follow")
+                worker.needs_reindex = True  # the stages it took off the due index are due
 
     def owned_partitions() -> frozenset[int]:
         return frozenset(

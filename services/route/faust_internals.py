@@ -51,7 +51,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -136,10 +138,37 @@ def crashable_services(app: faust.App) -> tuple[Any, ...]:
 
 
 log = logging.getLogger("aduan.route")
+Spans = dict[Any, tuple[int, int]]
+"""Per topic-partition, the first and last offset a chunk covers."""
 
-BatchCallback = Callable[[str, Sequence[ConsumerRecord]], Awaitable[None]]
-"""``(topic, records)``: process one chunk of one input topic (records of any of its
-partitions, in offset order per partition); return once its outputs are durable."""
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Records of one input topic given to route at once, fetched in ``generation``."""
+
+    topic: str
+    records: list[ConsumerRecord]
+    spans: Spans
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    chunk: Chunk
+    written: asyncio.Future[None]
+
+
+def _failure(written: asyncio.Future[None]) -> BaseException | None:
+    if written.cancelled():
+        return asyncio.CancelledError()
+    return written.exception()
+
+
+BatchCallback = Callable[[str, Sequence[ConsumerRecord]], Awaitable[asyncio.Future[None]]]
+"""``(topic, records)``: decide one chunk of one input topic (records of any of its
+partitions, in offset order per partition) and return its write: a future done once its
+outputs are durable, after the writes of the chunks given before it (it fails if any of
+them failed)."""
 
 
 def batch_inputs(
@@ -165,7 +194,10 @@ def batch_inputs(
 
 
 class InputBatches:
-    """The fetch loop that hands route its input batches, and the ack bookkeeping after."""
+    """The fetch loop that hands route its input batches, and the ack bookkeeping after.
+
+    Up to ``depth`` chunks are in flight: the next chunk is decided while the previous
+    one's outputs travel to the broker (their writes are ordered by the callback)."""
 
     def __init__(
         self,
@@ -174,12 +206,15 @@ class InputBatches:
         process: BatchCallback,
         batch_max: int,
         retry_s: float,
+        depth: int = 2,
     ) -> None:
         self.app, self.topics, self.process = app, topics, process
-        self.batch_max, self.retry_s = batch_max, retry_s
-        self.inflight: asyncio.Future[None] | None = None
+        self.batch_max, self.retry_s, self.depth = batch_max, retry_s, depth
+        self.pending: deque[Pending] = deque()
+        self.inflight: set[asyncio.Future[None]] = set()
+        """Chunks being decided or written: a rebalance or stop commits after them."""
         self.chunks = 0
-        """Chunks processed and acked (tests and diagnostics)."""
+        """Chunks written and acked (tests and diagnostics)."""
 
     def install(self, consumer: Any) -> None:
         original_wait_empty = consumer.wait_empty
@@ -188,17 +223,16 @@ class InputBatches:
             await self.drain(consumer, fetcher)
 
         async def wait_empty() -> None:
-            await self.idle()  # the chunk in flight acks first: faust's commit then takes it
+            await self.idle()  # the chunks in flight ack first: faust's commit then takes them
             await original_wait_empty()
 
         consumer._drain_messages = drain_messages  # noqa: SLF001
         consumer.wait_empty = wait_empty
 
     async def idle(self) -> None:
-        """Return once no chunk is being processed."""
-        task = self.inflight
-        if task is not None and not task.done():
-            await asyncio.wait([task])
+        """Return once no chunk is being decided or written."""
+        while self.inflight:
+            await asyncio.wait(list(self.inflight))
 
     async def drain(self, consumer: Any, fetcher: Any) -> None:
         """faust's ``Consumer._drain_messages`` (0.15), with route's topics batched."""
@@ -212,12 +246,15 @@ class InputBatches:
                 if records is None or consumer.should_stop:
                     continue
                 if not consumer.flow_active:  # as faust's getmany: back to the commits
+                    self.pending.clear()  # not acked unless written: read again
                     try:
                         await consumer.perform_seek()
                     except Exception as exc:  # faust only warns too
                         log.warning("exception performing seek when flow not active %s", exc)
                     continue
                 await self._dispatch(consumer, records, active)
+                while self.pending and self.pending[0].written.done():  # a failure: retry now
+                    await self._settle_oldest(consumer)
                 consumer.diag.unset_flag(CONSUMER_FETCHING)
         except consumer.consumer_stopped_errors:
             if consumer.transport.app.should_stop:
@@ -248,40 +285,76 @@ class InputBatches:
                 await self._per_message(consumer, tp, recs, generation)
         for topic, recs in batched.items():
             for i in range(0, len(recs), self.batch_max):
+                while len(self.pending) >= self.depth:
+                    await self._settle_oldest(consumer)
                 if not self._current(consumer, generation):
                     return  # the rest is fetched again from the committed offsets
-                task = asyncio.ensure_future(
-                    self._chunk(consumer, topic, recs[i : i + self.batch_max], generation)
+                chunk = recs[i : i + self.batch_max]
+                await self._start(
+                    consumer, Chunk(topic, chunk, self._spans(consumer, chunk), generation)
                 )
-                self.inflight = task
-                await asyncio.shield(task)  # a stop cancels the loop, not the chunk
+                every = consumer._commit_every  # noqa: SLF001
+                if every is not None and consumer._n_acked >= every:  # noqa: SLF001
+                    consumer._n_acked = 0  # noqa: SLF001
+                    await consumer.commit()
 
     def _current(self, consumer: Any, generation: int) -> bool:
         return bool(consumer.flow_active) and self.app.consumer_generation_id == generation
 
-    async def _chunk(
-        self, consumer: Any, topic: str, chunk: list[ConsumerRecord], generation: int
-    ) -> None:
-        while True:
-            try:
-                await self.process(topic, chunk)
-                break
-            except Exception:
-                log.exception("route batch of %d records on %s failed; retrying", len(chunk), topic)
-                await asyncio.sleep(self.retry_s)
-                if not self._current(consumer, generation):
-                    return  # not acked: read again from the committed offsets
-        self._ack(consumer, chunk)
-        self.chunks += 1
-        every = consumer._commit_every  # noqa: SLF001
-        if every is not None and consumer._n_acked >= every:  # noqa: SLF001
-            consumer._n_acked = 0  # noqa: SLF001
-            await consumer.commit()
+    async def _start(self, consumer: Any, chunk: Chunk) -> asyncio.Future[None]:
+        """Decide a chunk; its offsets are acked when its write is done."""
+        deciding: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.inflight.add(deciding)
+        try:
+            written = await self.process(chunk.topic, chunk.records)
+            self.inflight.add(written)
+            written.add_done_callback(lambda f: self._written(consumer, chunk.spans, f))
+            self.pending.append(Pending(chunk, written))
+            return written
+        finally:
+            self.inflight.discard(deciding)
+            deciding.set_result(None)
 
-    def _ack(self, consumer: Any, chunk: list[ConsumerRecord]) -> None:
-        """``Consumer.ack`` for every offset the chunk covers, per partition: from just after
-        the last offset read before it (offsets in between hold no record, as faust's
-        ``_add_gap`` assumes) to its last record."""
+    def _written(self, consumer: Any, spans: Spans, written: asyncio.Future[None]) -> None:
+        self.inflight.discard(written)
+        if _failure(written) is None:
+            self._ack(consumer, spans)
+            self.chunks += 1
+
+    async def _settle_oldest(self, consumer: Any) -> None:
+        """Wait for the oldest chunk's write. If it failed, so do the ones after it (they
+        read its states): decide and write them again, in order, one at a time, until each
+        is written or the flow stops (then nothing of them is acked: read again)."""
+        written = self.pending[0].written
+        await asyncio.wait([written])
+        if _failure(written) is None:
+            self.pending.popleft()
+            return
+        failed = list(self.pending)
+        self.pending.clear()
+        await asyncio.wait([p.written for p in failed])
+        for pending in failed:
+            chunk, error = pending.chunk, _failure(pending.written)
+            while error is not None:
+                log.error(
+                    "route batch of %d records on %s not written (%s); retrying",
+                    len(chunk.records), chunk.topic, error,
+                )  # fmt: skip
+                await asyncio.sleep(self.retry_s)
+                if not self._current(consumer, chunk.generation):
+                    return
+                try:
+                    again = await self._start(consumer, chunk)
+                    self.pending.clear()
+                    await asyncio.wait([again])
+                    error = _failure(again)
+                except Exception as exc:  # deciding failed: same treatment
+                    error = exc
+
+    def _spans(self, consumer: Any, chunk: list[ConsumerRecord]) -> Spans:
+        """The offsets a chunk covers per partition, to ack once it is written: from just
+        after the last offset read before it (offsets in between hold no record, as faust's
+        ``_add_gap`` assumes) to its last record. Marks them read."""
         spans: dict[Any, tuple[int, int]] = {}
         for rec in chunk:
             tp = TP(rec.topic, rec.partition)
@@ -290,11 +363,16 @@ class InputBatches:
         read_offset = consumer._read_offset  # noqa: SLF001
         for tp, (first, last) in spans.items():
             r = read_offset[tp]
-            low = first if r is None else min(first, r + 1)
+            spans[tp] = (first if r is None else min(first, r + 1), last)
+            read_offset[tp] = last
+        return spans
+
+    def _ack(self, consumer: Any, spans: Spans) -> None:
+        """``Consumer.ack`` for every offset of ``spans`` (not below the committed one)."""
+        for tp, (low, last) in spans.items():
             committed = consumer._committed_offset[tp]  # noqa: SLF001
             if committed is not None:
                 low = max(low, committed)
-            read_offset[tp] = last
             if low > last:
                 continue
             offsets = range(low, last + 1)

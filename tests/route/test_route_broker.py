@@ -442,10 +442,10 @@ async def test_offsets_are_committed_only_once_the_batch_outputs_are_acknowledge
     entered, release = asyncio.Event(), asyncio.Event()
     real_flush = worker.flush
 
-    async def held_flush(out: list[Output], sink: RecordSink) -> None:
+    async def held_flush(out: list[Output], sink: RecordSink, writes: Any) -> None:
         entered.set()
         await release.wait()
-        await real_flush(out, sink)
+        await real_flush(out, sink, writes)
 
     worker.flush = held_flush  # type: ignore[method-assign]
     await h.send(CLASSIFIED, "t1", message("c1", "t1", MON_9))
@@ -499,3 +499,36 @@ async def test_a_worker_gone_before_its_commit_is_replayed_without_new_events(
         assert len(routes) == 12 and set(routes.values()) == {1}, routes
         sla = Counter(e["event_id"] for e in values(reader, s, SLA))
         assert set(sla.values()) <= {1}, sla
+
+
+async def test_a_batch_whose_write_failed_is_decided_again_and_written_once(
+    harness: Harness,
+) -> None:
+    """The broker refuses a batch's write once: route decides the batch again (from the
+    table, which holds none of its states) and writes it; every complaint is routed once
+    and the offsets are committed after."""
+    h, s = harness, harness.settings
+    started = await h.start_app()
+    worker = started.worker
+    real_flush = worker.flush
+    refused: list[int] = []
+
+    async def refuse_once(out: list[Output], sink: RecordSink, writes: Any) -> None:
+        if not refused:
+            refused.append(len(out))
+            raise RuntimeError("broker refused the batch")
+        await real_flush(out, sink, writes)
+
+    worker.flush = refuse_once  # type: ignore[method-assign]
+    for i in range(3):
+        await h.send(CLASSIFIED, f"t{i}", message(f"c{i}", f"t{i}", MON_9))
+    async with h.reader() as reader:
+        await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 3, timeout=60)
+        deadline = asyncio.get_running_loop().time() + 30
+        while sum((await committed(s, started.app)).values()) != 3:
+            assert asyncio.get_running_loop().time() < deadline
+            await reader.poll(timeout_ms=200)
+        await reader.drain(quiet_s=1.0)
+        routes = Counter(e["event_id"] for e in values(reader, s, ROUTES))
+        assert len(routes) == 3 and set(routes.values()) == {1}, routes
+    assert refused
