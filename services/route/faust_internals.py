@@ -35,17 +35,20 @@ per-event path cost route half its throughput (docs/performance.md, "route witho
 ``batch_inputs`` replaces the consumer's fetch loop (``Consumer._drain_messages``; faust
 has no hook for it) with a copy that gives route's input topic-partitions to route whole:
 every fetch's records of those topics go, in chunks of at most ``batch_max``, to one
-callback, and only once it returned (route's outputs and changelog records acknowledged)
-their offsets join faust's ack bookkeeping (``_acked``, ``_acked_index``, ``_n_acked``;
-``Consumer.ack`` does the same one message at a time), so faust's own commit timer, its
-``commit_every`` and its commit on rebalance and stop commit them: never before the outputs
-are durable. Every other topic (the table's changelog during recovery and for standbys,
-route's ticks) still takes faust's per-message path unchanged. faust waits for in-flight
-events before a rebalance or a stop commits (``Consumer.wait_empty``); that wait now also
-waits for the chunk in flight, which is shielded from the fetch loop's cancellation on stop
-so a graceful stop finishes and commits it. A chunk whose callback fails (the broker
-refused an output) is retried after ``retry_s`` until it succeeds or the flow stops
-(rebalance, stop; faust then seeks back to the committed offsets): never skipped."""
+callback, which decides the chunk and returns its write (a future). Only once that write is
+done (route's outputs and changelog records acknowledged) do the chunk's offsets join
+faust's ack bookkeeping (``_acked``, ``_acked_index``, ``_n_acked``; ``Consumer.ack`` does
+the same one message at a time), so faust's own commit timer, its ``commit_every`` and its
+commit on rebalance and stop commit them: never before the outputs are durable. Two chunks
+are in flight at most: the next is decided while the previous one's writes travel. Every
+other topic (the table's changelog during recovery and for standbys, route's ticks) still
+takes faust's per-message path unchanged. faust waits for in-flight events before a
+rebalance or a stop commits (``Consumer.wait_empty``); that wait now also waits for the
+chunks being decided or written (their writes are tasks of their own, so the fetch loop's
+cancellation on stop does not cut them). A chunk whose write failed (the broker refused an
+output), and the chunks after it, which read its states, are decided and written again, in
+order, every ``retry_s``, until written or until the flow stops (rebalance, stop; faust
+then seeks back to the committed offsets): never skipped."""
 
 from __future__ import annotations
 
@@ -179,8 +182,8 @@ def batch_inputs(
     retry_s: float = 1.0,
 ) -> InputBatches:
     """Give ``app``'s records of ``topics`` to ``process`` in whole batches, past faust's
-    per-event path (see module docstring); the topics are subscribed through the conductor
-    (``app.topics.add``), so no agent is needed for them."""
+    per-event path (see module docstring). The caller subscribes the topics (``app.topics``
+    ``.add``: no agent is needed for them)."""
     batches = InputBatches(app, frozenset(topics), process, batch_max, retry_s)
     original = app._new_consumer  # noqa: SLF001
 
