@@ -6,7 +6,10 @@ stages already fired) lives in a changelog-backed table keyed by thread key, the
 its replies and its commands. faust owns the group, assignment, recovery of the table from
 its changelog, offsets and timers; what route does with each record is ``RouteWorker``'s
 (``services.route.worker``), and the decisions are the pure ``services.route.clocks``'. This
-module only wires them together.
+module only wires them together. The inputs (classified messages, commands) reach the worker
+a fetched batch at a time, past faust's per-event path (``faust_internals.batch_inputs``:
+that path cost route half its throughput); faust still commits their offsets, after the
+batch's outputs are acknowledged.
 
 Timers: a faust timer may not modify a table, so it does not fire deadlines itself. It asks
 the worker which owned partitions have something due (an in-memory, time-ordered index per
@@ -20,8 +23,10 @@ tests drive deadlines in simulated time.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +43,7 @@ from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTE_TICKS, ROUTES,
 from services.route.clocks import Router
 from services.route.faust_internals import (
     aiokafka_producer,
+    batch_inputs,
     bound_fetch_wait,
     drop_event_monitor,
     rocks_state,
@@ -48,6 +54,7 @@ from services.route.settings import RouteSettings
 from services.route.worker import NAME, Handler, Incoming, MappingTable, RouteTopics, RouteWorker
 
 TABLE = "route-complaints"
+log = logging.getLogger("aduan.route")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,27 +142,54 @@ def create_app(
         clock,
     )
 
-    def batch_agent(channel: faust.TopicT, handle: Handler, name: str, source: str) -> None:
-        async def agent(stream: faust.StreamT[bytes]) -> None:
-            sink = KafkaSink(aiokafka_producer(app))
-            batches = stream.take_events(rs.batch_max, within=rs.batch_within_s)  # type: ignore[attr-defined]
-            async for batch in batches:
-                if source:  # counted on consumption, before any output they cause
-                    metrics.MESSAGES_IN.labels(NAME, source).inc(len(batch))
-                records = [
-                    Incoming(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
-                    for e in batch
-                ]
-                await worker.handle_batch(handle, records, sink)
-                if source:
-                    lag.processed(records)
+    producer_sink: list[KafkaSink] = []
 
-        agent.__name__ = agent.__qualname__ = f"route_{name}"
-        app.agent(channel, name=f"route.{name}")(agent)
+    def sink() -> KafkaSink:
+        if not producer_sink:  # faust starts its producer with the app, not before
+            producer_sink.append(KafkaSink(aiokafka_producer(app)))
+        return producer_sink[0]
 
-    batch_agent(classified, worker.on_classified, "on_classified_event", CLASSIFIED.name)
-    batch_agent(commands, worker.on_command, "on_command_event", COMMANDS.name)
-    batch_agent(ticks, worker.on_tick, "on_tick_event", "")
+    inputs: dict[str, tuple[Handler, str]] = {
+        classified_name: (worker.on_classified, CLASSIFIED.name),
+        commands.get_topic_name(): (worker.on_command, COMMANDS.name),
+    }
+    counted: list[object] = [None]
+
+    async def on_input_batch(topic_name: str, batch: Sequence[Any]) -> asyncio.Future[None]:
+        """Route's inputs, a fetched batch at a time (``batch_inputs``): decided now, written
+        by the returned task; faust acks their offsets once it is done."""
+        handle, source = inputs[topic_name]
+        if counted[0] is not batch:  # counted on consumption (once, if run again)
+            counted[0] = batch
+            metrics.MESSAGES_IN.labels(NAME, source).inc(len(batch))
+        records = [Incoming(r.topic, r.partition, r.offset, r.key, r.value) for r in batch]
+        written = await worker.start_batch(handle, records, sink())
+
+        def processed(done: asyncio.Future[None]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                lag.processed(records)
+
+        written.add_done_callback(processed)
+        return written
+
+    for channel in (classified, commands):
+        app.topics.add(channel)  # subscribed without an agent: batch_inputs consumes them
+    batch_inputs(app, inputs, on_input_batch, rs.batch_max)
+
+    @app.agent(ticks, name="route.on_tick_event")
+    async def route_on_tick_event(stream: faust.StreamT[bytes]) -> None:
+        """Ticks stay on faust's per-event path: one per partition with something due."""
+        batches = stream.take_events(rs.batch_max, within=rs.batch_within_s)  # type: ignore[attr-defined]
+        async for batch in batches:
+            records = [
+                Incoming(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
+                for e in batch
+            ]
+            try:
+                await worker.handle_batch(worker.on_tick, records, sink())
+            except Exception:  # a failed write (or an earlier batch's, whose states it read)
+                log.exception("route tick batch not written; reindexing, ticks follow")
+                worker.needs_reindex = True  # the stages it took off the due index are due
 
     def owned_partitions() -> frozenset[int]:
         return frozenset(

@@ -57,7 +57,7 @@ class RouteSettings(BaseSettings):
     )
     batch_max: int = Field(default=1000, ge=1, description="records per processing batch")
     batch_within_s: float = Field(
-        default=0.01, gt=0, description="max wait to fill a batch (adds to latency)"
+        default=0.01, gt=0, description="max wait to fill a batch of ticks (adds to timer lag)"
     )
     config_poll_s: float = Field(
         default=2.0, gt=0, description="how often the registry and SLA files are checked for edits"

@@ -12,8 +12,9 @@ by the broker before the state that records them is written, so a crash in betwe
 them with the same deterministic ``event_id`` rather than losing them; consumers dedup on it.
 The local table (memory, or RocksDB that outlives the process) only takes a batch's states
 once their changelog records are acknowledged too: until then they wait in an overlay that
-the batch itself reads through. Otherwise a worker killed mid-batch would restart with a
-state that says "message seen, stage fired" for events that never reached the broker.
+the batch itself, and the batches decided while it is written, read through. Otherwise a
+worker killed mid-batch would restart with a state that says "message seen, stage fired"
+for events that never reached the broker.
 """
 
 from __future__ import annotations
@@ -155,7 +156,12 @@ class RouteWorker:
         self.router = router
         self.table: StateTable = MappingTable(table) if isinstance(table, MutableMapping) else table
         self.overlay: dict[bytes, tuple[int, bytes | None]] = {}
-        """This batch's new states (partition, value; None deleted), not yet in ``table``."""
+        """The newest state (partition, value; None deleted) of each key written by a batch
+        not yet acknowledged, so not yet in ``table``: what the next batches read."""
+        self._writes: dict[bytes, tuple[int, bytes | None]] = {}
+        """The states of the batch being decided (its entries in ``overlay``)."""
+        self._tail: asyncio.Future[None] | None = None
+        """The write of the batch started last: the next one writes after it."""
         self.topics = topics
         self.settings = settings
         self.clock = clock
@@ -203,20 +209,72 @@ class RouteWorker:
     async def handle_batch(
         self, handler: Handler, records: Sequence[Incoming], sink: RecordSink
     ) -> None:
-        """Run ``handler`` on every record under the processing lock, then write the batch's
-        outputs; returns once everything is acknowledged (the caller may then commit)."""
+        """Run ``handler`` on every record, then write the batch's outputs; returns once
+        everything is acknowledged (the caller may then commit)."""
+        await (await self.start_batch(handler, records, sink))
+
+    async def start_batch(
+        self, handler: Handler, records: Sequence[Incoming], sink: RecordSink
+    ) -> asyncio.Future[None]:
+        """Run ``handler`` on every record now, under the processing lock, and return the
+        batch's write: a task that writes its outputs (``flush``) once the batches started
+        before it are written, so a caller may decide the next batch while this one's
+        acknowledgements travel (route waited for the broker ~40 % of a batch).
+
+        A batch reads the states of the batches still being written (``overlay``), so its
+        write fails when an earlier one's did: the caller runs the failed batches again, in
+        order, from the table (which only ever holds acknowledged states)."""
         started = time.perf_counter()
         out: list[Output] = []
         async with self.lock:
+            writes: dict[bytes, tuple[int, bytes | None]] = {}
+            self._writes = writes
             try:
                 for record in records:
                     handler(record, out)
-                await self.flush(out, sink)
+            except BaseException:
+                self._forget(writes)
+                raise
             finally:
-                self.overlay.clear()  # applied by flush, or dropped with the failed batch
+                self._writes = {}
+            tail = self._tail
+            before = tail if tail is not None and not tail.done() else None
+            task = asyncio.ensure_future(self._write(before, out, writes, sink, started))
+            self._tail = task
+        return task
+
+    async def _write(
+        self,
+        before: asyncio.Future[None] | None,
+        out: list[Output],
+        writes: dict[bytes, tuple[int, bytes | None]],
+        sink: RecordSink,
+        started: float,
+    ) -> None:
+        try:
+            if before is not None:
+                await before  # its failure is ours: we read its states
+            await self.flush(out, sink, writes)
+        finally:
+            self._forget(writes)  # in the table now, or dropped with the failed batch
         metrics.BATCH_DURATION.labels(NAME).observe(time.perf_counter() - started)
 
-    async def flush(self, out: list[Output], sink: RecordSink) -> None:
+    def _forget(self, writes: dict[bytes, tuple[int, bytes | None]]) -> None:
+        """Take a batch's states out of the overlay (unless a later batch replaced them)."""
+        overlay = self.overlay
+        for key, entry in writes.items():
+            if overlay.get(key) is entry:
+                del overlay[key]
+
+    async def written(self) -> None:
+        """Return once every batch started so far is written (or failed)."""
+        tail = self._tail
+        if tail is not None and not tail.done():
+            await asyncio.wait([tail])
+
+    async def flush(
+        self, out: list[Output], sink: RecordSink, writes: dict[bytes, tuple[int, bytes | None]]
+    ) -> None:
         """Write a batch's outputs: events and dead letters first, then the state.
 
         Each phase waits for the broker's acks, so a crash can lose a state write (and the
@@ -239,12 +297,11 @@ class RouteWorker:
         )
         # Everything is acknowledged: the local table may now hold the batch's states, with
         # the changelog offset they correspond to (a persistent store resumes after it).
-        writes: dict[int, dict[bytes, bytes | None]] = {p: {} for p in touched}
-        for key, (partition, value) in self.overlay.items():
-            writes.setdefault(partition, {})[key] = value
+        by_partition: dict[int, dict[bytes, bytes | None]] = {p: {} for p in touched}
+        for key, (partition, value) in writes.items():
+            by_partition.setdefault(partition, {})[key] = value
         for marker in markers:
-            self.table.apply(marker.partition, writes.pop(marker.partition), marker.offset)
-        self.overlay.clear()
+            self.table.apply(marker.partition, by_partition.pop(marker.partition), marker.offset)
 
     # --- handlers -------------------------------------------------------------------------
     def on_classified(self, record: Incoming, out: list[Output]) -> None:
@@ -328,6 +385,7 @@ class RouteWorker:
         open_by_agency: Counter[str] = Counter()
         indexed = self._indexed()
         async with self.lock:
+            await self.written()  # the states of batches in flight are in the table
             if indexed is not None:  # nothing to scan: the table keeps index and counts
                 await self._adopt(owned, indexed.open_counts(owned), started)
                 return
@@ -423,14 +481,14 @@ class RouteWorker:
         changelog = self.topics.changelog()
         if state is None:
             if old is not None:
-                self.overlay[key] = (partition, None)
+                self.overlay[key] = self._writes[key] = (partition, None)
                 out.append(Output(changelog, key, None, partition=partition))  # tombstone
             self.index(partition).set(key, None)
             return
         retain = self.router.retain_unresolved_s
         data = state.to_bytes(retain)
         if data != old:
-            self.overlay[key] = (partition, data)
+            self.overlay[key] = self._writes[key] = (partition, data)
             out.append(Output(changelog, key, data, partition=partition))
         self.index(partition).set(key, state.next_due(retain))
 

@@ -5,6 +5,7 @@ tick records through Kafka, and the assertions read what landed on the output to
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -15,10 +16,11 @@ from zoneinfo import ZoneInfo
 import faust
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common import codecs, metrics
 from common.kafka import ensure_topics, topic_name
+from common.produce import Output, RecordSink
 from common.settings import Settings
 from common.topics import CLASSIFIED, COMMANDS, DEADLETTER, ROUTES, SLA
 from schemas.commands import CommandType
@@ -413,3 +415,120 @@ async def test_registry_edits_apply_without_a_restart_and_bad_edits_are_refused(
 def reloads(outcome: str) -> float:
     child = metrics.CONFIG_RELOADS.labels("registry", outcome)
     return float(child._value.get())  # noqa: SLF001  # prometheus-client keeps it private
+
+
+async def committed(settings: Settings, app: faust.App) -> dict[int, int]:
+    """The route group's committed offsets on the classified topic (partitions with one)."""
+    topic = topic_name(CLASSIFIED, settings)
+    check = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=app.conf.id)
+    await check.start()
+    try:
+        offsets = {
+            p: await check.committed(TopicPartition(topic, p)) for p in range(CLASSIFIED.partitions)
+        }
+    finally:
+        await check.stop()
+    return {p: o for p, o in offsets.items() if o}
+
+
+async def test_offsets_are_committed_only_once_the_batch_outputs_are_acknowledged(
+    harness: Harness,
+) -> None:
+    """A batch held before its writes: faust's commit (forced) commits nothing of it; once
+    its outputs are acknowledged its offset is committed."""
+    h, s = harness, harness.settings
+    started = await h.start_app()
+    worker = started.worker
+    entered, release = asyncio.Event(), asyncio.Event()
+    real_flush = worker.flush
+
+    async def held_flush(out: list[Output], sink: RecordSink, writes: Any) -> None:
+        entered.set()
+        await release.wait()
+        await real_flush(out, sink, writes)
+
+    worker.flush = held_flush  # type: ignore[method-assign]
+    await h.send(CLASSIFIED, "t1", message("c1", "t1", MON_9))
+    await asyncio.wait_for(entered.wait(), 60)
+    await started.app.consumer.commit()
+    assert await committed(s, started.app) == {}
+    async with h.reader() as reader:
+        await reader.poll()
+        assert values(reader, s, ROUTES) == []
+        release.set()
+        await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 1, timeout=30)
+    await started.app.consumer.commit()
+    assert list((await committed(s, started.app)).values()) == [1]
+
+
+async def test_a_worker_gone_before_its_commit_is_replayed_without_new_events(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Outputs and states written, offsets never committed (a worker killed between its
+    writes and faust's commit): the next worker reads the same inputs again, recovers the
+    states from the changelog, and writes no event twice."""
+    h, s = harness, harness.settings
+    first = await h.start_app(store="rocksdb", data_dir=tmp_path / "a")
+
+    async def never(offsets: Any) -> bool:
+        return False
+
+    first.app.consumer._commit = never  # type: ignore[attr-defined]  # noqa: SLF001
+    threads = [f"t{i}" for i in range(12)]  # over the 6 partitions
+    for i, t in enumerate(threads):
+        await h.send(CLASSIFIED, t, message(f"c{i}", t, MON_9))
+    async with h.reader() as reader:
+        await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 12, timeout=60)
+        await first.app.stop()
+        assert await committed(s, first.app) == {}
+
+        second = await h.start_app(store="rocksdb", data_dir=tmp_path / "b")
+        # It read all twelve again: then it commits them (after its own writes, if any).
+        seen: dict[int, int] = {}
+
+        async def replayed() -> bool:
+            seen.update(await committed(s, second.app))
+            return sum(seen.values()) == 12
+
+        deadline = asyncio.get_running_loop().time() + 60
+        while not await replayed():
+            assert asyncio.get_running_loop().time() < deadline, seen
+            await reader.poll(timeout_ms=200)
+        await reader.drain(quiet_s=1.5)
+        routes = Counter(e["event_id"] for e in values(reader, s, ROUTES))
+        assert len(routes) == 12 and set(routes.values()) == {1}, routes
+        sla = Counter(e["event_id"] for e in values(reader, s, SLA))
+        assert set(sla.values()) <= {1}, sla
+
+
+async def test_a_batch_whose_write_failed_is_decided_again_and_written_once(
+    harness: Harness,
+) -> None:
+    """The broker refuses a batch's write once: route decides the batch again (from the
+    table, which holds none of its states) and writes it; every complaint is routed once
+    and the offsets are committed after."""
+    h, s = harness, harness.settings
+    started = await h.start_app()
+    worker = started.worker
+    real_flush = worker.flush
+    refused: list[int] = []
+
+    async def refuse_once(out: list[Output], sink: RecordSink, writes: Any) -> None:
+        if not refused:
+            refused.append(len(out))
+            raise RuntimeError("broker refused the batch")
+        await real_flush(out, sink, writes)
+
+    worker.flush = refuse_once  # type: ignore[method-assign]
+    for i in range(3):
+        await h.send(CLASSIFIED, f"t{i}", message(f"c{i}", f"t{i}", MON_9))
+    async with h.reader() as reader:
+        await reader.wait_for(lambda _r: len(values(reader, s, ROUTES)) == 3, timeout=60)
+        deadline = asyncio.get_running_loop().time() + 30
+        while sum((await committed(s, started.app)).values()) != 3:
+            assert asyncio.get_running_loop().time() < deadline
+            await reader.poll(timeout_ms=200)
+        await reader.drain(quiet_s=1.0)
+        routes = Counter(e["event_id"] for e in values(reader, s, ROUTES))
+        assert len(routes) == 3 and set(routes.values()) == {1}, routes
+    assert refused

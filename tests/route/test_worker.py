@@ -6,6 +6,8 @@ ticks drain, and an unchanged input writing nothing new."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +16,7 @@ import orjson
 import pytest
 
 from common import codecs
-from common.produce import MemorySink
+from common.produce import MemorySink, Output, Written
 from schemas.commands import CommandType
 from services.route.settings import RouteSettings
 from services.route.worker import MARKER_KEY, Incoming, RouteTopics, RouteWorker
@@ -134,6 +136,64 @@ async def test_a_batch_reads_its_own_unwritten_states() -> None:
     await w.handle_batch(w.on_classified, batch, sink)
     assert [e["event_type"] for e in values(sink, "sla")] == ["responded"]
     assert len(sink.on("changelog")) == 3  # two states, one marker
+
+
+class HeldSink:
+    """A ``RecordSink`` whose acknowledgements wait for ``release`` (then succeed, or fail
+    with ``fail``): a broker answering slowly."""
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.inner = MemorySink(fail=fail)
+        self.release = asyncio.Event()
+
+    async def send(self, output: Output) -> Awaitable[Written]:
+        async def acked() -> Written:
+            await self.release.wait()
+            return await (await self.inner.send(output))
+
+        return asyncio.ensure_future(acked())
+
+
+async def test_the_next_batch_is_decided_while_one_is_written_and_reads_its_states() -> None:
+    """Batches pipeline: the second is decided while the first waits for the broker, reads
+    the first's states (a reply to its complaint), and is written after it."""
+    table: dict[bytes, bytes] = {}
+    w, sink = worker(table), HeldSink()
+    first = await w.start_batch(w.on_classified, [record(message("c1", "t1", MON_9), "t1")], sink)
+    reply = message("r1", "t1", MON_9 + timedelta(minutes=30), agency_reply=True)
+    second = await w.start_batch(w.on_classified, [record(reply, "t1")], sink)
+    await asyncio.sleep(0.01)
+    assert not first.done() and not second.done()
+    assert table == {} and sink.inner.records == []  # nothing acknowledged: nothing stored
+    sink.release.set()
+    await second
+    assert first.done()
+    assert [e["event_type"] for e in values(sink.inner, "routes")] == ["routed"]
+    assert [e["event_type"] for e in values(sink.inner, "sla")] == ["responded"]
+    first_state, second_state = [r for r in sink.inner.on("changelog") if r.key == b"t1"]
+    assert table[b"t1"] == second_state.value != first_state.value
+    assert w.overlay == {}
+
+
+async def test_a_batch_decided_on_states_that_were_never_written_is_not_written() -> None:
+    """The first batch's write fails: the second, which read its states, fails too (even on
+    a healthy broker) and stores nothing; both can be run again from the table."""
+    table: dict[bytes, bytes] = {}
+    w, failing, healthy = worker(table), HeldSink(fail=RuntimeError("broker gone")), MemorySink()
+    c1 = record(message("c1", "t1", MON_9), "t1")
+    reply = record(message("r1", "t1", MON_9 + timedelta(minutes=30), agency_reply=True), "t1")
+    first = await w.start_batch(w.on_classified, [c1], failing)
+    second = await w.start_batch(w.on_classified, [reply], healthy)
+    failing.release.set()
+    for written in (first, second):
+        with pytest.raises(RuntimeError, match="broker gone"):
+            await written
+    assert healthy.records == [] and table == {} and w.overlay == {}
+    again = MemorySink()
+    await w.handle_batch(w.on_classified, [c1], again)
+    await w.handle_batch(w.on_classified, [reply], again)
+    assert [e["event_type"] for e in values(again, "routes")] == ["routed"]
+    assert [e["event_type"] for e in values(again, "sla")] == ["responded"]
 
 
 async def test_a_never_resolved_complaint_is_dropped_and_counted() -> None:
