@@ -50,7 +50,16 @@ async def publish(
         await f
 
 
-async def wait_for(condition: Any, timeout: float = 30.0) -> None:
+JOIN_DEADLINE_S = 90.0
+"""Deadline for anything that waits on the desk's consumer: it must (re)join its group
+first, and a JoinGroup the broker leaves unanswered (seen under load on the embedded broker:
+``Error sending JoinGroupRequest ... RequestTimedOutError -- marking coordinator dead``) is
+only given up and retried after aiokafka's 40 s request timeout. A 30 s deadline failed the
+test while the consumer was still recovering by itself; 90 s covers two such retries. A test
+that passes returns as soon as its condition holds, so this costs nothing."""
+
+
+async def wait_for(condition: Any, timeout: float = JOIN_DEADLINE_S) -> None:
     """Poll an async condition until it holds (a deadline, never a fixed sleep)."""
     import asyncio
 
@@ -93,7 +102,7 @@ class Desk:
         )
         return bool(n == len(set(event_ids)))
 
-    async def wait_events(self, *event_ids: str, timeout: float = 30.0) -> None:
+    async def wait_events(self, *event_ids: str, timeout: float = JOIN_DEADLINE_S) -> None:
         await wait_for(lambda: self.has_events(*event_ids), timeout)
 
     async def request(

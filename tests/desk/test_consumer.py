@@ -26,7 +26,7 @@ from common.topics import DEADLETTER, ROUTES, SLA
 from schemas.commands import CommandType
 from services.desk.consumer import run_consumer
 from services.desk.projection import ComplaintView
-from tests.desk.conftest import desk_settings, publish, wait_for
+from tests.desk.conftest import JOIN_DEADLINE_S, desk_settings, publish, wait_for
 from tests.desk.factories import MON_9, Timeline, full_story
 from tests.desk.test_store import expected, views
 from tests.support import TopicReader
@@ -178,7 +178,8 @@ async def test_two_replicas_share_the_partitions_and_apply_each_event_once(
     await a.close()  # leaves: its partitions move to b
     await publish(producer, settings, t.records[2 * third :])
     try:
-        await wait_for(lambda: _count_is(pool, len(t.records)), timeout=60)
+        # b rejoins after a leaves, then reads a's partitions from the stored offsets.
+        await wait_for(lambda: _count_is(pool, len(t.records)), timeout=JOIN_DEADLINE_S + 30)
     finally:
         await b.close()
     assert comparable(await views(pool)) == comparable(expected(t.events()))

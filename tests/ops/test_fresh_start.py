@@ -82,6 +82,7 @@ class Service:
     ports: tuple[int, ...]  # where /metrics may be served, tried in order
     log: Path
     metrics_port: int = 0
+    terminated: bool = False
 
     def find_metrics(self) -> bool:
         for port in self.ports:
@@ -96,9 +97,15 @@ class Service:
     def ready(self) -> bool:
         return _get(f"http://127.0.0.1:{self.metrics_port}/readyz")[0] == 200
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
+    def terminate(self) -> None:
+        """Ask it to stop, once (a second SIGTERM may cut a graceful shutdown short)."""
+        if self.process.poll() is None and not self.terminated:
             self.process.send_signal(signal.SIGTERM)
+            self.terminated = True
+
+    def stop(self) -> None:
+        self.terminate()
+        if self.process.poll() is None:
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
@@ -226,6 +233,8 @@ def stack(
         finally:
             prometheus.stop()
     finally:
+        for service in services.values():  # all shut down at once, then each is awaited
+            service.terminate()
         for service in services.values():
             service.stop()
 
