@@ -265,12 +265,14 @@ class IntentRules:
         n = len(toks)
         for i in compress(range(n), map(_SPANS.__contains__, toks)):
             if i and toks[i - 1].isdigit():  # "sudah 4 bulan", "2 tahun": a long-standing problem
+                if i > 1 and toks[i - 2] in _AGE:
+                    continue  # "anak saya umur 6 tahun hilang": an age, not a time
                 ctx.setdefault("past", []).append(i)
                 ctx.setdefault("duration", []).append(i)
             elif toks[i] == "tahun" and i + 1 < n and _YEAR.fullmatch(toks[i + 1]):
                 ctx.setdefault("past", []).append(i)  # "kebakaran tahun 2019"
                 ctx.setdefault("long_past", []).append(i)
-        reader = _Context(ctx, toks)
+        reader = _Context(ctx, toks, text)
         open_problem, solved, demanded = reader.problems(ctx_end, n)
         open_problem += unpraise
         if praised:  # praise before "tapi"/"namun" introduces the complaint that follows
@@ -413,15 +415,27 @@ def _find(
 _SPANS = frozenset({"minggu", "bulan", "tahun", "pekan"})
 _YEAR = re.compile(r"(19|20)\d\d")
 _VOCATIVES = frozenset({"min", "admin", "pak", "bu", "kak", "gan", "mas", "mbak", "bos"})
-_TAGS = frozenset({"tidak", "belum", "ya", "kah", "kan", "nggak", "dong"})
+_TAGS = frozenset({"tidak", "belum", "ya", "kah", "kan", "nggak", "dong", "ta", "tah"})
+_AGE = frozenset({"umur", "usia", "berumur", "berusia"})
+# "panas kaya lagi kebakaran": an emergency right after a comparison is a figure of speech
+# ("kayaknya", "sepertinya" -- it seems -- are not comparisons; "seperti" is left out, it
+# also lists examples: "bencana seperti banjir bandang"); "kaya mau roboh" (looks about to
+# fall) is no comparison, nor are hazards ("licin seperti ini membahayakan")
+_SIMILE = frozenset({"kaya", "kayak", "bagaikan", "ibarat", "laksana", "umpama"})
+_MODAL = frozenset({"mau", "hampir", "nyaris", "akan"})
+# "denger2 ada kebakaran di pasar, bener ta?": news heard and asked about, not a report
+_HEARSAY = frozenset(
+    {"katanya", "kabarnya", "dengar", "denger", "infonya", "beritanya", "konon", "beredar", "viral"}
+)
 
 
 class _Context:
     """Positions of the context words of one message and the window tests on them."""
 
-    def __init__(self, ctx: dict[str, list[int]], toks: Sequence[str]) -> None:
+    def __init__(self, ctx: dict[str, list[int]], toks: Sequence[str], text: str = "") -> None:
         self.ctx = ctx
         self.toks = toks
+        self.text = text
 
     def near(self, key: str, pos: int, before: int, after: int = 0) -> bool:
         positions = self.ctx.get(key)
@@ -491,8 +505,12 @@ class _Context:
         if not_yet:
             fixes = [*fix, *good]
             for pos in not_yet:
-                if pos + 1 >= n or toks[pos + 1] in _TAGS:
-                    continue  # "... sudah bisa masuk SD belum ya?"
+                if (
+                    pos + 1 >= n
+                    or toks[pos + 1] in _TAGS
+                    or (pos + 2 == n and toks[pos + 1] in _VOCATIVES)
+                ):
+                    continue  # "... sudah bisa masuk SD belum ya?", "... udh ketemu blm min?"
                 if any(pos < p <= pos + 3 for p in fixes):
                     continue  # counted with the fix
                 open_problem += 1
@@ -522,12 +540,23 @@ class _Context:
         if near("negation", pos, 2):
             return "negated"
         ongoing = near("ongoing", pos, _ONGOING_WINDOW, _ONGOING_WINDOW)
+        toks = self.toks
+        if (
+            not hazard
+            and pos
+            and (toks[pos - 1] in _SIMILE or (pos > 1 and toks[pos - 2] in _SIMILE))
+            and toks[pos] not in _MODAL
+            and toks[pos - 1] not in _MODAL
+        ):
+            return "figure of speech"  # "kaya lagi kebakaran"; not "kaya mau roboh"
         if hazard:
             if solved and not ongoing:
                 return "handled"
             return "past" if self.long_ago(pos) else None
         if near("hypothetical", pos, _HYP_WINDOW) or near("inquiry", pos, _HYP_WINDOW):
             return "hypothetical"
+        if "?" in self.text and not _HEARSAY.isdisjoint(toks[max(0, pos - 6) : pos]):
+            return "hearsay"
         if near("future", pos, 3, 3) and not ongoing:
             return "planned"
         if solved and not ongoing:
