@@ -425,8 +425,21 @@ _SIMILE = frozenset({"kaya", "kayak", "bagaikan", "ibarat", "laksana", "umpama"}
 _MODAL = frozenset({"mau", "hampir", "nyaris", "akan"})
 # "denger2 ada kebakaran di pasar, bener ta?": news heard and asked about, not a report
 _HEARSAY = frozenset(
-    {"katanya", "kabarnya", "dengar", "denger", "infonya", "beritanya", "konon", "beredar", "viral"}
+    {
+        "katanya",
+        "kabarnya",
+        "dengar",
+        "denger",
+        "infonya",
+        "berita",
+        "beritanya",
+        "konon",
+        "beredar",
+        "viral",
+    }
 )
+# an emergency named as what a film, a video or the news is about is no report
+_MEDIA = frozenset({"film", "video", "berita", "sinetron", "beritanya", "filmnya"})
 
 
 class _Context:
@@ -528,6 +541,19 @@ class _Context:
             for p in self.ctx.get("long_past", ())
         )
 
+    def still(self, pos: int) -> bool:
+        """An ongoing word ("masih", "sekarang", "sejak") next to ``pos`` -- unless it opens
+        the end of the matter: "skrg udh surut", "sekarang sudah padam" say it is over."""
+        positions = self.ctx.get("ongoing")
+        if positions is None:
+            return False
+        done = self.ctx.get("done", ())
+        lo, hi = pos - _ONGOING_WINDOW, pos + _ONGOING_WINDOW
+        for p in positions:
+            if lo <= p <= hi and p != pos and not any(p < d <= p + 2 for d in done):
+                return True
+        return False
+
     def defused(self, pos: int, solved: float, hazard: bool = False) -> str | None:
         """Why an urgency trigger at ``pos`` does not count, or None when it is live.
 
@@ -539,7 +565,7 @@ class _Context:
             return "drill"
         if near("negation", pos, 2):
             return "negated"
-        ongoing = near("ongoing", pos, _ONGOING_WINDOW, _ONGOING_WINDOW)
+        ongoing = self.still(pos)
         toks = self.toks
         if (
             not hazard
@@ -557,6 +583,8 @@ class _Context:
             return "hypothetical"
         if "?" in self.text and not _HEARSAY.isdisjoint(toks[max(0, pos - 6) : pos]):
             return "hearsay"
+        if not _MEDIA.isdisjoint(toks[max(0, pos - 3) : pos]):
+            return "news or film"  # "film carok yg lagi viral", "video kebakaran tahun lalu"
         if near("future", pos, 3, 3) and not ongoing:
             return "planned"
         if solved and not ongoing:
