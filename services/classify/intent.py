@@ -423,6 +423,8 @@ _AGE = frozenset({"umur", "usia", "berumur", "berusia"})
 # fall) is no comparison, nor are hazards ("licin seperti ini membahayakan")
 _SIMILE = frozenset({"kaya", "kayak", "bagaikan", "ibarat", "laksana", "umpama"})
 _MODAL = frozenset({"mau", "hampir", "nyaris", "akan"})
+# laughter ("wkwk", "hahaha") or a hoax called out: nobody reports an emergency that way
+_JOKE = ("wkwk", "haha", "hehe", "xixi", "awok", "hoax", "hoaks")
 # "denger2 ada kebakaran di pasar, bener ta?": news heard and asked about, not a report
 _HEARSAY = frozenset(
     {
@@ -575,6 +577,8 @@ class _Context:
             and toks[pos - 1] not in _MODAL
         ):
             return "figure of speech"  # "kaya lagi kebakaran"; not "kaya mau roboh"
+        if not hazard and any(t.startswith(_JOKE) for t in toks):
+            return "joke or hoax"  # "wkwk motorku tenggelam dlm cicilan", "... hoax itu"
         if hazard:
             if solved and not ongoing:
                 return "handled"
