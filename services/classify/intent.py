@@ -16,7 +16,9 @@ positions, and each is read against the words next to it:
   time ("kebakaran minggu lalu"), or in a message that reports the fix ("sudah surut",
   "sudah ditangani") -- and an ongoing word next to it ("masih", "sekarang", "sejak")
   keeps it live, unless it was weeks ago ("tahun lalu ... kebakaran, sampai sekarang
-  bantuan belum ada": the emergency is over, the aid is what goes on);
+  bantuan belum ada": the emergency is over, the aid is what goes on); nor does it count
+  after a comparison ("panas kaya lagi kebakaran"), as news asked about ("denger2 ada
+  kebakaran ..., bener ta?"), in a film or the news, or beside laughter or "hoax";
 - a high-level trigger (a hazard) stays a risk in a complaint when past or feared ("kemarin
   ada motor jatuh", "kalau hujan bisa jebol"): only a negation, a drill or a fix defuse it.
 
@@ -424,7 +426,7 @@ _AGE = frozenset({"umur", "usia", "berumur", "berusia"})
 _SIMILE = frozenset({"kaya", "kayak", "bagaikan", "ibarat", "laksana", "umpama"})
 _MODAL = frozenset({"mau", "hampir", "nyaris", "akan"})
 # laughter ("wkwk", "hahaha") or a hoax called out: nobody reports an emergency that way
-_JOKE = ("wkwk", "haha", "hehe", "xixi", "awok", "hoax", "hoaks")
+_JOKE = re.compile(r"wkwk|haha|hehe|xixi|awok|hoax|hoaks", re.IGNORECASE)
 # "denger2 ada kebakaran di pasar, bener ta?": news heard and asked about, not a report
 _HEARSAY = frozenset(
     {
@@ -577,7 +579,7 @@ class _Context:
             and toks[pos - 1] not in _MODAL
         ):
             return "figure of speech"  # "kaya lagi kebakaran"; not "kaya mau roboh"
-        if not hazard and any(t.startswith(_JOKE) for t in toks):
+        if not hazard and _JOKE.search(self.text):
             return "joke or hoax"  # "wkwk motorku tenggelam dlm cicilan", "... hoax itu"
         if hazard:
             if solved and not ongoing:
