@@ -30,6 +30,18 @@ fixes, so its first score estimates the rules on unseen sentences:
 - ``intent_fresh7.csv`` (50 rows, half of them emergencies and their look-alikes) first
   scored 0.900 / 0.840, no false and one missed emergency (a passenger "gak sadar").
 
+Two more sets were written a session later, before the rules and their configuration were read,
+scored once, then their gaps closed in general forms (phrase families, readings) and each fix
+checked against the dev file's kinds and urgencies:
+
+- ``intent_fresh8.csv`` (60 rows, East Java slang and Javanese, 12 emergencies and their
+  look-alikes) first scored kind 0.917, urgency 0.817, two false and three missed emergencies
+  (a news question "denger2 ada kebakaran ..., bener ta?", hyperbole "kaya lagi kebakaran";
+  "kecemplung", "ketimbun", a missing child whose age read as a past time).
+- ``intent_fresh9.csv`` (60 rows) first scored 0.833 / 0.783, no false and three missed
+  emergencies (a child in a well, a venomous snakebite, a landslide that "nimbun" houses) and
+  kind errors in spam without the usual words, wishes and questions.
+
 Two labels were corrected after scoring, both praise written as "other" ("videonya keren",
 "mantap jiwa"). All are the project's own writing, not evaluation data."""
 
@@ -114,6 +126,22 @@ def test_sets_scored_once_then_fixed_floor(name: str) -> None:
     assert not false and not missed, (false, missed)
 
 
+@pytest.mark.parametrize(
+    ("name", "kind_floor", "urgency_floor"),
+    [
+        ("intent_fresh8.csv", 0.95, 0.93),  # after fixes 0.983 / 0.967
+        ("intent_fresh9.csv", 0.92, 0.90),  # after fixes 0.950 / 0.933
+    ],
+)
+def test_sets_written_before_reading_the_rules_floor(
+    name: str, kind_floor: float, urgency_floor: float
+) -> None:
+    kind, urgency, false, missed = _score(name)
+    assert kind >= kind_floor, kind
+    assert urgency >= urgency_floor, urgency
+    assert not false and not missed, (false, missed)
+
+
 def test_held_out_set_floor() -> None:
     kind, urgency, false, missed = _score("intent_holdout.csv")
     assert kind >= 0.95, kind  # measured 0.981
@@ -165,8 +193,22 @@ def test_kind_is_read_from_the_whole_message(text: str, kind: str) -> None:
         ("bau gas dari rumah kosong sebelah, takut meledak", "emergency"),
         ("tiang listrik miring mau roboh ke jalan", "emergency"),
         ("sering terjadi kecelakaan di tikungan ini, mohon dipasang rambu", "high"),
+        # ... but "kaya mau roboh" (looks about to fall) is no comparison
+        ("pohon trembesi di depan SD kaya mau roboh, akarnya kebongkar", "high"),
+        # an age is no time: the child is still missing
+        ("anak sy umur 6 th ilang dr td siang di alun2, mohon bantuannya", "emergency"),
+        # "sekarang sudah surut" ends the matter instead of keeping it live
+        ("pas banjir kemarin air sepaha di rumah, skrg udh surut, minta bantuan bersih2",
+         "normal"),
+        # Javanese: "wes surut" is done, "kecemplung" and "kintir" are drownings
+        ("banjir kemarin wes surut, tp lumpurnya masih tebel di jalan", "normal"),
+        ("bocah kintir kali brantas pas adus, warga lg nyari", "emergency"),
+        # a near miss or yesterday's crash is a hazard to fix, not an emergency to run to
+        ("parkir truk nutup pandangan, tadi hampir saja terjadi laka", "high"),
+        ("kemarin sore ada laka di tikungan, jalannya licin ketutup pasir", "high"),
+        ("tadi ada kecelakaan, korban sudah dibawa ke rumah sakit, lampu jalannya mati", "normal"),
     ],
-)
+)  # fmt: skip
 def test_urgency_reads_tense_negation_and_the_informal_ways_of_reporting(
     text: str, urgency: str
 ) -> None:
@@ -174,6 +216,22 @@ def test_urgency_reads_tense_negation_and_the_informal_ways_of_reporting(
     assert result.urgency == urgency, result.evidence
     if urgency in ("emergency", "high"):
         assert result.urgency_reason  # every urgency keeps its reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "panas bgt hari ini rek, kaya lagi kebakaran",
+        "katanya ada kebakaran di pasar turi td pagi, bener ta min?",
+        "film carok yg lagi viral itu seru bgt",
+        "wkwk motorku tenggelam dlm cicilan",
+        "ada anak tenggelam? gak ada kok, hoax itu",
+    ],
+)
+def test_figures_of_speech_news_asked_about_films_and_jokes_are_no_emergency(text: str) -> None:
+    result = RULES.apply(text)
+    assert result.urgency != "emergency", result.evidence
+    assert any(e.startswith("urgency-defused:") for e in result.evidence), result.evidence
 
 
 def test_a_defused_trigger_says_why_in_the_evidence() -> None:
