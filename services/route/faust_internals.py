@@ -296,10 +296,15 @@ class InputBatches:
                 await self._start(
                     consumer, Chunk(topic, chunk, self._spans(consumer, chunk), generation)
                 )
-                every = consumer._commit_every  # noqa: SLF001
-                if every is not None and consumer._n_acked >= every:  # noqa: SLF001
-                    consumer._n_acked = 0  # noqa: SLF001
-                    await consumer.commit()
+                await self._commit_if_due(consumer)
+
+    @staticmethod
+    async def _commit_if_due(consumer: Any) -> None:
+        """faust's ``commit_every``: commit once that many offsets were acked since the last."""
+        every = consumer._commit_every  # noqa: SLF001
+        if every is not None and consumer._n_acked >= every:  # noqa: SLF001
+            consumer._n_acked = 0  # noqa: SLF001
+            await consumer.commit()
 
     def _current(self, consumer: Any, generation: int) -> bool:
         return bool(consumer.flow_active) and self.app.consumer_generation_id == generation
@@ -390,7 +395,6 @@ class InputBatches:
         read_offset = consumer._read_offset  # noqa: SLF001
         to_message = consumer._to_message  # noqa: SLF001
         acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
-        every = consumer._commit_every  # noqa: SLF001
         for n, record in enumerate(recs, 1):
             if not self._current(consumer, generation):
                 return
@@ -402,9 +406,7 @@ class InputBatches:
                 continue
             if r and offset - r > 1 and acks_enabled:
                 await consumer._add_gap(tp, r + 1, offset)  # noqa: SLF001
-            if every is not None and consumer._n_acked >= every:  # noqa: SLF001
-                consumer._n_acked = 0  # noqa: SLF001
-                await consumer.commit()
+            await self._commit_if_due(consumer)
             await consumer.wait_first(
                 consumer.callback(to_message(tp, record)), consumer.suspend_flow.wait()
             )
