@@ -135,15 +135,16 @@ class KafkaConnection:
         return kwargs
 
     def faust_options(self) -> dict[str, Any]:
-        """``broker``, ``broker_credentials`` and ``producer_partitioner`` for ``faust.App``:
-        faust turns credentials back into the same aiokafka keyword arguments
-        (``credentials_to_aiokafka_auth``), and its producer places keys as ``make_producer``'s
-        does."""
+        """``broker``, ``broker_credentials`` and the producer's partitioner and batch size
+        for ``faust.App``: faust turns credentials back into the same aiokafka keyword
+        arguments (``credentials_to_aiokafka_auth``), and its producer places keys and sizes
+        its batches as ``make_producer``'s does."""
         import faust
 
         options: dict[str, Any] = {
             "broker": [f"kafka://{s}" for s in self.servers],
             "producer_partitioner": partitioning.partition,
+            "producer_max_batch_size": PRODUCER_MAX_BATCH_BYTES,
         }
         context = self.ssl_context()
         if self.sasl_mechanism is not None:
@@ -159,6 +160,13 @@ class KafkaConnection:
         return options
 
 
+PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+"""Largest record batch a producer builds, faust's included. aiokafka's default (16 KiB)
+cut a route chunk of 1,000 outputs into ~70 batches per partition; with 256 KiB route's CPU
+per record fell from 92-98 to 79-87 us and its throughput rose 12-15 % (four alternating
+pairs of runs, 40,000 complaints each, 2026-12-01); 1 MiB measured the same as 256 KiB."""
+
+
 def make_producer(connection: KafkaConnection, **overrides: Any) -> AIOKafkaProducer:
     """A producer that waits for all in-sync replicas. Not idempotent: Tansu refuses
     InitProducerId; duplicates from retries are absorbed by idempotent consumers instead.
@@ -170,7 +178,7 @@ def make_producer(connection: KafkaConnection, **overrides: Any) -> AIOKafkaProd
         "acks": "all",
         "enable_idempotence": False,
         "linger_ms": 2,
-        "max_batch_size": 256 * 1024,
+        "max_batch_size": PRODUCER_MAX_BATCH_BYTES,
         "max_request_size": 8 * 1024 * 1024,
     }
     options.update(overrides)

@@ -18,6 +18,7 @@ from pydantic import SecretStr, ValidationError
 
 from common import partitioning
 from common.connection import (
+    PRODUCER_MAX_BATCH_BYTES,
     ConnectionSettingsError,
     KafkaConnection,
     make_consumer,
@@ -87,6 +88,9 @@ async def test_sasl_ssl_from_the_environment_reaches_every_client(
     # every producer, faust's included, places keys with the one (cheaper) murmur2
     assert producer._partitioner is partitioning.partition  # noqa: SLF001
     assert app.conf.producer_partitioner is partitioning.partition
+    # and builds batches of the same size (faust's default, 16 KiB, cost route 12-15 %)
+    assert app.conf.producer_max_batch_size == producer._message_accumulator._batch_size  # noqa: SLF001
+    assert app.conf.producer_max_batch_size == PRODUCER_MAX_BATCH_BYTES
 
 
 def test_sasl_password_can_come_from_the_secrets_file(tmp_path: Path) -> None:
