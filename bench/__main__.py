@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import corpus, stages
@@ -159,14 +158,10 @@ async def e2e_latency(
     complaint_id = Pseudonymizer(env["ADUAN_PSEUDONYM_KEY"].encode()).message_id
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
-    consumer = AIOKafkaConsumer(
-        topic_name(ROUTES, settings),
-        bootstrap_servers=bootstrap,
-        group_id=f"lat-{prefix}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=20,
-    )
+    reader = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.reader", bootstrap, topic_name(ROUTES, settings),
+        f"lat-{prefix}", stdout=asyncio.subprocess.PIPE, preexec_fn=die_with_parent,
+    )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
@@ -179,8 +174,8 @@ async def e2e_latency(
                 if time.monotonic() > deadline:
                     raise RuntimeError("ingest not ready")
                 await asyncio.sleep(0.2)
-            await consumer.start()
-            reading = asyncio.create_task(_read_routes(consumer, seen))
+            assert reader.stdout is not None
+            reading = asyncio.create_task(_read_routes(reader.stdout, seen))
             # Warm-up: one complaint through the whole pipeline (group joins happen here).
             post = Poster(session, base, env["ADUAN_META_APP_SECRET"], complaint_id, sent)
             await post("warmup", 0)
@@ -209,8 +204,9 @@ async def e2e_latency(
                 await asyncio.sleep(0.1)
             reading.cancel()
     finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
+        with contextlib.suppress(ProcessLookupError):
+            reader.kill()
+        await reader.wait()
         stop_processes(procs)
     lat = sorted(seen[k] - sent[k] for k in seen if k in sent)
     if not lat:
@@ -253,12 +249,11 @@ class Poster:
                 self.sent.pop(key, None)
 
 
-async def _read_routes(consumer: AIOKafkaConsumer, seen: dict[str, float]) -> None:
-    while True:
-        for recs in (await consumer.getmany(timeout_ms=100)).values():
-            now = time.monotonic()
-            for r in recs:
-                seen.setdefault(orjson.loads(r.value)["complaint_id"], now)
+async def _read_routes(lines: asyncio.StreamReader, seen: dict[str, float]) -> None:
+    """Collect ``bench.reader``'s lines: when (monotonic) each complaint's event was read."""
+    while line := await lines.readline():
+        complaint_id, _, at = line.decode().rpartition(" ")
+        seen.setdefault(complaint_id, float(at))
 
 
 async def _until(cond: Callable[[], bool], timeout: float) -> None:

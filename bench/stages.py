@@ -4,7 +4,8 @@ Each record carries its producer's timestamp (milliseconds, the writer's wall cl
 processes run on the bench machine, one clock). For every complaint the bench posted, the
 stages are: ``ingest`` POST → its ``aduan.messages.v1`` record, ``classify`` → its
 ``aduan.classified.v1`` record, ``route`` → its ``aduan.routes.v1`` record, ``read`` → the
-bench's consumer saw the routed event (that consumer's own fetch wait)."""
+bench's reader (``bench.reader``, a process of its own) saw the routed event: the broker's
+acknowledgement and that consumer's own fetch wait."""
 
 from __future__ import annotations
 
