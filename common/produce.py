@@ -17,6 +17,11 @@ for about three records per input. A sink that also implements ``BatchSink`` (bo
 the records grouped by topic-partition, appended into aiokafka ``BatchBuilder``s and handed
 over with one ``send_batch`` per batch; each record's result is derived from its batch's
 (base offset + its place in the batch), so callers see the same results as one by one.
+Measured on route-shaped writes (an event and a state per input, a marker per partition,
+500 inputs a call, embedded broker): 188,300 → 121,300 instructions per input (valgrind,
+-36 %), 15.3 → 8.1 µs of CPU; route itself, old and new alternating on a busy host, 10
+pairs: 99.7 → 84.8 µs of CPU per record (medians, -15 %; per pair from +4 % to -28 %,
+median -10 %), throughput 8,140 → 9,540 msg/s (medians; per pair -24 % to +61 %).
 Partitions are chosen as aiokafka's ``DefaultPartitioner`` would (``common.partitioning``,
 which every aduan producer is configured with): murmur2 of the key, or for a record with
 neither key nor partition a random one among the available partitions. A record larger than
@@ -407,8 +412,8 @@ async def _send_batched(sink: BatchSink, outputs: list[Output]) -> list[SendResu
             for i in indexes:
                 results[i] = exc
             continue
-        for i, a in zip(indexes, appended, strict=True):
-            results[i] = _at(first, a)
+        for i, own in zip(indexes, _each(first, appended), strict=True):
+            results[i] = own
     return results  # type: ignore[return-value]  # every slot is filled above
 
 
@@ -417,18 +422,26 @@ async def _send(sink: BatchSink, f: _Filling, tp: tuple[str, int]) -> _Sent:
     return await sink.send_batch(f.batch, *tp), f.indexes, f.appended
 
 
-def _at(first: Written, appended: Any) -> Written:
-    """A record's result from its batch's: the base offset plus its place in the batch
-    (as aiokafka resolves its per-record futures, timestamp included)."""
-    offset = first.offset + appended.offset
-    if isinstance(first, RecordMetadata):
-        own: Written
-        if first.timestamp == -1:  # CreateTime: the record's own
-            own = first._replace(offset=offset, timestamp=appended.timestamp)
-        else:
-            own = first._replace(offset=offset)
-        return own
-    return Landed(first.topic, first.partition, offset)
+def _each(first: Written, appended: list[Any]) -> list[Written]:
+    """Each record's result from its batch's: the base offset plus its place in the batch,
+    as aiokafka resolves its per-record futures (with the record's own CreateTime). Plain
+    tuples: ``RecordMetadata._replace`` was 10 % of the batch path's samples."""
+    if not isinstance(first, RecordMetadata):
+        return [Landed(first.topic, first.partition, first.offset + a.offset) for a in appended]
+    topic, partition, tp, base, timestamp, kind, log_start = first
+    new = tuple.__new__
+    if timestamp == -1:  # CreateTime: the record's own
+        return [
+            new(
+                RecordMetadata,
+                (topic, partition, tp, base + a.offset, a.timestamp, kind, log_start),
+            )
+            for a in appended
+        ]
+    return [
+        new(RecordMetadata, (topic, partition, tp, base + a.offset, timestamp, kind, log_start))
+        for a in appended
+    ]
 
 
 def first_failure(results: Iterable[SendResult]) -> BaseException | None:

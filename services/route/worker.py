@@ -279,7 +279,8 @@ class RouteWorker:
 
         Each phase waits for the broker's acks, so a crash can lose a state write (and the
         inputs are replayed: the same events again, same ids) but never an event whose
-        state already says it was sent."""
+        state already says it was sent. Each phase goes out as whole record batches
+        (``send_all(batched=True)``: route's CPU per record -10 to -15 %, see common.produce)."""
         if not out:
             return
         changelog = self.topics.changelog()
