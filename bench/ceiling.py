@@ -54,6 +54,7 @@ async def main(stop: asyncio.Event) -> None:
         group_id=os.environ.get("ADUAN_CONSUMER_GROUP_PREFIX", "aduan") + "-ceiling",
         handle=handle,
         stop=stop,
+        batched=False,  # the ceiling is a bare per-record aiokafka loop, by definition
     )
 
 

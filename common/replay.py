@@ -420,6 +420,6 @@ async def _replay_raw(
         _redeadletter(target.deadletter_topic, meta, ref, reason, detail, entry_index)
         for reason, detail, entry_index in again
     ]
-    await send_all_or_raise(sink, outputs)
+    await send_all_or_raise(sink, outputs, batched=True)
     summary.produced += len(result.messages)
     summary.dead_lettered_again += len(again)

@@ -121,6 +121,7 @@ async def run(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | No
             handle=ClassifyHandler(classifier, settings),
             stop=stop,
             on_ready=ready.set if ready is not None else None,
+            batched=True,
         )
     finally:
         watcher.cancel()

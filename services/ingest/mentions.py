@@ -295,7 +295,7 @@ async def run(
             async def process(records: list[Any]) -> None:
                 outputs = await fetcher.outputs(records)
                 assert sink is not None
-                await send_all_or_raise(sink, outputs)
+                await send_all_or_raise(sink, outputs, batched=True)
                 for topic, name in (
                     (fetcher.messages_topic, MESSAGES.name),
                     (fetcher.dlq_topic, DEADLETTER.name),

@@ -279,13 +279,14 @@ class RouteWorker:
 
         Each phase waits for the broker's acks, so a crash can lose a state write (and the
         inputs are replayed: the same events again, same ids) but never an event whose
-        state already says it was sent."""
+        state already says it was sent. Each phase goes out as whole record batches
+        (``send_all(batched=True)``: route's CPU per record -10 to -15 %, see common.produce)."""
         if not out:
             return
         changelog = self.topics.changelog()
         state = [o for o in out if o.topic == changelog]
-        await send_all_or_raise(sink, [o for o in out if o.topic != changelog])
-        await send_all_or_raise(sink, state)
+        await send_all_or_raise(sink, [o for o in out if o.topic != changelog], batched=True)
+        await send_all_or_raise(sink, state, batched=True)
         # Close every changelog partition written with a one-record batch (a tombstone of a
         # key no state uses). Faust's recovery reads up to ListOffsets' end offset, which
         # Tansu reports as the *first* offset of the last batch + 1: without this record a
@@ -293,7 +294,7 @@ class RouteWorker:
         # On Kafka it is a harmless tombstone.
         touched = sorted({o.partition for o in state if o.partition is not None})
         markers = await send_all_or_raise(
-            sink, [Output(changelog, MARKER_KEY, None, partition=p) for p in touched]
+            sink, [Output(changelog, MARKER_KEY, None, partition=p) for p in touched], batched=True
         )
         # Everything is acknowledged: the local table may now hold the batch's states, with
         # the changelog offset they correspond to (a persistent store resumes after it).
