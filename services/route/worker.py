@@ -26,7 +26,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -186,6 +185,8 @@ class RouteWorker:
         self.ready_after: float | None = None
         """Seconds from ``started`` to the first completed reindex (None: not ready yet)."""
         self.started = time.monotonic()
+        self.tally = metrics.Tally()
+        """The metrics of the batch being decided, written when it is (``start_batch``)."""
         self._routes_out = metrics.MESSAGES_OUT.labels(NAME, ROUTES.name)
         self._sla_out = metrics.MESSAGES_OUT.labels(NAME, SLA.name)
         self._latency = (
@@ -237,6 +238,7 @@ class RouteWorker:
                 raise
             finally:
                 self._writes = {}
+                self.tally.flush()
             tail = self._tail
             before = tail if tail is not None and not tail.done() else None
             task = asyncio.ensure_future(self._write(before, out, writes, sink, started))
@@ -460,7 +462,7 @@ class RouteWorker:
         self._store(key, record.partition, old, new, out)
         self._track_open(was, new)
         if new is None and was is not None and was[1]:
-            _child(metrics.UNRESOLVED_DROPPED, was[0]).inc()
+            self.tally.inc(_child(metrics.UNRESOLVED_DROPPED, was[0]))
         if arrival:
             self._note_past_due(key, record.partition, old, new)
         return True
@@ -494,21 +496,23 @@ class RouteWorker:
         self.index(partition).set(key, state.next_due(retain))
 
     def _publish(self, key: bytes, events: list[Event], out: list[Output]) -> None:
+        tally = self.tally
         for e in events:
             if isinstance(e, RouteEvent):
                 out.append(Output(self.topics.routes, key, event_json(e)))
-                self._routes_out.inc()
+                tally.inc(self._routes_out)
                 if e.event_type is not RouteEventType.updated:  # an edit routes nothing anew
-                    _child(metrics.ROUTED, e.agency_id, e.agency_kind).inc()
+                    tally.inc(_child(metrics.ROUTED, e.agency_id, e.agency_kind))
                 continue
             assert isinstance(e, SlaEvent)
             out.append(Output(self.topics.sla, key, event_json(e)))
-            self._sla_out.inc()
+            tally.inc(self._sla_out)
             clock_label = e.clock.value if e.clock else ""
-            _child(metrics.SLA_EVENTS, e.agency_id, e.event_type.value, clock_label).inc()
+            tally.inc(_child(metrics.SLA_EVENTS, e.agency_id, e.event_type.value, clock_label))
             if e.business_seconds is not None and e.clock is not None:
-                _child(metrics.RESPONSE_BUSINESS_TIME, e.agency_id, e.clock.value).observe(
-                    e.business_seconds
+                tally.observe(
+                    _child(metrics.RESPONSE_BUSINESS_TIME, e.agency_id, e.clock.value),
+                    e.business_seconds,
                 )
 
     # --- timer metrics --------------------------------------------------------------------
@@ -570,10 +574,12 @@ class RouteWorker:
         counts = self.open_by_agency
         if before and before[1]:
             counts[before[0]] -= 1
-            _child(metrics.OPEN_COMPLAINTS, before[0]).set(counts[before[0]])
+            self.tally.set(_child(metrics.OPEN_COMPLAINTS, before[0]), counts[before[0]])
         if after is not None and after.is_open:
             counts[after.agency_id] += 1
-            _child(metrics.OPEN_COMPLAINTS, after.agency_id).set(counts[after.agency_id])
+            self.tally.set(
+                _child(metrics.OPEN_COMPLAINTS, after.agency_id), counts[after.agency_id]
+            )
 
     def _dead(self, record: Incoming, reason: str, detail: str, out: list[Output]) -> None:
         source = Source(record.topic, record.partition, record.offset, record.key, record.value)
@@ -602,11 +608,11 @@ class RouteWorker:
 
     def _observe_latency(self, cm: ClassifiedMessage) -> None:
         """Age of the message when route decided on it (its outputs follow in the batch)."""
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        now = self.clock()
         message = cm.message
         platform, received = self._latency
-        platform.observe((now - message.platform_time).total_seconds())
-        received.observe((now - message.received_at).total_seconds())
+        self.tally.observe(platform, now - message.platform_time.timestamp())
+        self.tally.observe(received, now - message.received_at.timestamp())
 
 
 _CHILDREN: dict[tuple[object, ...], Any] = {}

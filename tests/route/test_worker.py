@@ -214,3 +214,26 @@ async def test_a_never_resolved_complaint_is_dropped_and_counted() -> None:
     assert sink.on("changelog")[-2].value is None  # the tombstone before the marker
     assert dropped._value.get() == before + 1  # noqa: SLF001
     assert w.open_by_agency["sby-public-works"] == 0
+
+
+async def test_a_batchs_metrics_are_written_when_it_is_decided() -> None:
+    """Counters, gauges and latency histograms go through one ``Tally`` per batch: after
+    the batch they read what one write per complaint would have."""
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    routed = {"agency_id": "sby-public-works", "agency_kind": "public_works"}
+    latency = {"processor": "route", "since": "received"}
+    before = (
+        sample("aduan_routed_total", **routed),
+        sample("aduan_pipeline_latency_seconds_count", **latency),
+    )
+    w, sink = worker(), MemorySink()
+    batch = [record(message(f"m{i}", f"t{i}", MON_9), f"t{i}", 0, i) for i in range(3)]
+    await w.handle_batch(w.on_classified, batch, sink)
+    assert sample("aduan_routed_total", **routed) == before[0] + 3
+    assert sample("aduan_pipeline_latency_seconds_count", **latency) == before[1] + 3
+    assert sample("aduan_open_complaints", agency_id="sby-public-works") == 3
+    assert w.tally.counts == {} and w.tally.observed == {}  # flushed, nothing left over
