@@ -459,12 +459,12 @@ class RouteWorker:
             self._dead(record, "internal_error", f"{key!r}: {exc!r}", out)
             return False
         self._publish(key, events, out)  # events before state: a crash re-emits, never loses
-        self._store(key, record.partition, old, new, out)
+        due = self._store(key, record.partition, old, new, out)
         self._track_open(was, new)
         if new is None and was is not None and was[1]:
             self.tally.inc(_child(metrics.UNRESOLVED_DROPPED, was[0]))
         if arrival:
-            self._note_past_due(key, record.partition, old, new)
+            self._note_past_due(key, record.partition, old, new, due)
         return True
 
     def _get(self, key: bytes, partition: int) -> bytes | None:
@@ -480,20 +480,23 @@ class RouteWorker:
         old: bytes | None,
         state: ComplaintState | None,
         out: list[Output],
-    ) -> None:
+    ) -> float | None:
+        """Queue the new state (if it changed) and index it; returns its next due time."""
         changelog = self.topics.changelog()
         if state is None:
             if old is not None:
                 self.overlay[key] = self._writes[key] = (partition, None)
                 out.append(Output(changelog, key, None, partition=partition))  # tombstone
             self.index(partition).set(key, None)
-            return
+            return None
         retain = self.router.retain_unresolved_s
         data = state.to_bytes(retain)
         if data != old:
             self.overlay[key] = self._writes[key] = (partition, data)
             out.append(Output(changelog, key, data, partition=partition))
-        self.index(partition).set(key, state.next_due(retain))
+        due = state.next_due(retain)
+        self.index(partition).set(key, due)
+        return due
 
     def _publish(self, key: bytes, events: list[Event], out: list[Output]) -> None:
         tally = self.tally
@@ -517,7 +520,12 @@ class RouteWorker:
 
     # --- timer metrics --------------------------------------------------------------------
     def _note_past_due(
-        self, key: bytes, partition: int, old: bytes | None, new: ComplaintState | None
+        self,
+        key: bytes,
+        partition: int,
+        old: bytes | None,
+        new: ComplaintState | None,
+        due: float | None,
     ) -> None:
         """Remember when route learned of a deadline that had already passed (a late webhook,
         a platform retry, a replay: clocks start at the platform's time): firing it is
@@ -525,8 +533,7 @@ class RouteWorker:
         if new is None or not new.is_open:
             self.learned.pop(key, None)
             return
-        due = new.next_due(self.router.retain_unresolved_s)
-        if due is None:
+        if due is None:  # ``due``: its next due time, as just indexed
             return
         now = self.clock()
         if due >= now:
