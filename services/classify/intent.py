@@ -48,6 +48,10 @@ _NEG_WINDOW = 3  # "tidak pernah dipotong", "gak ada yang nolong"
 _HYP_WINDOW = 5  # "kalau ada pohon tumbang ...", "apakah ada pemadaman listrik ..."
 _PAST_WINDOW = 4  # "kebakaran pasar tahun lalu", "kemarin rumah saya kebakaran"
 _LONG_PAST_WINDOW = 6  # "tiga tahun lalu jembatan desa kami hanyut"
+# an emergency's own time may close its clause: "kebakaran gudang di ajung tadi malam"
+_URGENT_PAST_WINDOW = 6
+_FIX_REACH = 5  # "tanggul yang retak di desa morowudi sudah diperbaiki": the problem, fixed
+_WISH_WINDOW = 10  # "semoga ke depan ada layanan buat lapor kucing sama anjing liar"
 _ONGOING_WINDOW = 3  # "air masih naik", "banjir dari kemarin belum surut"
 _STRONG = 3.0
 _LEVEL_ORDER = {"emergency": 0, "high": 1, "low": 2}
@@ -265,8 +269,12 @@ class IntentRules:
             for rank, g in entry.urgency:
                 urg.append((rank, g, start))
         n = len(toks)
-        for i in compress(range(n), map(_SPANS.__contains__, toks)):
-            if i and toks[i - 1].isdigit():  # "sudah 4 bulan", "2 tahun": a long-standing problem
+        # spans of time and counts of times, found in one pass (probed in C)
+        for i in compress(range(n), map(_SPANS_AND_TIMES.__contains__, toks)):
+            if toks[i] in _TIMES:  # a count of times is a habit: "sudah 3x ada begal", "ping 3"
+                if (i and _is_count(toks[i - 1])) or (i + 1 < n and _is_count(toks[i + 1])):
+                    ctx.setdefault("habitual", []).append(i)
+            elif i and toks[i - 1].isdigit():  # "sudah 4 bulan", "2 tahun": long-standing
                 if i > 1 and toks[i - 2] in _AGE:
                     continue  # "anak saya umur 6 tahun hilang": an age, not a time
                 ctx.setdefault("past", []).append(i)
@@ -274,6 +282,8 @@ class IntentRules:
             elif toks[i] == "tahun" and i + 1 < n and _YEAR.fullmatch(toks[i + 1]):
                 ctx.setdefault("past", []).append(i)  # "kebakaran tahun 2019"
                 ctx.setdefault("long_past", []).append(i)
+        if "drill" in ctx and "negation" in ctx:
+            _drop_denied_drills(ctx)
         reader = _Context(ctx, toks, text)
         open_problem, solved, demanded = reader.problems(ctx_end, n)
         open_problem += unpraise
@@ -307,6 +317,7 @@ class IntentRules:
             "request" in ctx,
             topic,
             drill="drill" in ctx,
+            figurative=not live and any(why in _FIGURATIVE for _, why in defused),
         )
         signals = {**kinds, "open_problem": open_problem, "solved": solved}
         evidence = [f"kind:{k}={v:g}" for k, v in sorted(signals.items()) if v]
@@ -348,8 +359,22 @@ class IntentRules:
         live: list[tuple[str, str]] = []
         defused: list[tuple[int, str]] = []
         risks: list[str] = []
+        wished = "wish" in reader.ctx
         for rank in sorted(combos):
             level, reason = self.rules[rank][:2]
+            if (
+                level == "high"
+                and wished
+                and all(
+                    any(reader.near("wish", p, _WISH_WINDOW) for p in combo)
+                    for combo in combos[rank]
+                )
+            ):
+                # a hazard inside a wish is what the wish is about ("semoga ke depan ada
+                # peringatan dini banjir"); an emergency never is: it is reported whatever
+                # the words before it
+                defused.append((rank, "wish"))
+                continue
             # a combination is defused when any of its words is ("pohon ... takut roboh")
             whys = [
                 next((w for w in map(reader.defused, combo, [solved] * len(combo)) if w), None)
@@ -369,6 +394,21 @@ class IntentRules:
                     risks.append(reason)  # a fall yesterday, a dike that could burst
         live.sort(key=lambda lr: _LEVEL_ORDER[lr[0]])
         return live, defused, risks
+
+
+def _drop_denied_drills(ctx: dict[str, list[int]]) -> None:
+    """A drill denied is none ("ini bukan simulasi", "bukan latihan"): the message insists
+    the emergency is real."""
+    negations = ctx["negation"]
+    real = [p for p in ctx["drill"] if not _near(negations, p, 2, 0)]
+    if real:
+        ctx["drill"] = real
+    else:
+        del ctx["drill"]
+
+
+def _is_count(word: str) -> bool:
+    return word.isdigit() or word in _COUNTS
 
 
 def _start_longest_first(hit: tuple[int, int, _Entry]) -> tuple[int, int]:
@@ -418,6 +458,12 @@ _SPANS = frozenset({"minggu", "bulan", "tahun", "pekan"})
 _YEAR = re.compile(r"(19|20)\d\d")
 _VOCATIVES = frozenset({"min", "admin", "pak", "bu", "kak", "gan", "mas", "mbak", "bos"})
 _TAGS = frozenset({"tidak", "belum", "ya", "kah", "kan", "nggak", "dong", "ta", "tah"})
+_TIMES = frozenset({"kali", "ping", "kalinya", "x"})  # "3x kejadian begal"
+_SPANS_AND_TIMES = _SPANS | _TIMES
+_COUNTS = frozenset(
+    {"dua", "tiga", "empat", "lima", "beberapa", "berkali", "tigo", "pindo", "papat"}
+)
+_FIGURATIVE = frozenset({"figure of speech", "joke or hoax"})
 _AGE = frozenset({"umur", "usia", "berumur", "berusia"})
 # "panas kaya lagi kebakaran": an emergency right after a comparison is a figure of speech
 # ("kayaknya", "sepertinya" -- it seems -- are not comparisons; "seperti" is left out, it
@@ -442,6 +488,14 @@ _HEARSAY = frozenset(
         "konon",
         "beredar",
         "viral",
+        # "beneran kah ada kebakaran di pasar? rame di tiktok": asking whether it is true
+        "beneran",
+        "bener",
+        "benar",
+        "betul",
+        "betulkah",
+        "emang",
+        "emangnya",
     }
 )
 # an emergency named as what a film, a video or the news is about is no report
@@ -472,10 +526,14 @@ class _Context:
         short-cuts without a call."""
         open_problem = solved = demanded = past_problems = 0.0
         toks, get = self.toks, self.ctx.get
+        fix, good = get("fix", ()), get("good", ())
         negation, not_yet, done = get("negation", ()), get("not_yet", ()), get("done", ())
         hypothetical, inquiry = get("hypothetical", ()), get("inquiry", ())
         wish, future, past = get("wish", ()), get("future", ()), get("past", ())
         ongoing, contrast, duration = get("ongoing", ()), get("contrast", ()), get("duration", ())
+        # (done word, fix) pairs: "sudah diperbaiki", to read the problem just before them (a
+        # fix, not a good state: in "jangan bikin kecewa, SB ini sudah bagus" the bus is good)
+        fixed = [(d, q) for q in fix if self.done(q) for d in done if q - 3 <= d < q]
         for pos in get("problem", ()):
             end = ends.get(pos, pos + 1)
             if negation and _near(negation, pos, _NEG_WINDOW, 0):
@@ -486,13 +544,15 @@ class _Context:
                 inquiry and _near(inquiry, pos, _HYP_WINDOW + 1, 0)
             ):
                 continue
-            if wish and _near(wish, pos, 8, 0):
+            if wish and _near(wish, pos, _WISH_WINDOW, 0):
                 continue  # "semoga ada program perbaikan rumah tidak layak huni": the wish
             if future and _near(future, pos, 3, 3):
                 continue
             if "lagi" in toks[end : end + 2] or (contrast and _near(contrast, pos, 4, 0)):
                 open_problem += 1  # "rusak lagi", "tapi jalannya rusak": open again
                 continue
+            if fixed and any(pos < d and q <= pos + _FIX_REACH for d, q in fixed):
+                continue  # "tanggul yang retak ... sudah diperbaiki": counted as solved below
             if (
                 past
                 and _near(past, pos, _PAST_WINDOW, _PAST_WINDOW)
@@ -505,9 +565,8 @@ class _Context:
                 continue
             open_problem += 1
         requests = get("request", ())
-        fix, good = get("fix", ()), get("good", ())
         for pos in fix:
-            if done and _near(done, pos, 3, 0):
+            if done and self.done(pos):
                 solved += 1
             elif self.negated(pos):
                 open_problem += 2
@@ -538,6 +597,11 @@ class _Context:
             open_problem += 0.5 * past_problems  # "bocor kemarin sudah ditangani": news
         return open_problem, solved, demanded
 
+    def done(self, pos: int) -> bool:
+        """A fix or good state reported done: "sudah diperbaiki", not "sudah setahun belum
+        diganti" (the "belum" between says it is not)."""
+        return self.near("done", pos, 3) and not self.near("not_yet", pos, 2)
+
     def long_ago(self, pos: int) -> bool:
         """Weeks or more ago ("minggu lalu", "dulu") next to ``pos`` and not the start of
         something still going on ("sejak minggu lalu"): an emergency that old is over,
@@ -551,7 +615,8 @@ class _Context:
     def joking(self) -> bool:
         """Laughter or "hoax" anywhere in the message (computed once)."""
         if self._joke is None:
-            low = self.text.lower()
+            # "ini bukan hoax": said to be believed
+            low = self.text.lower().replace("bukan hoax", "").replace("bukan hoaks", "")
             self._joke = any(w in low for w in _JOKE)
         return self._joke
 
@@ -594,7 +659,8 @@ class _Context:
         if hazard:
             if solved and not ongoing:
                 return "handled"
-            return "past" if self.long_ago(pos) else None
+            # weeks ago and over; not "minggu lalu ada anak digigit, skrg masih berkeliaran"
+            return "past" if self.long_ago(pos) and not ongoing else None
         if near("hypothetical", pos, _HYP_WINDOW) or near("inquiry", pos, _HYP_WINDOW):
             return "hypothetical"
         if "?" in self.text and not _HEARSAY.isdisjoint(toks[max(0, pos - 6) : pos]):
@@ -607,9 +673,11 @@ class _Context:
             return "handled"
         if self.long_ago(pos):  # "tahun lalu rumah saya kebakaran, sampai sekarang ..."
             return "past"
-        if near("past", pos, _PAST_WINDOW, _PAST_WINDOW) and not ongoing:
+        if near("past", pos, _URGENT_PAST_WINDOW, _URGENT_PAST_WINDOW) and not ongoing:
             return "past"
-        if near("habitual", pos, _PAST_WINDOW):  # "sering terjadi kecelakaan"
+        # "sering terjadi kecelakaan", "wis ping 3 ono begal" (not after it: "mau ambruk, tiap
+        # pagi anak sekolah lewat" is who is at risk, not a habit)
+        if near("habitual", pos, _PAST_WINDOW):
             return "habitual"
         return None
 
@@ -625,6 +693,7 @@ def decide(
     topic: float,
     *,
     drill: bool = False,
+    figurative: bool = False,
 ) -> str:
     """The message kind from its evidence (see the module docstring for the reasons)."""
     complaint = open_problem + demanded + kinds.get("complaint", 0.0)
@@ -651,8 +720,8 @@ def decide(
     if open_problem == 0 and demanded == 0:
         if aspiration >= _STRONG and aspiration >= question:
             return "aspiration"
-        if question >= 2:
-            return "question"
+        if question >= 2 and (question >= _STRONG or kinds.get("complaint", 0.0) < _STRONG):
+            return "question"  # not "jutek bgt, nanya baik2 malah dibentak": the asking is told
     other = kinds.get("other", 0.0)
     if other >= _STRONG and open_problem == 0 and demanded == 0 and question < 2:
         return "other"  # greetings, "izin share": topic words in them ask for nothing
@@ -668,6 +737,10 @@ def decide(
         return "aspiration"
     if question >= 2 or (question >= 1 and topic >= 1):
         return "question"
+    if figurative and open_problem == 0 and demanded == 0 and complaint < 2:
+        # the topic word was a figure of speech or a joke: "panas kayak kebakaran", "tolong
+        # ada kebakaran... di hatiku wkwk"
+        return "other"
     if request and topic >= 1:
         return "complaint"  # "mohon dibantu perantingan 5 pohon"
     if thanks or praise >= 1:

@@ -42,6 +42,26 @@ checked against the dev file's kinds and urgencies:
   emergencies (a child in a well, a venomous snakebite, a landslide that "nimbun" houses) and
   kind errors in spam without the usual words, wishes and questions.
 
+Three more (stop 23) were written by writers who were shown only the label definitions,
+never the rules or the earlier sets, each in one style: ``intent_fresh10.csv`` (older
+citizens across East Java's regencies, Javanese ngoko and kromo), ``intent_fresh11.csv``
+(X and Instagram replies: Gen-Z slang, sarcasm, English code-mixing) and
+``intent_fresh12.csv`` (WhatsApp complaint lines: semi-formal letters, panicked bursts,
+voice-note transcripts), 60 rows each, a third of them look-alikes. First scores (kind /
+urgency / false / missed emergencies): 0.850 / 0.750 / 4 / 3, 0.800 / 0.767 / 3 / 1, 0.833 /
+0.833 / 1 / 3. They showed readings the rules lacked: a drill or hoax denied ("ini bukan
+simulasi"), a problem fixed in its own clause ("tanggul yang retak ... sudah diperbaiki"),
+"sudah setahun belum diganti" counted as done, an emergency whose time closes the clause
+("kebakaran gudang ... tadi malam"), counts of times as habits ("wis ping 3 ono begal"), a
+hazard inside a wish, rumours asked with "beneran"; and vocabulary (Javanese depths, "semaput",
+"ketindih", leaning trees and poles, water out for days, MLM and campaign phrases).
+Two more were written the same way after those fixes, to score them: ``intent_fresh13.csv``
+(Facebook comments from rural regencies: farmers, village officials, migrant workers
+abroad) first scored 0.900 / 0.817 / 1 / 2, and ``intent_fresh14.csv`` (Instagram replies in
+Jakarta-style informal Indonesian from Surabaya, Malang and Sidoarjo) 0.817 / 0.733 / 1 / 1;
+their gaps were closed in turn (ground moving under homes, "mau ambrol", a feared hazard
+that makes a flood conditional, figures of speech that are the only topic word, "3x").
+
 Two labels were corrected after scoring, both praise written as "other" ("videonya keren",
 "mantap jiwa"). All are the project's own writing, not evaluation data."""
 
@@ -142,11 +162,41 @@ def test_sets_written_before_reading_the_rules_floor(
     assert not false and not missed, (false, missed)
 
 
+@pytest.mark.parametrize(
+    ("name", "kind_floor", "urgency_floor"),
+    [
+        ("intent_fresh10.csv", 0.93, 0.86),  # after fixes 0.950 / 0.883
+        ("intent_fresh11.csv", 0.96, 0.91),  # 0.983 / 0.933
+        ("intent_fresh12.csv", 0.93, 0.93),  # 0.950 / 0.950
+        ("intent_fresh13.csv", 0.96, 0.93),  # 0.983 / 0.950
+        ("intent_fresh14.csv", 0.86, 0.83),  # 0.883 / 0.850
+    ],
+)
+def test_sets_written_from_the_definitions_alone_floor(
+    name: str, kind_floor: float, urgency_floor: float
+) -> None:
+    kind, urgency, false, missed = _score(name)
+    assert kind >= kind_floor, kind
+    assert urgency >= urgency_floor, urgency
+    # left as scored: a wall leaning over market traders after a tremor, told in Javanese
+    # (read as `high`), a pupil beaten "hampir tiap hari" (read as an emergency; a habit
+    # after the trigger is more often who is at risk: "mau ambruk, tiap pagi anak lewat"),
+    # a billboard leaning over waiting drivers "sebelum roboh" (read as `normal`)
+    assert len(false) + len(missed) <= 1, (false, missed)
+
+
 def test_held_out_set_floor() -> None:
     kind, urgency, false, missed = _score("intent_holdout.csv")
     assert kind >= 0.95, kind  # measured 0.981
     assert urgency >= 0.95, urgency
     assert len(false) <= 1 and not missed, (false, missed)
+
+
+def test_a_fix_with_belum_between_is_not_done() -> None:
+    """ "sudah sebulan belum diganti": the "sudah" dates the wait, the "belum" says no fix."""
+    evidence = RULES.apply("mobil sampah kelurahan rusak sudah sebulan belum diganti").evidence
+    assert not any(e.startswith("kind:solved") for e in evidence), evidence
+    assert "kind:solved=1" in RULES.apply("mobil sampah kelurahan sudah diganti").evidence
 
 
 @pytest.mark.parametrize(
@@ -170,6 +220,13 @@ def test_held_out_set_floor() -> None:
         # a complaint about gambling ads is a complaint, not spam
         ("ada iklan judi online di spanduk jembatan penyeberangan, mohon diturunkan", "complaint"),
         ("petugas loketnya tidak ramah dan lama", "complaint"),
+        # a problem fixed in its own clause is news of the fix
+        ("terima kasih, jembatan yang retak di dusun kami sudah diperbaiki", "praise"),
+        ("beneran ada kebakaran di terminal? rame di grup", "question"),
+        ("semoga ke depan ada sistem peringatan banjir untuk warga", "aspiration"),
+        ("petugasnya jutek, saya nanya baik2 malah dibentak", "complaint"),
+        # the only topic word is a figure of speech
+        ("panas banget hari ini kayak kebakaran, jangan lupa minum air", "other"),
     ],
 )
 def test_kind_is_read_from_the_whole_message(text: str, kind: str) -> None:
@@ -193,6 +250,21 @@ def test_kind_is_read_from_the_whole_message(text: str, kind: str) -> None:
         ("bau gas dari rumah kosong sebelah, takut meledak", "emergency"),
         ("tiang listrik miring mau roboh ke jalan", "emergency"),
         ("sering terjadi kecelakaan di tikungan ini, mohon dipasang rambu", "high"),
+        ("sudah 3 kali ada begal di jalan ini, mohon dipasang lampu", "high"),
+        ("bulan ini sudah 3x ada begal di jalan tembus, mohon dipasang lampu", "high"),
+        ("tanah di samping rumah bergerak, dinding dapur retak, nenek masih di dalam", "emergency"),
+        ("jembatan kayu di dusun kami mau ambrol, anak2 masih di seberang", "emergency"),
+        # a feared hazard makes what follows it conditional
+        ("tanggul retak, kalau hujan deras bisa jebol dan desa kami kebanjiran", "high"),
+        # a drill or a hoax denied: the message insists it is real
+        ("ini bukan simulasi, gedung sekolah kebakaran, anak2 masih di dalam", "emergency"),
+        ("bukan hoax, ada orang tenggelam di waduk sekarang", "emergency"),
+        # a time that closes the clause still dates the emergency
+        ("kebakaran rumah di gang 4 tadi malam, puingnya masih menutup jalan", "normal"),
+        ("pohon beringin di depan balai desa miring ke jalan, mohon dipotong", "high"),
+        ("air pdam di rumah saya mati sudah 5 hari", "high"),
+        # weeks ago, but the hazard goes on
+        ("minggu lalu ada warga digigit anjing liar, sekarang masih berkeliaran", "high"),
         # ... but "kaya mau roboh" (looks about to fall) is no comparison
         ("pohon trembesi di depan SD kaya mau roboh, akarnya kebongkar", "high"),
         # an age is no time: the child is still missing
