@@ -469,7 +469,9 @@ _AGE = frozenset({"umur", "usia", "berumur", "berusia"})
 # ("kayaknya", "sepertinya" -- it seems -- are not comparisons; "seperti" is left out, it
 # also lists examples: "bencana seperti banjir bandang"); "kaya mau roboh" (looks about to
 # fall) is no comparison, nor are hazards ("licin seperti ini membahayakan")
-_SIMILE = frozenset({"kaya", "kayak", "bagaikan", "ibarat", "laksana", "umpama"})
+_SIMILE = frozenset(
+    {"kaya", "kayak", "koyok", "koyo", "kek", "bagaikan", "ibarat", "laksana", "umpama"}
+)
 _MODAL = frozenset({"mau", "hampir", "nyaris", "akan"})
 # laughter ("wkwk", "hahaha") or a hoax called out: nobody reports an emergency that way
 # (substring tests on the lowered text, once per message: an IGNORECASE alternation regex
@@ -712,8 +714,8 @@ def decide(
         and (question < _STRONG or praise >= _STRONG)
     ):
         return "praise"
-    if praise >= _STRONG and praise > complaint:
-        return "praise"
+    if praise >= _STRONG and praise > complaint and (solved or open_problem < 2):
+        return "praise"  # not "mantul pemprov, lampu merah udah mati 4 hari ... top banget"
     aspiration = kinds.get("aspiration", 0.0)
     if aspiration and create:
         aspiration += 1
@@ -737,7 +739,7 @@ def decide(
         return "aspiration"
     if question >= 2 or (question >= 1 and topic >= 1):
         return "question"
-    if figurative and open_problem == 0 and demanded == 0 and complaint < 2:
+    if figurative and open_problem <= 1 and demanded == 0 and complaint < 2:
         # the topic word was a figure of speech or a joke: "panas kayak kebakaran", "tolong
         # ada kebakaran... di hatiku wkwk"
         return "other"
