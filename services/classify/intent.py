@@ -292,6 +292,8 @@ class IntentRules:
             kept = sum(w for p, w in praised if p > last_contrast)
             if kept:
                 kinds["praise"] = kept
+        if n and toks[0] == "info" and "?" not in text:
+            kinds["other"] = kinds.get("other", 0.0) + _STRONG  # "Info: jalan ... sudah surut"
         if self.question_mark and "?" in text:
             kinds["question"] = kinds.get("question", 0.0) + self.question_mark
             end = n - 1 if n > 1 and toks[-1] in _VOCATIVES else n  # "... hoax ya min?"
@@ -407,6 +409,11 @@ def _drop_denied_drills(ctx: dict[str, list[int]]) -> None:
         del ctx["drill"]
 
 
+def _restored(toks: Sequence[str], pos: int) -> bool:
+    """A good state "lagi"/"kembali": restored ("nyala lagi", "normal kembali")."""
+    return pos + 1 < len(toks) and toks[pos + 1] in _AGAIN
+
+
 def _is_count(word: str) -> bool:
     return word.isdigit() or word in _COUNTS
 
@@ -463,6 +470,7 @@ _SPANS_AND_TIMES = _SPANS | _TIMES
 _COUNTS = frozenset(
     {"dua", "tiga", "empat", "lima", "beberapa", "berkali", "tigo", "pindo", "papat"}
 )
+_AGAIN = frozenset({"lagi", "kembali"})
 _FIGURATIVE = frozenset({"figure of speech", "joke or hoax"})
 _AGE = frozenset({"umur", "usia", "berumur", "berusia"})
 # "panas kaya lagi kebakaran": an emergency right after a comparison is a figure of speech
@@ -536,6 +544,15 @@ class _Context:
         # (done word, fix) pairs: "sudah diperbaiki", to read the problem just before them (a
         # fix, not a good state: in "jangan bikin kecewa, SB ini sudah bagus" the bus is good)
         fixed = [(d, q) for q in fix if self.done(q) for d in done if q - 3 <= d < q]
+        # a good state reported restored: "lampu PJU yg mati 2 bulan akhirnya nyala lagi" (not
+        # "agar menyala kembali", a request; nor "sudah bagus", which need not be the problem)
+        fixed += [
+            (d, q)
+            for q in good
+            if _restored(toks, q) and self.done(q)
+            for d in done
+            if q - 3 <= d < q
+        ]
         for pos in get("problem", ()):
             end = ends.get(pos, pos + 1)
             if negation and _near(negation, pos, _NEG_WINDOW, 0):
@@ -658,8 +675,11 @@ class _Context:
             return "figure of speech"  # "kaya lagi kebakaran"; not "kaya mau roboh"
         if not hazard and self.joking():
             return "joke or hoax"  # "wkwk motorku tenggelam dlm cicilan", "... hoax itu"
+        # the message's fix covers the trigger unless a "tapi" stands between: "jalan desa
+        # udh dicor. tp skrg tanggul ... retak" is a new matter
+        handled = solved and not ongoing and not near("contrast", pos, 8)
         if hazard:
-            if solved and not ongoing:
+            if handled:
                 return "handled"
             # weeks ago and over; not "minggu lalu ada anak digigit, skrg masih berkeliaran"
             return "past" if self.long_ago(pos) and not ongoing else None
@@ -671,7 +691,7 @@ class _Context:
             return "news or film"  # "film carok yg lagi viral", "video kebakaran tahun lalu"
         if near("future", pos, 3, 3) and not ongoing:
             return "planned"
-        if solved and not ongoing:
+        if handled:
             return "handled"
         if self.long_ago(pos):  # "tahun lalu rumah saya kebakaran, sampai sekarang ..."
             return "past"
@@ -710,7 +730,8 @@ def decide(
     if (
         open_problem == 0
         and demanded == 0
-        and (praise >= 2 or (thanks and solved))
+        # "usul ..., biar lebih puas olahraganya": the wish, not the praise word
+        and ((praise >= 2 and praise >= kinds.get("aspiration", 0.0)) or (thanks and solved))
         and (question < _STRONG or praise >= _STRONG)
     ):
         return "praise"
