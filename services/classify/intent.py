@@ -464,7 +464,9 @@ def _find(
 _SPANS = frozenset({"minggu", "bulan", "tahun", "pekan"})
 _YEAR = re.compile(r"(19|20)\d\d")
 _VOCATIVES = frozenset({"min", "admin", "pak", "bu", "kak", "gan", "mas", "mbak", "bos"})
-_TAGS = frozenset({"tidak", "belum", "ya", "kah", "kan", "nggak", "dong", "ta", "tah"})
+_TAGS = frozenset(
+    {"tidak", "belum", "ya", "kah", "kan", "nggak", "dong", "ta", "tah", "nggih", "yo"}
+)
 _TIMES = frozenset({"kali", "ping", "kalinya", "x"})  # "3x kejadian begal"
 _SPANS_AND_TIMES = _SPANS | _TIMES
 _COUNTS = frozenset(
@@ -678,6 +680,8 @@ class _Context:
         # the message's fix covers the trigger unless a "tapi" stands between: "jalan desa
         # udh dicor. tp skrg tanggul ... retak" is a new matter
         handled = solved and not ongoing and not near("contrast", pos, 8)
+        if "?" in self.text and not _HEARSAY.isdisjoint(toks[max(0, pos - 6) : pos]):
+            return "hearsay"  # "katanya tanggul kali porong retak? hoax apa bukan"
         if hazard:
             if handled:
                 return "handled"
@@ -685,8 +689,6 @@ class _Context:
             return "past" if self.long_ago(pos) and not ongoing else None
         if near("hypothetical", pos, _HYP_WINDOW) or near("inquiry", pos, _HYP_WINDOW):
             return "hypothetical"
-        if "?" in self.text and not _HEARSAY.isdisjoint(toks[max(0, pos - 6) : pos]):
-            return "hearsay"
         if not _MEDIA.isdisjoint(toks[max(0, pos - 3) : pos]):
             return "news or film"  # "film carok yg lagi viral", "video kebakaran tahun lalu"
         if near("future", pos, 3, 3) and not ongoing:
@@ -732,6 +734,7 @@ def decide(
         and demanded == 0
         # "usul ..., biar lebih puas olahraganya": the wish, not the praise word
         and ((praise >= 2 and praise >= kinds.get("aspiration", 0.0)) or (thanks and solved))
+        and kinds.get("other", 0.0) < _STRONG  # "selamat hari jadi ..., semoga makin keren"
         and (question < _STRONG or praise >= _STRONG)
     ):
         return "praise"
