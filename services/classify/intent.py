@@ -20,7 +20,11 @@ positions, and each is read against the words next to it:
   after a comparison ("panas kaya lagi kebakaran"), as news asked about ("denger2 ada
   kebakaran ..., bener ta?"), in a film or the news, or beside laughter or "hoax";
 - a high-level trigger (a hazard) stays a risk in a complaint when past or feared ("kemarin
-  ada motor jatuh", "kalau hujan bisa jebol"): only a negation, a drill or a fix defuse it.
+  ada motor jatuh", "kalau hujan bisa jebol"): only a negation, a drill, a fix or a wish
+  defuse it;
+- a drill or hoax denied is none ("ini bukan simulasi"); a count of times is a habit ("sudah
+  3x ada begal"); a problem fixed in its own clause is news ("tanggul yang retak ... sudah
+  diperbaiki"), and a fix does not cover what a "tapi" sets apart after it.
 
 Then: spam and political noise need strong cues that outweigh the complaint evidence;
 praise is praise/thanks with a done fix and no open problem; a wish or a question without an
@@ -543,18 +547,11 @@ class _Context:
         hypothetical, inquiry = get("hypothetical", ()), get("inquiry", ())
         wish, future, past = get("wish", ()), get("future", ()), get("past", ())
         ongoing, contrast, duration = get("ongoing", ()), get("contrast", ()), get("duration", ())
-        # (done word, fix) pairs: "sudah diperbaiki", to read the problem just before them (a
-        # fix, not a good state: in "jangan bikin kecewa, SB ini sudah bagus" the bus is good)
-        fixed = [(d, q) for q in fix if self.done(q) for d in done if q - 3 <= d < q]
-        # a good state reported restored: "lampu PJU yg mati 2 bulan akhirnya nyala lagi" (not
-        # "agar menyala kembali", a request; nor "sudah bagus", which need not be the problem)
-        fixed += [
-            (d, q)
-            for q in good
-            if _restored(toks, q) and self.done(q)
-            for d in done
-            if q - 3 <= d < q
-        ]
+        # (done word, fix) pairs: "sudah diperbaiki", to read the problem just before them as
+        # fixed. A good state only when restored ("PJU yg mati 2 bulan akhirnya nyala lagi"):
+        # in "jangan bikin kecewa, SB ini sudah bagus" the bus is good, not the complaint fixed
+        restored = [q for q in good if _restored(toks, q)]
+        fixed = [(d, q) for q in (*fix, *restored) if self.done(q) for d in done if q - 3 <= d < q]
         for pos in get("problem", ()):
             end = ends.get(pos, pos + 1)
             if negation and _near(negation, pos, _NEG_WINDOW, 0):
