@@ -55,6 +55,9 @@ _LONG_PAST_WINDOW = 6  # "tiga tahun lalu jembatan desa kami hanyut"
 # an emergency's own time may close its clause: "kebakaran gudang di ajung tadi malam"
 _URGENT_PAST_WINDOW = 6
 _FIX_REACH = 5  # "tanggul yang retak di desa morowudi sudah diperbaiki": the problem, fixed
+_DRILL_REACH = (
+    15  # "simulasi kebakaran dan evakuasi di RSUD Bangil, jangan panik kalau dengar sirine"
+)
 _WISH_WINDOW = 10  # "semoga ke depan ada layanan buat lapor kucing sama anjing liar"
 _ONGOING_WINDOW = 3  # "air masih naik", "banjir dari kemarin belum surut"
 _STRONG = 3.0
@@ -615,6 +618,19 @@ class _Context:
             open_problem += 0.5 * past_problems  # "bocor kemarin sudah ditangani": news
         return open_problem, solved, demanded
 
+    def drill(self, pos: int) -> bool:
+        """A drill named near the trigger with no "namun" between: "simulasi banjir bulan
+        lalu, namun sore ini benar-benar terjadi: seorang anak terseret arus" is real."""
+        drills = self.ctx.get("drill")
+        if not drills:
+            return False
+        contrast = self.ctx.get("contrast", ())
+        return any(
+            abs(d - pos) <= _DRILL_REACH
+            and not any(min(d, pos) < c < max(d, pos) for c in contrast)
+            for d in drills
+        )
+
     def done(self, pos: int) -> bool:
         """A fix or good state reported done: "sudah diperbaiki", not "sudah setahun belum
         diganti" (the "belum" between says it is not)."""
@@ -658,7 +674,7 @@ class _Context:
         yesterday ("kemarin ada motor jatuh") or one feared ("kalau hujan bisa jebol") is
         the reason to hurry, so only a drill, a negation or a reported fix defuse it."""
         near = self.near
-        if "drill" in self.ctx:
+        if self.drill(pos):
             return "drill"
         if near("negation", pos, 2):
             return "negated"
@@ -741,7 +757,12 @@ def decide(
     if aspiration and create:
         aspiration += 1
     if open_problem == 0 and demanded == 0:
-        if aspiration >= _STRONG and aspiration >= question:
+        # "saya ingin menyampaikan keluhan ... semoga ke depan petugas lebih santun": told
+        if (
+            aspiration >= _STRONG
+            and aspiration >= question
+            and aspiration > kinds.get("complaint", 0.0)
+        ):
             return "aspiration"
         if question >= 2 and (question >= _STRONG or kinds.get("complaint", 0.0) < _STRONG):
             return "question"  # not "jutek bgt, nanya baik2 malah dibentak": the asking is told
