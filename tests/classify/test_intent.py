@@ -82,6 +82,11 @@ Osing and Tengger words, voice-to-text) first scored 0.783 / 0.800 / 1 / 2 and
 ``intent_fresh22.csv`` (calm, formal letters) 0.817 / 0.767 / 2 / 3 (a drill named far from
 a real emergency, "namun ... benar-benar terjadi", a complaint closing with a wish, Javanese
 "mutah mencret", an app called "Cak Takon", "tadi subuh", "nyala lagi" of a fire).
+The seventh pair: ``intent_fresh23.csv`` (a month's random sample; the same words in an
+emergency and in something harmless) first scored 0.883 / 0.817 / 3 / 0 and
+``intent_fresh24.csv`` (30 pairs that share their words and differ in label) 0.783 / 0.767 /
+1 / 0 (complaints about spam in the comments read as spam, "ati ku kebakaran", "bikin
+kesetrum", a child swept away "sudah ketemu dlm keadaan selamat").
 
 Two labels were corrected after scoring, both praise written as "other" ("videonya keren",
 "mantap jiwa"). All are the project's own writing, not evaluation data."""
@@ -199,6 +204,8 @@ def test_sets_written_before_reading_the_rules_floor(
         ("intent_fresh20.csv", 0.85, 0.81),  # 0.867 / 0.833
         ("intent_fresh21.csv", 0.81, 0.85),  # 0.833 / 0.867
         ("intent_fresh22.csv", 0.93, 0.85),  # 0.950 / 0.867
+        ("intent_fresh23.csv", 0.86, 0.81),  # 0.883 / 0.833
+        ("intent_fresh24.csv", 0.85, 0.83),  # 0.867 / 0.850
     ],
 )
 def test_sets_written_from_the_definitions_alone_floor(
@@ -216,6 +223,7 @@ def test_sets_written_from_the_definitions_alone_floor(
     # fresh20: the missing girl and a second keyword-free report; fresh22: a noise "seperti
     # bom meledak", thanks for a drowned child found, food poisoning "mengalami muntah"
     allowed = {"intent_fresh20.csv": 2, "intent_fresh22.csv": 3}.get(name, 1)
+    # (fresh23: "terjebak 2 jam di Porong" behind roadworks)
     assert len(false) + len(missed) <= allowed, (false, missed)
 
 
@@ -271,6 +279,11 @@ def test_a_fix_with_belum_between_is_not_done() -> None:
         ("Info: jalan Ijen sudah surut, motor sudah bisa lewat", "other"),
         ("sugeng enjing min, udan terus seminggu iki, jaga kesehatan", "other"),
         ("selamat hari jadi kota surabaya, semoga makin keren", "other"),
+        # a complaint about spam asks for its removal
+        (
+            "tiap postingan pemkab ada komen slot gacor terus, tolong dihapus dan diblokir",
+            "complaint",
+        ),
         (
             "saya ingin menyampaikan keluhan atas petugas loket yang membentak, semoga ke depan"
             " lebih santun",
@@ -322,6 +335,7 @@ def test_kind_is_read_from_the_whole_message(text: str, kind: str) -> None:
         ("plafon aula melendut dan bunyi krek krek, mahasiswa masih ujian di dalam", "emergency"),
         ("mbah saya ta' sadar dari tadi, ambulan desa tidak diangkat", "emergency"),
         ("alhamdulillah hari ini banjir orderan dari pagi", "low"),
+        ("tagihan PDAM bulan ini bikin kesetrum, mohon dicek meterannya", "normal"),
         ("warga sak RT mutah mencret kabeh mari mangan nasi kotak pengajian", "emergency"),
         ("matur nuwun damkar, kebakaran toko tadi subuh cepet dipadamkan, gak ada korban", "low"),
         # a drill named far from the emergency, with a "namun" between, does not defuse it
