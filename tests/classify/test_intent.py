@@ -176,22 +176,8 @@ def test_sets_scored_once_then_fixed_floor(name: str) -> None:
     ("name", "kind_floor", "urgency_floor"),
     [
         ("intent_fresh8.csv", 0.95, 0.93),  # after fixes 0.983 / 0.967
-        ("intent_fresh9.csv", 0.92, 0.90),  # after fixes 0.950 / 0.933
-    ],
-)
-def test_sets_written_before_reading_the_rules_floor(
-    name: str, kind_floor: float, urgency_floor: float
-) -> None:
-    kind, urgency, false, missed = _score(name)
-    assert kind >= kind_floor, kind
-    assert urgency >= urgency_floor, urgency
-    assert not false and not missed, (false, missed)
-
-
-@pytest.mark.parametrize(
-    ("name", "kind_floor", "urgency_floor"),
-    [
-        ("intent_fresh10.csv", 0.93, 0.86),  # after fixes 0.950 / 0.883
+        ("intent_fresh9.csv", 0.92, 0.90),  # 0.950 / 0.933
+        ("intent_fresh10.csv", 0.93, 0.86),  # 0.950 / 0.883
         ("intent_fresh11.csv", 0.96, 0.91),  # 0.983 / 0.933
         ("intent_fresh12.csv", 0.93, 0.93),  # 0.950 / 0.950
         ("intent_fresh13.csv", 0.96, 0.93),  # 0.983 / 0.950
@@ -208,7 +194,7 @@ def test_sets_written_before_reading_the_rules_floor(
         ("intent_fresh24.csv", 0.85, 0.83),  # 0.867 / 0.850
     ],
 )
-def test_sets_written_from_the_definitions_alone_floor(
+def test_sets_written_without_reading_the_rules_floor(
     name: str, kind_floor: float, urgency_floor: float
 ) -> None:
     kind, urgency, false, missed = _score(name)
@@ -222,7 +208,12 @@ def test_sets_written_from_the_definitions_alone_floor(
     # would make "HP anak saya hilang jam 3" an emergency)
     # fresh20: the missing girl and a second keyword-free report; fresh22: a noise "seperti
     # bom meledak", thanks for a drowned child found, food poisoning "mengalami muntah"
-    allowed = {"intent_fresh20.csv": 2, "intent_fresh22.csv": 3}.get(name, 1)
+    allowed = {
+        "intent_fresh8.csv": 0,
+        "intent_fresh9.csv": 0,
+        "intent_fresh20.csv": 2,
+        "intent_fresh22.csv": 3,
+    }.get(name, 1)
     # (fresh23: "terjebak 2 jam di Porong" behind roadworks)
     assert len(false) + len(missed) <= allowed, (false, missed)
 
