@@ -5,11 +5,14 @@ import asyncio
 from common.cli import run_service
 from common.http import serve_ops_on_event
 from common.settings import Settings, get_settings
-from services.classify import processor
 from services.classify.settings import ClassifySettings
 
 
 async def main(stop: asyncio.Event) -> None:
+    # imported here: the processor pulls in scikit-learn (about 3 s), which `--help` and
+    # `--version` need not wait for
+    from services.classify import processor
+
     settings = get_settings()
     ready = asyncio.Event()
     await serve_ops_on_event(
