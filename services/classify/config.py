@@ -95,6 +95,17 @@ def _check_phrase(phrase: str) -> str:
     return phrase
 
 
+def _check_phrases(phrases: list[str]) -> list[str]:
+    """Each phrase checked, and none listed twice: a repeat is a slip (an edit meant to add
+    another word), refused like a keyword written twice rather than silently merged."""
+    seen: set[str] = set()
+    for phrase in phrases:
+        if _check_phrase(phrase) in seen:
+            raise ValueError(f"phrase {phrase!r} is listed twice")
+        seen.add(phrase)
+    return phrases
+
+
 class Category(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -132,14 +143,14 @@ class UrgencyRule(BaseModel):
     @field_validator("any")
     @classmethod
     def _phrases(cls, v: list[str]) -> list[str]:
-        return [_check_phrase(p) for p in v]
+        return _check_phrases(v)
 
     @field_validator("all")
     @classmethod
     def _groups(cls, v: list[list[str]]) -> list[list[str]]:
         if v and (len(v) < 2 or not all(v)):
             raise ValueError("'all' needs at least two non-empty groups of phrases")
-        return [[_check_phrase(p) for p in group] for group in v]
+        return [_check_phrases(group) for group in v]
 
     @model_validator(mode="after")
     def _some_trigger(self) -> UrgencyRule:
@@ -186,8 +197,10 @@ class ClassifyConfig(BaseModel):
         for key, phrases in v.items():
             if key not in CONTEXT_KINDS:
                 raise ValueError(f"unknown context word list {key!r}; expected {CONTEXT_KINDS}")
-            for phrase in phrases:
-                _check_phrase(phrase)
+            try:
+                _check_phrases(phrases)
+            except ValueError as exc:
+                raise ValueError(f"context.{key}: {exc}") from None
         return v
 
     @field_validator("urgency")

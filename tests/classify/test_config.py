@@ -100,6 +100,24 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     assert load_config().categories["roads"].label == "Jalan (deployment copy)"
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("  problem: [rusak,", "  problem: [rusak, rusak,", "context.problem: phrase 'rusak'"),
+        ("      any: [keracunan]", "      any: [keracunan, keracunan]", "phrase 'keracunan'"),
+    ],
+)
+def test_a_phrase_listed_twice_is_refused(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    path = tmp_path / "dup.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(ConfigError, match=expected + " is listed twice"):
+        load_config(path)
+
+
 def test_a_keyword_written_twice_is_refused_not_silently_dropped(tmp_path: Path) -> None:
     text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
         "      sampah: 4\n", "      sampah: 4\n      sampah: 1\n", 1
