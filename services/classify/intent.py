@@ -553,8 +553,12 @@ class _Context:
         # (done word, fix) pairs: "sudah diperbaiki", to read the problem just before them as
         # fixed. A good state only when restored ("PJU yg mati 2 bulan akhirnya nyala lagi"):
         # in "jangan bikin kecewa, SB ini sudah bagus" the bus is good, not the complaint fixed
-        restored = [q for q in good if _restored(toks, q)]
-        fixed = [(d, q) for q in (*fix, *restored) if self.done(q) for d in done if q - 3 <= d < q]
+        fixed: list[tuple[int, int]] = []
+        if done:  # most messages have no done word: nothing to pair
+            restored = [q for q in good if _restored(toks, q)]
+            fixed = [
+                (d, q) for q in (*fix, *restored) if self.done(q) for d in done if q - 3 <= d < q
+            ]
         for pos in get("problem", ()):
             end = ends.get(pos, pos + 1)
             if negation and _near(negation, pos, _NEG_WINDOW, 0):
@@ -597,7 +601,7 @@ class _Context:
             # "sudah lancar", "sekarang bersih" -- but "masih nyala" is a live wire, not a fix
             if self.negated(pos):
                 open_problem += 2  # "belum cair", "sudah tidak lancar"
-            elif (done and _near(done, pos, 3, 0)) or "sekarang" in toks[max(0, pos - 3) : pos]:
+            elif (done and self.done(pos)) or "sekarang" in toks[max(0, pos - 3) : pos]:
                 solved += 1
         for pos in contrast:
             if "masih" in toks[pos + 1 : pos + 5]:
