@@ -1,4 +1,4 @@
-"""Message kind and urgency on hand-written informal sentences (tests/classify/data/).
+"""Message kind and urgency on hand-written informal sentences (services/classify/sentences/).
 
 ``intent_sentences.csv`` (318 rows) is the set the rules were shaped on; its accuracy is a
 regression floor. ``intent_holdout.csv`` (103 rows) was written at the same time but only
@@ -101,7 +101,7 @@ import pytest
 from services.classify.config import load_config
 from services.classify.rules import RuleSet
 
-DATA = Path(__file__).with_name("data")
+DATA = Path(__file__).parents[2] / "services" / "classify" / "sentences"
 RULES = RuleSet(load_config())
 
 
