@@ -193,6 +193,17 @@ class TextModel:
     def __post_init__(self) -> None:
         self._index()
 
+    def same_features(self, other: TextModel) -> bool:
+        """Whether ``other`` reads the same feature blocks (vocabularies and idf weights), so
+        one :meth:`term_matrix` / :meth:`char_matrix` serves both."""
+        if self._vocab != other._vocab or not np.array_equal(self._idf, other._idf):
+            return False
+        if self.chars is None or other.chars is None:
+            return self.chars is None and other.chars is None
+        return self._char_vocab == other._char_vocab and np.array_equal(
+            self._char_idf, other._char_idf
+        )
+
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._index()
@@ -348,10 +359,18 @@ class TextModel:
         """``features(...) @ coef + intercept`` for every model (main, auxiliary, detector),
         computed block by block in float32: the same numbers as stacking the blocks (to
         float32 rounding) without building and sorting the stacked matrix."""
-        out = _float32(self.term_matrix(results)) @ self._coef_terms
-        if self.chars is not None:
-            out += _float32(self.char_matrix(results)) @ self._coef_chars
-        out += rule_scores(results, ruleset).astype(np.float32) @ self._coef_rules
+        chars = self.char_matrix(results) if self.chars is not None else None
+        return self.scores_of(self.term_matrix(results), chars, rule_scores(results, ruleset))
+
+    def scores_of(
+        self, terms: csr_matrix, chars: csr_matrix | None, rules: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`scores` from the feature blocks (:meth:`term_matrix`, :meth:`char_matrix`,
+        :func:`rule_scores`), so models sharing one vocabulary compute them once."""
+        out = _float32(terms) @ self._coef_terms
+        if chars is not None:
+            out += _float32(chars) @ self._coef_chars
+        out += rules.astype(np.float32) @ self._coef_rules
         margins: np.ndarray = np.asarray(out, dtype=np.float64) + self._intercept
         return margins
 
@@ -366,7 +385,10 @@ class TextModel:
         """:meth:`decide` plus the :func:`decision_features` of each decision."""
         if not results:
             return [], np.zeros((0, 5))
-        scores = self.scores(results, ruleset)
+        return self.decide_scores(self.scores(results, ruleset))
+
+    def decide_scores(self, scores: np.ndarray) -> tuple[list[tuple[str, float]], np.ndarray]:
+        """:meth:`decide_with_features` from :meth:`scores` (or :meth:`scores_of`)."""
         margins = scores[:, : self._n_main]
         if self._n_main == 1:  # two classes: one column, positive for the second class
             margins = np.concatenate([-margins, margins], axis=1)
