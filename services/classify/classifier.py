@@ -3,7 +3,10 @@
 Two layers: the keyword rules of the deployment's configuration (always on, explainable,
 no training data needed) and, when the deployment has trained one from its own history, a
 learned text model that uses the rule scores as features. The model decides the agency kind;
-the rules still supply kind, urgency, subcategory and the evidence an operator reads.
+the rules still supply subcategory and the evidence an operator reads. Kind and urgency come
+from the intent model learned from the shipped labelled sentences (``intent_model.py``),
+unless a deployment chooses the rules' readings (``ADUAN_CLASSIFY_INTENT=rules``); the
+rules' urgency reason is kept when both agree on the level.
 
 Pure after load: no I/O per message except one ``stat`` of the config file per batch, so the
 processor shell can call :meth:`Classifier.classify_many` on a consumed batch.
@@ -18,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from common.registry import Registry
 from schemas.classified import ClassifiedMessage, MessageKind, RegionSource, Urgency
@@ -29,12 +33,14 @@ from services.classify.config import (
     load_config,
 )
 from services.classify.gazetteer import gazetteer_for, province_of
+from services.classify.intent_model import IntentModel, LearnedIntent
 from services.classify.model import TextModel, load_model, softmax_confidence
 from services.classify.rules import RuleResult, RuleSet
 from services.classify.settings import ClassifySettings
 from services.classify.text import tokens
 
 VERSION = "rules-2"
+URGENT = frozenset({Urgency.emergency.value, Urgency.high.value})
 RELOAD_CHECK_S = 1.0
 log = logging.getLogger("aduan.classify")
 
@@ -75,6 +81,7 @@ class Classifier:
     model: TextModel | None = None
     model_tag: str | None = None
     watcher: ConfigWatcher | None = None
+    intent: IntentModel | None = None
     _next_check: float = field(default=0.0, repr=False)
 
     @property
@@ -94,9 +101,15 @@ class Classifier:
     def decide_many(self, texts: Sequence[str]) -> list[Decision]:
         results = [self.ruleset.apply(t) for t in texts]
         learned = self.model.decide(results, self.ruleset) if self.model else None
-        return [self._decide(res, learned[i] if learned else None) for i, res in enumerate(results)]
+        read = self.intent.read(results, self.ruleset) if self.intent and results else None
+        return [
+            self._decide(res, learned[i] if learned else None, read[i] if read else None)
+            for i, res in enumerate(results)
+        ]
 
-    def _decide(self, res: RuleResult, learned: tuple[str, float] | None) -> Decision:
+    def _decide(
+        self, res: RuleResult, learned: tuple[str, float] | None, read: LearnedIntent | None
+    ) -> Decision:
         config = self.ruleset.config
         category, evidence = res.category, list(res.evidence)
         agency_kind = config.agency_kind_of(category)
@@ -112,14 +125,24 @@ class Classifier:
                 category = self._category_for_kind(label, res)
                 evidence = [e for e in evidence if not e.startswith("keyword:")]
             evidence.insert(0, f"model:{label}={confidence:.2f}")
+        kind, urgency, reason = res.kind, res.urgency, res.urgency_reason
+        if read is not None:
+            kind, urgency = read.kind, read.urgency
+            evidence.append(f"intent-model:{read.model_kind}={read.kind_confidence:.2f}")
+            if kind != res.kind:
+                evidence.append(f"intent-rules:{res.kind}")
+            if urgency != res.urgency:
+                reason = _learned_reason(urgency, res)
+                evidence.append(f"urgency-model:{urgency}={read.urgency_confidence:.2f}")
+                evidence.append(f"urgency-rules:{res.urgency}")
         subcategory = res.subcategory if category == res.category else None
         return Decision._build(  # noqa: SLF001  # its fast constructor, this module's own
-            kind=res.kind,
+            kind=kind,
             category=category,
             subcategory=subcategory,
             agency_kind=agency_kind,
-            urgency=res.urgency,
-            urgency_reason=res.urgency_reason,
+            urgency=urgency,
+            urgency_reason=reason,
             confidence=round(confidence, 4),
             evidence=tuple(evidence),
             tokens=res.tokens,
@@ -199,6 +222,17 @@ class Classifier:
         return code, RegionSource.location if from_location else RegionSource.text, name
 
 
+def _learned_reason(urgency: str, res: RuleResult) -> str | None:
+    """Why a level the model chose over the rules' is urgent: the trigger the rules found or
+    defused ("fire" for a fire they read as past), else ``learned``; none when not urgent."""
+    if urgency not in URGENT:
+        return None
+    if res.urgency_reason:
+        return res.urgency_reason
+    defused = next((e for e in res.evidence if e.startswith("urgency-defused:")), None)
+    return defused.removeprefix("urgency-defused:").rpartition(":")[0] if defused else "learned"
+
+
 def resolve_place(
     account_region: str,
     toks: Sequence[str],
@@ -225,12 +259,16 @@ def load_classifier(
     model_path: Path | None = None,
     config: ClassifyConfig | None = None,
     model: TextModel | None = None,
+    intent: IntentModel | Literal["settings"] | None = "settings",
 ) -> Classifier:
     """Build the classifier: config from ``config_path`` / ``ADUAN_CLASSIFY_CONFIG`` / the
     shipped default (watched for changes when it is a file), model from ``model_path`` /
-    ``ADUAN_CLASSIFY_MODEL`` when given (rules only otherwise)."""
+    ``ADUAN_CLASSIFY_MODEL`` when given (rules only otherwise), and the kind/urgency model
+    as ``ADUAN_CLASSIFY_INTENT`` / ``ADUAN_CLASSIFY_SENTENCES`` say (``None``: the rules')."""
     watcher = None
-    settings = ClassifySettings() if config is None or model is None else None
+    settings = (
+        ClassifySettings() if config is None or model is None or intent == "settings" else None
+    )
     if config is None:
         assert settings is not None
         watcher = ConfigWatcher(config_path or settings.config)
@@ -244,7 +282,10 @@ def load_classifier(
             tag = hashlib.sha256(mpath.read_bytes()).hexdigest()[:12]
     else:
         tag = "memory"
-    classifier = Classifier(registry, RuleSet(config), model, tag, watcher)
+    if intent == "settings":
+        assert settings is not None
+        intent = settings.intent_model()
+    classifier = Classifier(registry, RuleSet(config), model, tag, watcher, intent)
     tune_gc()
     return classifier
 

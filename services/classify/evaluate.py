@@ -2,9 +2,10 @@
 
 Reads ``text`` and any of ``agency_kind``, ``kind`` and ``urgency`` (other columns ignored;
 a row counts for each label it has), classifies every row with the default configuration (or
-``--config``), optionally after learning from ``--train`` in process (or loading ``--model``),
-and prints per-class precision/recall, the most frequent confusions, the message-kind and
-urgency results and, as the last line, one JSON object:
+``--config``) and, unless ``--intent rules``, the kind/urgency model learned from the shipped
+sentences (``intent_model.py``), optionally after learning from ``--train`` in process (or
+loading ``--model``), and prints per-class precision/recall, the most frequent confusions,
+the message-kind and urgency results and, as the last line, one JSON object:
 ``{"n", "accuracy", "accuracy_excl_subdistrict", "macro_f1", "msgs_per_s", ...}`` plus,
 when the file has those columns, ``kind_accuracy``, ``urgency_accuracy``,
 ``false_emergencies`` (rows called an emergency that are not) and ``missed_emergencies``
@@ -42,6 +43,7 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 from common.registry import Registry
 from services.classify.classifier import Classifier, Decision, resolve_place, tune_gc
 from services.classify.config import AGENCY_KINDS, ConfigError, load_config
+from services.classify.intent_model import IntentModel
 from services.classify.model import (
     HistoryError,
     add_training_options,
@@ -51,6 +53,7 @@ from services.classify.model import (
     training_options,
 )
 from services.classify.rules import RuleSet
+from services.classify.settings import ClassifySettings
 
 BATCH = 1000
 TIMED_PASSES = 3
@@ -207,6 +210,15 @@ def write_predictions(
             fh.write(orjson.dumps(row) + b"\n")
 
 
+def _intent_model(choice: str | None) -> IntentModel | None:
+    """The kind/urgency model ``--intent`` (else ``ADUAN_CLASSIFY_INTENT``) asks for."""
+    settings = ClassifySettings()
+    if (choice or settings.intent) == "rules":
+        return None
+    print("learning kind and urgency from the labelled sentences ...", file=sys.stderr, flush=True)
+    return settings.intent_model()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m services.classify.evaluate", description=__doc__)
     ap.add_argument("path", type=Path, help="CSV with text and agency_kind and/or kind, urgency")
@@ -216,6 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--predictions", type=Path, help="write one JSON line per row here")
     ap.add_argument(
         "--region", help="account region of the rows (e.g. 35.78): places are looked up in it"
+    )
+    ap.add_argument(
+        "--intent",
+        choices=("learned", "rules"),
+        help="who reads kind and urgency (default: ADUAN_CLASSIFY_INTENT, else learned)",
     )
     add_training_options(ap)  # used with --train
     args = ap.parse_args(argv)
@@ -239,10 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"trained in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         elif args.model:
             model = load_model(args.model)
-    except (ConfigError, HistoryError, OSError) as exc:
+        intent = _intent_model(args.intent)
+    except (ConfigError, HistoryError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    classifier = Classifier(Registry(agencies=[], accounts=[]), ruleset, model)
+    registry = Registry(agencies=[], accounts=[])
+    classifier = Classifier(registry, ruleset, model, intent=intent)
     texts = data.texts
     print(f"classifying {len(texts):,} rows ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
@@ -259,6 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         best = min(best, time.perf_counter() - t0)
     rate = len(texts) / best
     lines: list[str] = [f"mode: {'trained on ' + str(args.train) if args.train else 'rules'}"]
+    lines.append(
+        f"kind and urgency: learned from {intent.rows:,} labelled sentences"
+        if intent
+        else "kind and urgency: the rules'"
+    )
     result: dict[str, float | int] = {"n": len(texts)}
     if "agency_kind" in data.labels:
         rows = [i for i, t in enumerate(data.labels["agency_kind"]) if t]

@@ -31,7 +31,11 @@ def _record(value: bytes, offset: int) -> ConsumerRecord:
 
 def test_replayed_message_yields_the_same_record_under_the_same_key() -> None:
     handler = ClassifyHandler(load_classifier(registry()), Settings())
-    value = codecs.dumps(message("pohon tumbang menutup jalan di kelurahan darmo"))
+    value = codecs.dumps(
+        message(
+            "pohon tumbang menimpa pengendara motor di kelurahan darmo, korbannya masih tertindih"
+        )
+    )
     first = list(handler([_record(value, 1)]))
     replay = list(handler([_record(value, 7)]))
     assert len(first) == len(replay) == 1
