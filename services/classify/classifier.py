@@ -87,7 +87,9 @@ class Classifier:
     @property
     def version(self) -> str:
         tag = f"{VERSION}/cfg-{self.ruleset.config.version}"
-        return f"{tag}+model-{self.model_tag}" if self.model_tag else tag
+        if self.model_tag:
+            tag += f"+model-{self.model_tag}"
+        return f"{tag}+intent-{self.intent.tag}" if self.intent else tag
 
     # --- configuration ---------------------------------------------------------------------
     def reload_if_changed(self) -> bool:

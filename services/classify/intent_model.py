@@ -24,6 +24,7 @@ package and are the model's only source, so no model file can drift from them).
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -138,6 +139,13 @@ class IntentModel:
     urgency: TextModel
     rows: int
     emergency_bias: float = EMERGENCY_BIAS
+    digest: str = ""  # of the sentences and labels it learned from (see :meth:`tag`)
+
+    @property
+    def tag(self) -> str:
+        """Names what this model reads into records' ``classifier_version``: the sentences
+        it learned from and its emergency shift (same tag, same readings)."""
+        return hashlib.sha256(f"{self.digest}/{self.emergency_bias}".encode()).hexdigest()[:12]
 
     def __post_init__(self) -> None:
         if not self.kind.same_features(self.urgency):
@@ -183,7 +191,10 @@ def train_intent_model(
         )
         for field, labels in (("kind", data.kinds), ("urgency", data.urgencies))
     )
-    return IntentModel(kind, urgency, len(data.texts))
+    digest = hashlib.sha256()
+    for row in zip(data.texts, data.kinds, data.urgencies, strict=True):
+        digest.update("\x1f".join(row).encode() + b"\x1e")
+    return IntentModel(kind, urgency, len(data.texts), digest=digest.hexdigest())
 
 
 @lru_cache(maxsize=4)

@@ -177,3 +177,15 @@ def test_the_emergency_margin_is_lowered_for_real_traffic() -> None:
 
     assert EMERGENCY_BIAS < 0 and model.emergency_bias == EMERGENCY_BIAS
     assert emergencies(-100.0) == 0 < emergencies(EMERGENCY_BIAS) <= emergencies(0.0)
+
+
+def test_records_name_the_sentences_the_kind_was_learned_from(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    learned = load_classifier(registry())
+    assert learned.version.endswith(f"+intent-{shipped_intent_model().tag}")
+    own = _write(tmp_path, '"text","kind","urgency"\n"a","complaint","normal"\n')
+    monkeypatch.setenv("ADUAN_CLASSIFY_SENTENCES", str(own))
+    assert load_classifier(registry()).version != learned.version  # more sentences, new tag
+    monkeypatch.setenv("ADUAN_CLASSIFY_INTENT", "rules")
+    assert "+intent-" not in load_classifier(registry()).version
