@@ -3,7 +3,7 @@ training rows, and how the classifier carries its reading (evidence, reason, rul
 
 The held-out floor trains on every shipped sentence file except five
 (``intent_fresh25``-``29``, 300 sentences whose writers saw only the label definitions) and
-scores those: kind 0.943, urgency 0.947, one false and one missed emergency (the rules:
+scores those: kind 0.970, urgency 0.973, one false and one missed emergency (the rules:
 0.863 / 0.860 / 3 / 4).
 """
 
@@ -50,7 +50,7 @@ def test_sets_it_never_saw_are_read_above_the_issue_bar() -> None:
     rules_kind = (
         sum(RULES.apply(t).kind == k for t, k in zip(data.texts, data.kinds, strict=True)) / n
     )
-    assert kind >= 0.93 and urgency >= 0.93, (kind, urgency)
+    assert kind >= 0.95 and urgency >= 0.95, (kind, urgency)
     assert false <= 2 and missed <= 2, (false, missed)
     assert kind > rules_kind + 0.05  # the rules read 0.863 here: the model is why it ships
 
@@ -153,12 +153,18 @@ def test_one_feature_pass_reads_what_each_model_alone_decides() -> None:
         ("mohon dibantu bersihkan sampah di gang 3, terima kasih", "spam", "complaint"),
         # thanks for a done fix: the rules see it too, so the model's praise stands
         ("makasih min, got sudah dikeruk, sekarang gak banjir lagi", "praise", "praise"),
+        # thanks the rules do not know, with nothing asked: the model's reading stands
+        (
+            "sakalangkong bapak, jalanan e kampong kaula la eperbaiki, mon ojhan ta becek pole",
+            "praise",
+            "praise",
+        ),
         # kinds that keep a clock are the model's to choose
         ("mohon dibantu bersihkan sampah di gang 3, terima kasih", "question", "question"),
         ("slot gacor depo 10rb bonus 100% klik link di bio", "spam", "spam"),
     ],
 )
-def test_the_model_takes_a_complaints_clock_only_when_the_rules_see_a_cue(
+def test_the_model_takes_a_requests_clock_only_when_the_rules_see_a_cue(
     text: str, model_kind: str, settled: str
 ) -> None:
     assert settle_kind(model_kind, RULES.apply(text)) == settled
@@ -189,3 +195,15 @@ def test_records_name_the_sentences_the_kind_was_learned_from(
     assert load_classifier(registry()).version != learned.version  # more sentences, new tag
     monkeypatch.setenv("ADUAN_CLASSIFY_INTENT", "rules")
     assert "+intent-" not in load_classifier(registry()).version
+
+
+def test_the_cases_above_reach_the_branch_they_name() -> None:
+    """The rules call both thanks above complaints, so only the request word decides."""
+    asked = RULES.apply("mohon dibantu bersihkan sampah di gang 3, terima kasih")
+    told = RULES.apply(
+        "sakalangkong bapak, jalanan e kampong kaula la eperbaiki, mon ojhan ta becek pole"
+    )
+    assert asked.kind == told.kind == "complaint"
+    assert not any(
+        e.startswith(("kind:praise=", "kind:solved=")) for e in asked.evidence + told.evidence
+    )
