@@ -3,7 +3,7 @@ training rows, and how the classifier carries its reading (evidence, reason, rul
 
 The held-out floor trains on every shipped sentence file except five
 (``intent_fresh25``-``29``, 300 sentences whose writers saw only the label definitions) and
-scores those: kind 0.970, urgency 0.973, one false and one missed emergency (the rules:
+scores those: kind 0.977, urgency 0.980, no false and no missed emergency (the rules:
 0.863 / 0.860 / 3 / 4).
 """
 
@@ -18,6 +18,9 @@ from services.classify.classifier import load_classifier
 from services.classify.config import load_config
 from services.classify.intent_model import (
     EMERGENCY_BIAS,
+    RULES_EMERGENCY_BIAS,
+    IntentModel,
+    LabelledSentences,
     SentenceError,
     read_sentences,
     settle_kind,
@@ -34,12 +37,20 @@ RULES = RuleSet(load_config())
 HELD_OUT = {f"intent_fresh{k}.csv" for k in range(25, 30)}
 
 
-def test_sets_it_never_saw_are_read_above_the_issue_bar() -> None:
+@pytest.fixture(scope="module")
+def held_out() -> tuple[IntentModel, LabelledSentences]:
+    """A model trained without the HELD_OUT sets, and those sets."""
     files = shipped_sentence_files()
     held = [p for p in files if p.name in HELD_OUT]
     assert len(held) == 5
     model = train_intent_model(read_sentences(p for p in files if p not in held), RULES)
-    data = read_sentences(held)
+    return model, read_sentences(held)
+
+
+def test_sets_it_never_saw_are_read_above_the_issue_bar(
+    held_out: tuple[IntentModel, LabelledSentences],
+) -> None:
+    model, data = held_out
     read = model.read([RULES.apply(t) for t in data.texts], RULES)
     n = len(read)
     kind = sum(r.kind == k for r, k in zip(read, data.kinds, strict=True)) / n
@@ -51,7 +62,7 @@ def test_sets_it_never_saw_are_read_above_the_issue_bar() -> None:
         sum(RULES.apply(t).kind == k for t, k in zip(data.texts, data.kinds, strict=True)) / n
     )
     assert kind >= 0.95 and urgency >= 0.95, (kind, urgency)
-    assert false <= 2 and missed <= 2, (false, missed)
+    assert false <= 1 and missed <= 1, (false, missed)
     assert kind > rules_kind + 0.05  # the rules read 0.863 here: the model is why it ships
 
 
@@ -134,7 +145,7 @@ def test_a_level_the_model_chose_keeps_the_trigger_the_rules_found_as_its_reason
 
 def test_one_feature_pass_reads_what_each_model_alone_decides() -> None:
     model = shipped_intent_model()
-    plain = dataclasses.replace(model, emergency_bias=0.0)
+    plain = dataclasses.replace(model, emergency_bias=0.0, rules_emergency_bias=0.0)
     texts = read_sentences(shipped_sentence_files()[:2]).texts[:80]
     results = [RULES.apply(t) for t in texts]
     read = plain.read(results, RULES)
@@ -178,11 +189,32 @@ def test_the_emergency_margin_is_lowered_for_real_traffic() -> None:
     results = [RULES.apply(t) for t in texts[::3]]
 
     def emergencies(bias: float) -> int:
-        read = dataclasses.replace(model, emergency_bias=bias).read(results, RULES)
-        return sum(r.urgency == "emergency" for r in read)
+        shifted = dataclasses.replace(model, emergency_bias=bias, rules_emergency_bias=bias)
+        return sum(r.urgency == "emergency" for r in shifted.read(results, RULES))
 
     assert EMERGENCY_BIAS < 0 and model.emergency_bias == EMERGENCY_BIAS
     assert emergencies(-100.0) == 0 < emergencies(EMERGENCY_BIAS) <= emergencies(0.0)
+
+
+def test_a_trigger_the_rules_found_needs_less_from_the_model(
+    held_out: tuple[IntentModel, LabelledSentences],
+) -> None:
+    """Where the rules found an emergency trigger the model's emergency margin is shifted by
+    RULES_EMERGENCY_BIAS instead: more of those are emergencies, and no other message's
+    reading moves (on sentences the model did not learn from, where margins are close)."""
+    model, data = held_out
+    results = [RULES.apply(t) for t in data.texts]
+    found = [r.urgency == "emergency" for r in results]
+    assert 0 < sum(found) < len(found)
+    one_shift = dataclasses.replace(model, rules_emergency_bias=EMERGENCY_BIAS)
+    two, one = model.read(results, RULES), one_shift.read(results, RULES)
+    assert RULES_EMERGENCY_BIAS > EMERGENCY_BIAS
+    lifted = [f for a, b, f in zip(two, one, found, strict=True) if a.urgency != b.urgency]
+    assert lifted and all(lifted)  # only where the rules found one, and somewhere they did
+    changed = [a for a, b in zip(two, one, strict=True) if a.urgency != b.urgency]
+    assert all(a.urgency == "emergency" for a in changed)
+    assert all(a == b for a, b, f in zip(two, one, found, strict=True) if not f)
+    assert model.tag != one_shift.tag  # the shifts are part of the records' version
 
 
 def test_records_name_the_sentences_the_kind_was_learned_from(
