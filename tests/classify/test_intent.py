@@ -88,11 +88,13 @@ emergency and in something harmless) first scored 0.883 / 0.817 / 3 / 0 and
 1 / 0 (complaints about spam in the comments read as spam, "ati ku kebakaran", "bikin
 kesetrum", a child swept away "sudah ketemu dlm keadaan selamat").
 
-Thirteen more sets were written after the rules' last round and never tuned on: fresh25-29
+Nineteen more sets were written after the rules' last round and never tuned on: fresh25-29
 in five styles (a regency's Instagram, a call centre's WhatsApp, X mentions, village
 Facebook, tense and context), fresh30-33 as complaint-portal messages (long, polite,
 follow-ups, terse app reports), fresh34-37 (a city's Instagram and Facebook, a rainy
-season's hotline, X replies with sarcasm, village offices in Javanese): their one score is
+season's hotline, X replies with sarcasm, village offices in Javanese), fresh38-41 (live
+stream comments, speech-to-text voice notes, community figures' letters, X messages in
+English) and fresh42-43 (hazard reports, most of them not emergencies): their one score is
 their floor. They are also what the
 learned kind/urgency model was measured on before it learned from them
 (``tests/classify/test_intent_model.py``, docs/classify.md).
@@ -216,6 +218,12 @@ def test_sets_scored_once_then_fixed_floor(name: str) -> None:
         ("intent_fresh35.csv", 0.71, 0.66),  # 0.733 / 0.683
         ("intent_fresh36.csv", 0.80, 0.75),  # 0.817 / 0.767
         ("intent_fresh37.csv", 0.76, 0.73),  # 0.783 / 0.750
+        ("intent_fresh38.csv", 0.80, 0.70),  # 0.817 / 0.717
+        ("intent_fresh39.csv", 0.73, 0.60),  # 0.750 / 0.617
+        ("intent_fresh40.csv", 0.91, 0.78),  # 0.933 / 0.800
+        ("intent_fresh41.csv", 0.81, 0.76),  # 0.833 / 0.783
+        ("intent_fresh42.csv", 0.91, 0.70),  # 0.933 / 0.717
+        ("intent_fresh43.csv", 0.91, 0.60),  # 0.933 / 0.617
     ],
 )
 def test_sets_written_without_reading_the_rules_floor(
@@ -243,6 +251,14 @@ def test_sets_written_without_reading_the_rules_floor(
         "intent_fresh32.csv": 2,
         "intent_fresh35.csv": 2,
         "intent_fresh36.csv": 2,
+        # fresh38-43, written for emergencies in words the rules lack (speech-to-text
+        # Javanese, calm letters, English) and for hazards that are not emergencies
+        "intent_fresh38.csv": 6,
+        "intent_fresh39.csv": 8,
+        "intent_fresh40.csv": 4,
+        "intent_fresh41.csv": 5,
+        "intent_fresh42.csv": 4,
+        "intent_fresh43.csv": 10,
     }.get(name, 1)
     # (fresh23: "terjebak 2 jam di Porong" behind roadworks)
     assert len(false) + len(missed) <= allowed, (false, missed)
