@@ -35,22 +35,27 @@ from .helpers import registry
 
 RULES = RuleSet(load_config())
 HELD_OUT = {f"intent_fresh{k}.csv" for k in range(25, 30)}
+# live-stream comments, speech-to-text voice notes, community figures' letters, X messages
+# in English and Indonesian: styles no other set has
+NOVEL_STYLES = {f"intent_fresh{k}.csv" for k in range(38, 42)}
+
+
+def _train_without(names: set[str]) -> tuple[IntentModel, LabelledSentences]:
+    files = shipped_sentence_files()
+    held = [p for p in files if p.name in names]
+    assert len(held) == len(names)
+    model = train_intent_model(read_sentences(p for p in files if p not in held), RULES)
+    return model, read_sentences(held)
 
 
 @pytest.fixture(scope="module")
 def held_out() -> tuple[IntentModel, LabelledSentences]:
     """A model trained without the HELD_OUT sets, and those sets."""
-    files = shipped_sentence_files()
-    held = [p for p in files if p.name in HELD_OUT]
-    assert len(held) == 5
-    model = train_intent_model(read_sentences(p for p in files if p not in held), RULES)
-    return model, read_sentences(held)
+    return _train_without(HELD_OUT)
 
 
-def test_sets_it_never_saw_are_read_above_the_issue_bar(
-    held_out: tuple[IntentModel, LabelledSentences],
-) -> None:
-    model, data = held_out
+def _score(model: IntentModel, data: LabelledSentences) -> tuple[float, float, int, int, float]:
+    """Kind and urgency accuracy, false and missed emergencies, and the rules' kind accuracy."""
     read = model.read([RULES.apply(t) for t in data.texts], RULES)
     n = len(read)
     kind = sum(r.kind == k for r, k in zip(read, data.kinds, strict=True)) / n
@@ -61,9 +66,34 @@ def test_sets_it_never_saw_are_read_above_the_issue_bar(
     rules_kind = (
         sum(RULES.apply(t).kind == k for t, k in zip(data.texts, data.kinds, strict=True)) / n
     )
+    return kind, urgency, false, missed, rules_kind
+
+
+def test_sets_it_never_saw_are_read_above_the_issue_bar(
+    held_out: tuple[IntentModel, LabelledSentences],
+) -> None:
+    kind, urgency, false, missed, rules_kind = _score(*held_out)
     assert kind >= 0.95 and urgency >= 0.95, (kind, urgency)
     assert false <= 1 and missed <= 1, (false, missed)
     assert kind > rules_kind + 0.05  # the rules read 0.863 here: the model is why it ships
+
+
+@pytest.fixture(scope="module")
+def novel() -> tuple[IntentModel, LabelledSentences]:
+    """A model trained without the NOVEL_STYLES sets, and those sets."""
+    return _train_without(NOVEL_STYLES)
+
+
+def test_styles_it_never_saw_keep_most_emergencies(
+    novel: tuple[IntentModel, LabelledSentences],
+) -> None:
+    """Measured 0.946 / 0.896 with no false and 3 missed of 40 emergencies (the rules:
+    0.833 / 0.729 / 4 / 19): told in Javanese speech-to-text or a calm letter, an
+    emergency is still the model's weak spot."""
+    kind, urgency, false, missed, rules_kind = _score(*novel)
+    assert kind >= 0.92 and urgency >= 0.87, (kind, urgency)
+    assert false <= 1 and missed <= 4, (false, missed)
+    assert kind > rules_kind + 0.05
 
 
 def test_non_complaints_are_low_and_complaints_always_have_a_clock() -> None:
@@ -197,12 +227,12 @@ def test_the_emergency_margin_is_lowered_for_real_traffic() -> None:
 
 
 def test_a_trigger_the_rules_found_needs_less_from_the_model(
-    held_out: tuple[IntentModel, LabelledSentences],
+    novel: tuple[IntentModel, LabelledSentences],
 ) -> None:
     """Where the rules found an emergency trigger the model's emergency margin is shifted by
     RULES_EMERGENCY_BIAS instead: more of those are emergencies, and no other message's
     reading moves (on sentences the model did not learn from, where margins are close)."""
-    model, data = held_out
+    model, data = novel
     results = [RULES.apply(t) for t in data.texts]
     found = [r.urgency == "emergency" for r in results]
     assert 0 < sum(found) < len(found)
