@@ -1,4 +1,4 @@
-from services.classify.text import PII_TOKEN, clean, stem, tokens
+from services.classify.text import PII_TOKEN, clean, stem, tokens, tokens_and_roots
 
 
 def test_slang_is_expanded_to_standard_words() -> None:
@@ -28,3 +28,13 @@ def test_stemming_is_cached_and_leaves_short_tokens() -> None:
     info = stem.cache_info()
     stem("dipangkas")
     assert stem.cache_info().hits == info.hits + 1
+
+
+def test_accented_vowels_fold_to_their_base_letter() -> None:
+    """Madurese and Javanese spellings are words, not pieces ("l", "str", "k"), on both the
+    scan and the cached hot path; other non-ASCII letters (emoji decoded with the wrong code
+    page) still only separate words."""
+    text = "kabel lèstrèk ghâgghâr ka jhâlân"
+    assert tokens(text) == ["kabel", "lestrek", "ghagghar", "ka", "jhalan"]
+    assert tokens_and_roots(text.upper())[0] == tuple(tokens(text))
+    assert tokens("tolong ðŸ™ min") == ["tolong", "min"]
