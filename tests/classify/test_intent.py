@@ -88,15 +88,16 @@ emergency and in something harmless) first scored 0.883 / 0.817 / 3 / 0 and
 1 / 0 (complaints about spam in the comments read as spam, "ati ku kebakaran", "bikin
 kesetrum", a child swept away "sudah ketemu dlm keadaan selamat").
 
-Twenty-seven more sets were written after the rules' last round and never tuned on: fresh25-29
+Thirty-one more sets were written after the rules' last round and never tuned on: fresh25-29
 in five styles (a regency's Instagram, a call centre's WhatsApp, X mentions, village
 Facebook, tense and context), fresh30-33 as complaint-portal messages (long, polite,
 follow-ups, terse app reports), fresh34-37 (a city's Instagram and Facebook, a rainy
 season's hotline, X replies with sarcasm, village offices in Javanese), fresh38-41 (live
 stream comments, speech-to-text voice notes, community figures' letters, X messages in
 English), fresh42-43 (hazard reports, most of them not emergencies), fresh44-47 (rarer
-emergencies, Madurese and Osing, elderly writers, follow-ups) and fresh48-51 (health,
-crime, weather, children and schools): their one score is their floor. They are also what the
+emergencies, Madurese and Osing, elderly writers, follow-ups), fresh48-51 (health,
+crime, weather, children and schools) and fresh52-55 (Madurese, Javanese, calm formal
+reports, English): their one score is their floor. They are also what the
 learned kind/urgency model was measured on before it learned from them
 (``tests/classify/test_intent_model.py``, docs/classify.md).
 
@@ -233,6 +234,10 @@ def test_sets_scored_once_then_fixed_floor(name: str) -> None:
         ("intent_fresh49.csv", 0.81, 0.69),  # 0.833 / 0.717
         ("intent_fresh50.csv", 0.89, 0.74),  # 0.917 / 0.767
         ("intent_fresh51.csv", 0.81, 0.66),  # 0.833 / 0.683
+        ("intent_fresh52.csv", 0.66, 0.58),  # 0.683 / 0.600
+        ("intent_fresh53.csv", 0.78, 0.70),  # 0.800 / 0.717
+        ("intent_fresh54.csv", 0.79, 0.70),  # 0.817 / 0.717
+        ("intent_fresh55.csv", 0.31, 0.55),  # 0.333 / 0.567: English, which the rules barely know
     ],
 )
 def test_sets_written_without_reading_the_rules_floor(
@@ -279,6 +284,11 @@ def test_sets_written_without_reading_the_rules_floor(
         "intent_fresh49.csv": 4,
         "intent_fresh50.csv": 5,
         "intent_fresh51.csv": 5,
+        # fresh52-55: Madurese, Javanese, calm formal reports, English
+        "intent_fresh52.csv": 13,
+        "intent_fresh53.csv": 9,
+        "intent_fresh54.csv": 6,
+        "intent_fresh55.csv": 9,
     }.get(name, 1)
     # (fresh23: "terjebak 2 jam di Porong" behind roadworks)
     assert len(false) + len(missed) <= allowed, (false, missed)
