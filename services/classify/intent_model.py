@@ -73,16 +73,11 @@ REQUEST_WORDS = frozenset(
 # emergencies, real traffic about one in a hundred. The shift depends on whether the rules
 # found an emergency trigger (fire, drowning, trapped, live wire ... not defused by tense,
 # negation or a drill): two voices agreeing need less from the model than the model alone.
-# Chosen in nested fashion over six groups of sets (2,040 sentences, 271 emergencies, each
-# group read by a model trained on the others; the pair that does best on the other five
-# groups was -0.2 / +0.5 for four of the six): over all six, 4 false and 12 missed, against
-# 11 / 14 unshifted and 3 / 18 for the -0.35 / +0.25 of the previous round. With fresh44-47
-# (written after the choice) as a seventh group: -0.2 / +0.5 9 false and 17 missed of 310,
-# -0.3 / +0.5 5 / 20, unshifted 13 / 21; kept, as a missed emergency costs more than a
-# false one; with all 61 files (ten groups, 434 emergencies) 15 false and 26 missed, the
-# nested choice -0.25 / +0.25 13 / 28. On the Surabaya complaints the unshifted model calls
-# 296 emergencies, most of them not ("ranting pohon mengenai kabel listrik"), the rules 104,
-# these shifts 172.
+# The pair was chosen nested over groups of sets (each group read by a model trained on the
+# others) and rechecked as sets were added, a missed emergency weighed above a false one
+# (docs/classify.md has the figures): over ten groups, 15 false and 26 missed of 434, 22 / 18
+# unshifted. On the Surabaya complaints the unshifted model calls 296 emergencies, most of
+# them not ("ranting pohon mengenai kabel listrik"), the rules 104, these shifts 172.
 EMERGENCY_BIAS = -0.2
 RULES_EMERGENCY_BIAS = 0.5
 # Character n-grams (the routing model's third feature block) are left out: with the
