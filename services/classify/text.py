@@ -43,6 +43,11 @@ _FOLD = str.maketrans(
 )
 
 
+def _fold(text: str) -> str:
+    """``text`` with the accented vowels of :data:`_FOLD` as their base letter."""
+    return text if text.isascii() else text.translate(_FOLD)
+
+
 def _load_slang() -> dict[str, tuple[str, ...]]:
     raw = yaml.safe_load(_SLANG_FILE.read_text(encoding="utf-8"))
     out: dict[str, tuple[str, ...]] = {}
@@ -90,8 +95,7 @@ def scan(text: str) -> list[str]:
     """The raw words of a text, lowercased, before normalization (one regex pass)."""
     if "\\" in text:
         text = _LITERAL_NEWLINE.sub(" ", text)
-    text = text.lower()
-    return _SCAN.findall(text if text.isascii() else text.translate(_FOLD))
+    return _SCAN.findall(_fold(text.lower()))
 
 
 def tokens(text: str) -> list[str]:
@@ -126,8 +130,7 @@ def _learn(pieces: list[str]) -> None:
     for piece in pieces:
         toks = _PIECE_TOKENS.get(piece)
         if toks is None:
-            folded = piece if piece.isascii() else piece.translate(_FOLD)
-            toks = tuple(t for raw in _SCAN.findall(folded) for t in _normalize_word(raw))
+            toks = tuple(t for raw in _SCAN.findall(_fold(piece)) for t in _normalize_word(raw))
             _PIECE_TOKENS[piece] = toks
         for tok in toks:
             if tok not in _ROOT:
