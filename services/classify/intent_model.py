@@ -33,7 +33,7 @@ import csv
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -165,11 +165,11 @@ class IntentModel:
     rules_emergency_bias: float = RULES_EMERGENCY_BIAS  # where the rules found one too
     digest: str = ""  # of the sentences and labels it learned from (see :meth:`tag`)
 
-    @property
+    @cached_property
     def tag(self) -> str:
         """Names what this model reads into records' ``classifier_version``: the sentences
         it learned from, its emergency shifts and its feature blocks (same tag, same
-        readings)."""
+        readings). Computed once: every classified record asks for it."""
         shifts = f"{self.emergency_bias}/{self.rules_emergency_bias}"
         chars = "chars" if self.kind.chars is not None else "words"
         return hashlib.sha256(f"{self.digest}/{shifts}/{chars}".encode()).hexdigest()[:12]
