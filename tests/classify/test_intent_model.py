@@ -239,10 +239,9 @@ def test_a_trigger_the_rules_found_needs_less_from_the_model(
     one_shift = dataclasses.replace(model, rules_emergency_bias=EMERGENCY_BIAS)
     two, one = model.read(results, RULES), one_shift.read(results, RULES)
     assert RULES_EMERGENCY_BIAS > EMERGENCY_BIAS
-    lifted = [f for a, b, f in zip(two, one, found, strict=True) if a.urgency != b.urgency]
-    assert lifted and all(lifted)  # only where the rules found one, and somewhere they did
-    changed = [a for a, b in zip(two, one, strict=True) if a.urgency != b.urgency]
-    assert all(a.urgency == "emergency" for a in changed)
+    changed = [(a, f) for a, b, f in zip(two, one, found, strict=True) if a.urgency != b.urgency]
+    # somewhere, only where the rules found one, and always to an emergency
+    assert changed and all(f and a.urgency == "emergency" for a, f in changed)
     assert all(a == b for a, b, f in zip(two, one, found, strict=True) if not f)
     assert model.tag != one_shift.tag  # the shifts are part of the records' version
 
