@@ -33,6 +33,7 @@ from services.classify.model import (
     train_model,
     training_options,
 )
+from services.classify.nb_weights import NB_WEIGHT
 from services.classify.rules import RuleSet
 
 SEED = 0
@@ -41,6 +42,7 @@ DEFAULT_OPTIONS = TrainingOptions(
     catch_all_margin="default",
     calibration_folds=CALIBRATION_FOLDS,
     catch_all_signal=CATCH_ALL_SIGNAL,
+    nb_weight=NB_WEIGHT,
 )
 
 

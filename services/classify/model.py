@@ -42,6 +42,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from services.classify.config import AGENCY_KINDS, ClassifyConfig
+from services.classify.nb_weights import NB_WEIGHT, blend_nb
 from services.classify.rules import RuleResult, RuleSet
 
 # 2: the kelurahan decision may read a multi-class model (``catch_all_signal``); format-1
@@ -620,6 +621,7 @@ def train_model(
     catch_all_margin: float | Literal["default"] | None = "default",
     calibration_folds: int = CALIBRATION_FOLDS,
     catch_all_signal: str = CATCH_ALL_SIGNAL,
+    nb_weight: float = NB_WEIGHT,
 ) -> TextModel:
     """Fit a model on labelled history. Deterministic: same rows, same model.
 
@@ -638,7 +640,10 @@ def train_model(
     ``None`` keeps it an ordinary class instead. 5-fold CV on the dev data, ordinary class ->
     multi-class signal at 0.42: accuracy on non-kelurahan rows 0.865 -> 0.879, macro-F1
     without the kelurahan class 0.647 -> 0.660, overall accuracy 0.819 -> 0.810 (see
-    docs/classify.md for the trade-off)."""
+    docs/classify.md for the trade-off).
+
+    ``nb_weight`` blends a naive-Bayes-weighted SVM per class into the (specialist) model
+    (:mod:`services.classify.nb_weights`; 0: the plain SVM)."""
     if len(texts) != len(labels):
         raise HistoryError("texts and labels differ in length")
     if catch_all_signal not in CATCH_ALL_SIGNALS:
@@ -679,16 +684,16 @@ def train_model(
             catch_all_clf.fit(x, list(y))
         else:
             catch_all_clf.fit(x, ~specialist)
-        clf = LinearSVC(C=c, class_weight="balanced", random_state=0).fit(
-            x[specialist], list(y[specialist])
-        )
+        rows = specialist
     else:
-        clf = LinearSVC(C=c, class_weight="balanced", random_state=0).fit(x, list(labels))
+        rows = np.ones(len(y), dtype=bool)
+    clf = LinearSVC(C=c, class_weight="balanced", random_state=0).fit(x[rows], list(y[rows]))
+    if nb_weight > 0:
+        clf.coef_, clf.intercept_ = blend_nb(clf, x[rows], y[rows], c, nb_weight)
     aux_clf = None
     if aux is not None:
         # like the specialist model, the topic model learns from the specialist rows only
         # when the catch-all has its own detector (same accuracy in CV, fewer classes)
-        rows = specialist if catch_all else np.ones(len(y), dtype=bool)
         kept_aux = [a for a, keep in zip(aux, rows, strict=True) if keep]
         pseudo = auxiliary_labels(list(y[rows]), kept_aux, aux_min_count)
         if len(set(pseudo)) > len(set(y[rows])):
@@ -708,6 +713,7 @@ def train_model(
             char_ngrams=char_ngrams,
             catch_all_margin=catch_all_margin,
             catch_all_signal=catch_all_signal,
+            nb_weight=nb_weight,
         )
     return TextModel(
         label_field,
@@ -757,6 +763,14 @@ def add_training_options(ap: argparse.ArgumentParser) -> None:
         help=f"calibrate the confidence on N out-of-fold parts of the history (default "
         f"{CALIBRATION_FOLDS}; 0: uncalibrated, training about 3x faster)",
     )
+    ap.add_argument(
+        "--nb-weight",
+        type=_weight,
+        default=NB_WEIGHT,
+        metavar="FLOAT",
+        help=f"share of the naive-Bayes-weighted SVM blended into the agency model (default "
+        f"{NB_WEIGHT}; 0: the plain SVM)",
+    )
 
 
 class TrainingOptions(TypedDict):
@@ -764,6 +778,7 @@ class TrainingOptions(TypedDict):
     catch_all_margin: float | Literal["default"] | None
     calibration_folds: int
     catch_all_signal: str
+    nb_weight: float
 
 
 def training_options(args: argparse.Namespace) -> TrainingOptions:
@@ -773,7 +788,18 @@ def training_options(args: argparse.Namespace) -> TrainingOptions:
         "catch_all_margin": args.subdistrict_margin,
         "calibration_folds": args.calibration_folds,
         "catch_all_signal": args.subdistrict_signal,
+        "nb_weight": args.nb_weight,
     }
+
+
+def _weight(value: str) -> float:
+    try:
+        weight = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 <= weight < math.inf:
+        raise argparse.ArgumentTypeError(f"not a finite weight >= 0: {value!r}")
+    return weight
 
 
 def _margin(value: str) -> float | Literal["default"] | None:

@@ -204,6 +204,46 @@ def test_block_wise_scores_equal_the_stacked_features_times_the_weights() -> Non
     assert np.allclose(model.scores(results, RULES), stacked, atol=1e-4)
 
 
+def test_the_agency_model_blends_in_a_naive_bayes_weighted_svm_per_kind() -> None:
+    """The blend is one linear model over the same features: its scores are the plain SVM's
+    and the NBSVMs' (recomputed here from the definition, Wang & Manning 2012) in the stated
+    proportions, and the fast block-wise scores read it."""
+    texts, labels = _texts_labels()
+    plain = train_model(texts, labels, RULES, nb_weight=0.0)
+    blended = train_model(texts, labels, RULES, nb_weight=0.5)
+    x, y = plain.features([RULES.apply(t) for t in texts], RULES), np.asarray(labels)
+    probes = [RULES.apply(t) for t in ("sampah gang 3 belum", "wadul lampu mati", "rt 4 rusak")]
+    probe_x = plain.features(probes, RULES)
+    svm_scores = x @ plain.clf.coef_.T + plain.clf.intercept_  # the spread is the rows'
+    nb_scores, probe_nb = [], []
+    for kind in plain.clf.classes_:
+        present = (x > 0).toarray()
+        p = present[y == kind].sum(axis=0) + 0.5
+        q = present[y != kind].sum(axis=0) + 0.5
+        r = np.log((p / p.sum()) / (q / q.sum()))
+        pos = y == kind
+        weights = {True: len(y) / (2 * pos.sum()), False: len(y) / (2 * (~pos).sum())}
+        svm = LinearSVC(class_weight=weights, random_state=0).fit(x.multiply(r).tocsr(), pos)
+        nb_scores.append(x.multiply(r) @ svm.coef_.ravel() + svm.intercept_[0])
+        probe_nb.append(probe_x.multiply(r) @ svm.coef_.ravel() + svm.intercept_[0])
+    k = svm_scores.std() / np.column_stack(nb_scores).std()
+    probe_svm = plain.scores(probes, RULES)
+    expected = (probe_svm + 0.5 * k * np.column_stack(probe_nb)) / 1.5
+    assert np.allclose(blended.scores(probes, RULES), expected, atol=1e-3)
+    assert np.abs(probe_svm - expected).max() > 0.05  # the blend changes the scores
+
+
+def test_nb_weight_option_parses_and_refuses_what_is_not_a_weight(capsys) -> None:
+    ap = argparse.ArgumentParser()
+    add_training_options(ap)
+    assert training_options(ap.parse_args([]))["nb_weight"] == 0.5
+    assert training_options(ap.parse_args(["--nb-weight", "0"]))["nb_weight"] == 0.0
+    for bad in ("-1", "nan", "much"):
+        with pytest.raises(SystemExit):
+            ap.parse_args(["--nb-weight", bad])
+    assert "not a number: 'much'" in capsys.readouterr().err
+
+
 # the kelurahan takes a bit of everything: its rows repeat the specialists' words
 CATCH_ALL_HISTORY = [
     *HISTORY,
