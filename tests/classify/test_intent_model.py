@@ -38,6 +38,9 @@ HELD_OUT = {f"intent_fresh{k}.csv" for k in range(25, 30)}
 # live-stream comments, speech-to-text voice notes, community figures' letters, X messages
 # in English and Indonesian: styles no other set has
 NOVEL_STYLES = {f"intent_fresh{k}.csv" for k in range(38, 42)}
+# long messages that raise several matters, one of them (in the middle or at the end) an
+# emergency: a portal letter, a chat to a village head, a list of complaints
+BURIED = {f"intent_fresh{k}.csv" for k in (71, 76, 77)}
 
 
 def _train_without(names: set[str]) -> tuple[IntentModel, LabelledSentences]:
@@ -94,6 +97,21 @@ def test_styles_it_never_saw_keep_most_emergencies(
     assert kind >= 0.92 and urgency >= 0.87, (kind, urgency)
     assert false <= 1 and missed <= 4, (false, missed)
     assert kind > rules_kind + 0.05
+
+
+def test_emergencies_buried_in_long_messages_are_mostly_caught_when_never_seen() -> None:
+    """Measured 0.972 / 0.906 with no false and 8 missed of 42 emergencies, each told among
+    ordinary matters in a long message (the rules: 0.928 / 0.728 / 8 / 18): the style the
+    model misses most, so its floor is lower than the others'."""
+    model, data = _train_without(BURIED)
+    kind, urgency, false, missed, _ = _score(model, data)
+    assert kind >= 0.95 and urgency >= 0.88, (kind, urgency)
+    assert false <= 1 and missed <= 10, (false, missed)
+    rules_missed = sum(
+        u == "emergency" != RULES.apply(t).urgency
+        for t, u in zip(data.texts, data.urgencies, strict=True)
+    )
+    assert missed < rules_missed - 5  # the rules miss 18 of them
 
 
 def test_non_complaints_are_low_and_complaints_always_have_a_clock() -> None:
