@@ -88,7 +88,7 @@ emergency and in something harmless) first scored 0.883 / 0.817 / 3 / 0 and
 1 / 0 (complaints about spam in the comments read as spam, "ati ku kebakaran", "bikin
 kesetrum", a child swept away "sudah ketemu dlm keadaan selamat").
 
-Fifty-nine more sets were written after the rules' last round and never tuned on: fresh25-29
+Sixty-three more sets were written after the rules' last round and never tuned on: fresh25-29
 in five styles (a regency's Instagram, a call centre's WhatsApp, X mentions, village
 Facebook, tense and context), fresh30-33 as complaint-portal messages (long, polite,
 follow-ups, terse app reports), fresh34-37 (a city's Instagram and Facebook, a rainy
@@ -106,7 +106,8 @@ non-native English, Madurese, rainy-season hazard reports, two-to-twelve-word re
 fresh76-79 (emergencies buried in portal letters and village WhatsApp messages, tense and
 negation in informal Indonesian, hazard reports in Javanese) and fresh80-83 (reports on
 behalf of others, Indonesian-English code-mixing, the time of an event, badly typed
-messages): their one score is their floor. They
+messages) and fresh84-87 (hazard reports in English, threats and crime, Madurese messages
+with a buried emergency, Javanese krama letters): their one score is their floor. They
 are also what the learned kind/urgency model was measured on before it learned from them
 (``tests/classify/test_intent_model.py``, docs/classify.md).
 
@@ -275,6 +276,10 @@ def test_sets_scored_once_then_fixed_floor(name: str) -> None:
         ("intent_fresh81.csv", 0.88, 0.78),  # 0.900 / 0.800
         ("intent_fresh82.csv", 0.84, 0.74),  # 0.867 / 0.767
         ("intent_fresh83.csv", 0.71, 0.61),  # 0.733 / 0.633
+        ("intent_fresh84.csv", 0.29, 0.28),  # 0.317 / 0.300: English hazard reports
+        ("intent_fresh85.csv", 0.73, 0.51),  # 0.750 / 0.533
+        ("intent_fresh86.csv", 0.89, 0.64),  # 0.917 / 0.667
+        ("intent_fresh87.csv", 0.68, 0.56),  # 0.700 / 0.583
     ],
 )
 def test_sets_written_without_reading_the_rules_floor(
@@ -365,6 +370,12 @@ def test_sets_written_without_reading_the_rules_floor(
         "intent_fresh81.csv": 5,
         "intent_fresh82.csv": 2,
         "intent_fresh83.csv": 8,
+        # fresh84-87: hazard reports in English, threats and crime, Madurese messages with
+        # a buried emergency, Javanese krama letters
+        "intent_fresh84.csv": 10,
+        "intent_fresh85.csv": 11,
+        "intent_fresh86.csv": 11,
+        "intent_fresh87.csv": 12,
     }.get(name, 1)
     # (fresh23: "terjebak 2 jam di Porong" behind roadworks)
     assert len(false) + len(missed) <= allowed, (false, missed)
