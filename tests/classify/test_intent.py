@@ -88,7 +88,7 @@ emergency and in something harmless) first scored 0.883 / 0.817 / 3 / 0 and
 1 / 0 (complaints about spam in the comments read as spam, "ati ku kebakaran", "bikin
 kesetrum", a child swept away "sudah ketemu dlm keadaan selamat").
 
-Sixty-three more sets were written after the rules' last round and never tuned on: fresh25-29
+Sixty-seven more sets were written after the rules' last round and never tuned on: fresh25-29
 in five styles (a regency's Instagram, a call centre's WhatsApp, X mentions, village
 Facebook, tense and context), fresh30-33 as complaint-portal messages (long, polite,
 follow-ups, terse app reports), fresh34-37 (a city's Instagram and Facebook, a rainy
@@ -107,7 +107,9 @@ fresh76-79 (emergencies buried in portal letters and village WhatsApp messages, 
 negation in informal Indonesian, hazard reports in Javanese) and fresh80-83 (reports on
 behalf of others, Indonesian-English code-mixing, the time of an event, badly typed
 messages) and fresh84-87 (hazard reports in English, threats and crime, Madurese messages
-with a buried emergency, Javanese krama letters): their one score is their floor. They
+with a buried emergency, Javanese krama letters) and fresh88-91 (English messages with a
+buried emergency, Javanese krama and ngoko, plain words of children and the elderly,
+follow-ups in a conversation): their one score is their floor. They
 are also what the learned kind/urgency model was measured on before it learned from them
 (``tests/classify/test_intent_model.py``, docs/classify.md).
 
@@ -280,6 +282,10 @@ def test_sets_scored_once_then_fixed_floor(name: str) -> None:
         ("intent_fresh85.csv", 0.73, 0.51),  # 0.750 / 0.533
         ("intent_fresh86.csv", 0.89, 0.64),  # 0.917 / 0.667
         ("intent_fresh87.csv", 0.68, 0.56),  # 0.700 / 0.583
+        ("intent_fresh88.csv", 0.43, 0.46),  # 0.450 / 0.483: English
+        ("intent_fresh89.csv", 0.74, 0.64),  # 0.767 / 0.667
+        ("intent_fresh90.csv", 0.78, 0.63),  # 0.800 / 0.650
+        ("intent_fresh91.csv", 0.89, 0.76),  # 0.917 / 0.783
     ],
 )
 def test_sets_written_without_reading_the_rules_floor(
@@ -376,6 +382,12 @@ def test_sets_written_without_reading_the_rules_floor(
         "intent_fresh85.csv": 11,
         "intent_fresh86.csv": 11,
         "intent_fresh87.csv": 12,
+        # fresh88-91: English messages with a buried emergency, Javanese krama and ngoko,
+        # plain words of children and the elderly, follow-ups in a conversation
+        "intent_fresh88.csv": 11,
+        "intent_fresh89.csv": 9,
+        "intent_fresh90.csv": 8,
+        "intent_fresh91.csv": 6,
     }.get(name, 1)
     # (fresh23: "terjebak 2 jam di Porong" behind roadworks)
     assert len(false) + len(missed) <= allowed, (false, missed)
