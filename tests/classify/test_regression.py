@@ -29,6 +29,12 @@ CATEGORY_CASES = [
     ("anak saya gak keterima ppdb jalur zonasi padahal dekat", "education", "education"),
     ("antrian di puskesmas lama bgt, dokternya blm dateng", "health", "health"),
     ("pkl jualan di trotoar sampai malam, tolong satpol pp", "public_order", "public_order"),
+    # the vendors, not the pavement they stand on or the asphalt people walk on instead
+    (
+        "PKL berjualan di trotoar depan stasiun, pejalan kaki terpaksa jalan di aspal",
+        "public_order",
+        "public_order",
+    ),
     ("minta info lowongan kerja buat lulusan smk", "manpower", "manpower"),
     ("tagihan pbb saya naik 3x lipat", "revenue", "revenue"),
     ("ada sarang tawon besar di plafon, mohon damkar", "fire_rescue", "fire_rescue"),
