@@ -71,7 +71,9 @@ def test_message_kind(text: str, kind: str) -> None:
     ("text", "urgency", "reason"),
     [
         ("ada kebakaran rumah di gang 5, api besar!", "emergency", "fire"),
-        ("pohon tumbang menutup jalan, motor gak bisa lewat", "emergency", None),
+        # a tree across a road is a hazard to clear today; on someone, an emergency
+        ("pohon tumbang menutup jalan, motor gak bisa lewat", "high", "fallen tree across a road"),
+        ("pohon tumbang nimpa motor, pengendaranya kejepit", "emergency", None),
         # water in homes is urgent; waist-deep or people trapped is an emergency
         ("banjir sekarang, air masuk rumah warga", "high", "risk of collapse or flooding"),
         ("banjir sepinggang, air masuk rumah warga", "emergency", None),
