@@ -58,7 +58,9 @@ def blend_nb(
     fitted multi-class ``svm`` and the rows it learned from, ``k`` scaling the NBSVM scores
     to the spread of the SVM's on those rows (the two are on different scales; the blend
     keeps the SVM's, which the topic model's margins are added to)."""
-    parts = [nb_svm(x, y == kind, c) for kind in svm.classes_]
+    # a two-class LinearSVC keeps one row of weights, for its second class
+    kinds = svm.classes_ if svm.coef_.shape[0] > 1 else svm.classes_[1:]
+    parts = [nb_svm(x, y == kind, c) for kind in kinds]
     coef = np.vstack([w for w, _ in parts])
     intercept = np.asarray([b for _, b in parts])
     spread = float(np.std(x @ svm.coef_.T + svm.intercept_))

@@ -233,6 +233,19 @@ def test_the_agency_model_blends_in_a_naive_bayes_weighted_svm_per_kind() -> Non
     assert np.abs(probe_svm - expected).max() > 0.05  # the blend changes the scores
 
 
+def test_a_history_of_two_agency_kinds_is_blended_as_one_binary_model() -> None:
+    """A two-class LinearSVC has one row of weights (for its second class): the blend keeps
+    that shape and still decides both kinds."""
+    texts, labels = _texts_labels()
+    two = [
+        (t, k) for t, k in zip(texts, labels, strict=True) if k in ("environment", "public_works")
+    ]
+    model = train_model([t for t, _ in two], [k for _, k in two], RULES, nb_weight=0.5)
+    assert model.clf.coef_.shape[0] == 1 and model.clf.intercept_.shape == (1,)
+    probes = [RULES.apply("sampah menumpuk di blok 9"), RULES.apply("jalan rusak berlubang")]
+    assert [label for label, _ in model.decide(probes, RULES)] == ["environment", "public_works"]
+
+
 def test_nb_weight_option_parses_and_refuses_what_is_not_a_weight(capsys) -> None:
     ap = argparse.ArgumentParser()
     add_training_options(ap)
